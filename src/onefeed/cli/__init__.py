@@ -1,0 +1,35 @@
+"""The ``onefeed`` command. Each sub-app lives in its own module and only parses, calls, formats."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(help="onefeed: unified generative search and recommendation.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+
+# (module, sub-command name or None for top-level commands registered by the module itself)
+_SUBAPPS = [
+    ("onefeed.cli.data", "data"),
+    ("onefeed.cli.sid", "sid"),
+    ("onefeed.cli.model", None),
+    ("onefeed.cli.bench", None),
+    ("onefeed.cli.run", None),
+]
+
+for _module, _name in _SUBAPPS:
+    try:
+        mod = importlib.import_module(_module)
+    except ModuleNotFoundError as exc:  # a sub-app not written yet
+        if exc.name != _module:
+            raise
+        continue
+    if _name is None:
+        mod.register(app)
+    else:
+        app.add_typer(mod.app, name=_name)
+
+
+def main() -> None:
+    app()

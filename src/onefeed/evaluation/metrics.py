@@ -1,0 +1,56 @@
+"""Ranking metrics as pure functions of the target's rank.
+
+Every recommender and retriever is reduced to ``ranks``: the 0-based position of the single
+held-out target in the model's ranked item list, or ``-1`` when the target is not in the list
+at all. Codes are always mapped to items before ranks are computed (colliding codes must not
+count as hits).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_KS: tuple[int, ...] = (5, 10, 20)
+
+
+def target_ranks(topk: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(n, K) ranked item ids, (n,) targets -> (n,) 0-based rank of the target, -1 if absent."""
+    topk = np.asarray(topk)
+    hit = topk == np.asarray(targets)[:, None]
+    found = hit.any(axis=1)
+    return np.where(found, hit.argmax(axis=1), -1)
+
+
+def hit_at_k(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Per case 1.0 when the target is in the top k. With one target, Recall@K == HR@K."""
+    ranks = np.asarray(ranks)
+    return ((ranks >= 0) & (ranks < k)).astype(np.float64)
+
+
+def ndcg_at_k(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Per case 1/log2(rank+2) inside the top k, else 0 (one relevant item, so IDCG = 1)."""
+    ranks = np.asarray(ranks)
+    inside = (ranks >= 0) & (ranks < k)
+    return np.where(inside, 1.0 / np.log2(np.maximum(ranks, 0) + 2.0), 0.0)
+
+
+def mrr_at_k(ranks: np.ndarray, k: int) -> np.ndarray:
+    ranks = np.asarray(ranks)
+    inside = (ranks >= 0) & (ranks < k)
+    return np.where(inside, 1.0 / (np.maximum(ranks, 0) + 1.0), 0.0)
+
+
+def per_case_metrics(ranks: np.ndarray, ks: tuple[int, ...] = DEFAULT_KS) -> dict[str, np.ndarray]:
+    """All ranking metrics per case, keyed ``recall@k``, ``ndcg@k``, ``hr@k``, ``mrr@k``."""
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        out[f"recall@{k}"] = hit_at_k(ranks, k)
+        out[f"ndcg@{k}"] = ndcg_at_k(ranks, k)
+        out[f"hr@{k}"] = hit_at_k(ranks, k)
+        out[f"mrr@{k}"] = mrr_at_k(ranks, k)
+    return out
+
+
+def summarise(per_case: dict[str, np.ndarray]) -> dict[str, float]:
+    return {name: float(np.mean(values)) if len(values) else 0.0
+            for name, values in per_case.items()}

@@ -1,0 +1,515 @@
+"""Benchmark suites: models x seeds on one prepared dataset -> results.json, per-case parquet,
+report.md and plots under bench/results/<suite>/ (schema: docs/BENCHMARKS.md).
+
+A suite is a TOML file (configs/bench/<suite>.toml) read into ``SuiteConfig``. Each model row
+has a ``kind``: a registered baseline (``onefeed.baselines.TASKS``) or ``external`` with an
+``entry = "module:Class"`` following the same shape (``fit(ds, cfg: dict, seed)`` then
+``recommend(cases, k)``; optionally ``retrieve(queries, k)`` and ``generate(cases, k)``, whose
+results are then scored as search / query generation too). That is how the generative model
+enters the table as the ``tiger`` / ``onefeed`` rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+from rich.console import Console
+
+from onefeed import config as cfglib
+from onefeed.artifacts import git_commit, machine_info, write_json
+from onefeed.baselines import TASKS, load_entry, resolve, task_of
+from onefeed.baselines.pop import train_popularity
+from onefeed.baselines.query_baselines import query_cases
+from onefeed.data.schemas import EVAL_QUERY_SCHEMA, EVENT_SCHEMA, QUERY_SCHEMA, DataError, Dataset
+from onefeed.data.views import RecCases, rec_cases
+from onefeed.evaluation.coverage import catalogue_coverage, long_tail_hits, tail_mask
+from onefeed.evaluation.metrics import per_case_metrics, target_ranks
+from onefeed.evaluation.protocol import Protocol
+from onefeed.evaluation.query_metrics import query_per_case, retrievable
+from onefeed.evaluation.text_metrics import bleu_at_k, distinct_n, rouge_l
+from onefeed.paths import results_root
+
+console = Console(stderr=True)
+
+
+@dataclass
+class DatasetSpec:
+    dir: str = ""  # a prepared Dataset directory (``onefeed data prepare``)
+    prepare: str = ""  # the prepare config that builds ``dir`` (documentation / hint)
+    synthetic: bool = False  # build a tiny synthetic dataset in memory (CI / quick suite)
+    synthetic_users: int = 60
+    synthetic_items: int = 30
+
+
+@dataclass
+class ModelSpec:
+    kind: str = ""
+    entry: str = ""  # kind = "external": "module:Class"
+    params: dict[str, Any] = field(default_factory=dict)
+    seeds: int = 0  # 0 = all suite seeds for headline models, 1 otherwise
+    quick: dict[str, Any] = field(default_factory=dict)  # params overridden by --quick
+    history: int = 0  # evaluation history length for this row (0 = the protocol's)
+    max_k: int = 0  # longest list asked of recommend (0 = max(ks, curve_k)); beam search rows
+    note: str = ""
+
+
+@dataclass
+class Reference:
+    """A literature row printed beside ours (never mixed into our table)."""
+
+    name: str = ""
+    source: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SuiteConfig:
+    suite: str = ""
+    description: str = ""
+    dataset: DatasetSpec = field(default_factory=DatasetSpec)
+    protocol: Protocol = field(default_factory=Protocol)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    headline: list[str] = field(default_factory=lambda: ["onefeed", "tiger", "sasrec"])
+    threads: int = 1  # torch threads (the machine is shared)
+    models: dict[str, Any] = field(default_factory=dict)  # name -> ModelSpec table
+    references: list[Any] = field(default_factory=list)  # Reference tables
+
+    def model_specs(self) -> dict[str, ModelSpec]:
+        out = {}
+        for name, table in self.models.items():
+            if name != name.lower():
+                raise cfglib.ConfigError(f"models.{name}: model names must be lowercase")
+            spec = cfglib.from_dict(ModelSpec, table, f"models.{name}.")
+            if spec.kind != "external":
+                task_of(spec.kind)  # raises on an unknown kind
+            elif not spec.entry:
+                raise cfglib.ConfigError(f"models.{name}: kind 'external' needs entry")
+            out[name] = spec
+        return out
+
+    def reference_rows(self) -> list[Reference]:
+        return [cfglib.from_dict(Reference, r, f"references[{i}].")
+                for i, r in enumerate(self.references)]
+
+
+def load_suite(path: str | Path, overrides: list[str] | None = None) -> SuiteConfig:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such suite config")
+    cfg = cfglib.load(SuiteConfig, path, overrides)
+    cfg.model_specs()  # validate early
+    cfg.reference_rows()
+    return cfg
+
+
+def synthetic_dataset(n_users: int, n_items: int, seed: int = 0) -> Dataset:
+    """A tiny leave-one-out dataset with learnable structure (users walk item clusters in
+    order), text, weak queries and eval queries, for CI smoke runs of the whole harness."""
+    rng = np.random.default_rng(seed)
+    words = ["red", "blue", "green", "soft", "matte", "gloss", "mini", "pro"]
+    kinds = ["lipstick", "polish", "cream", "shampoo", "serum"]
+    rows, qrows, erows = [], [], []
+    for u in range(n_users):
+        start, length = int(rng.integers(n_items)), int(rng.integers(5, 10))
+        seq = [(start + j) % n_items for j in range(length)]
+        for p, item in enumerate(seq):
+            split = "test" if p == length - 1 else "valid" if p == length - 2 else "train"
+            rows.append((u, item, p, None, "rec_click", None, None, split))
+    titles = [f"{words[i % 8]} {words[(i // 8) % 8]} {kinds[i % 5]} {i}" for i in range(n_items)]
+    for i, t in enumerate(titles):
+        w = t.split()
+        qrows += [(i, f"{w[0]} {w[2]}", "title", "train"), (i, f"{w[1]} {w[2]}", "keyword", "test")]
+    held = {i: f"{t.split()[1]} {t.split()[2]}" for i, t in enumerate(titles)}
+    events = pl.DataFrame(rows, schema=EVENT_SCHEMA, orient="row")
+    for r in events.filter(pl.col("split") != "train").iter_rows(named=True):
+        erows.append((r["user"], r["split"], r["item"], held[r["item"]]))
+    items = pl.DataFrame({
+        "item": pl.Series(range(n_items), dtype=pl.Int32), "first_split": ["train"] * n_items,
+        "item_id": [f"i{i}" for i in range(n_items)], "title": titles,
+        "description": [None] * n_items, "brand": [f"brand{i % 4}" for i in range(n_items)],
+        "categories": [["beauty", kinds[i % 5]] for i in range(n_items)],
+        "tags": [[] for _ in range(n_items)]},
+        schema_overrides={"categories": pl.List(pl.Utf8), "tags": pl.List(pl.Utf8),
+                          "description": pl.Utf8})
+    users = pl.DataFrame({"user": pl.Series(range(n_users), dtype=pl.Int32),
+                          "user_id": [f"u{u}" for u in range(n_users)]})
+    return Dataset(events, items, users, pl.DataFrame(qrows, schema=QUERY_SCHEMA, orient="row"),
+                   pl.DataFrame(erows, schema=EVAL_QUERY_SCHEMA, orient="row"),
+                   {"name": "synthetic", "protocol": "leave_one_out", "seed": seed})
+
+
+def load_dataset(spec: DatasetSpec, override_dir: str | None = None) -> Dataset:
+    if override_dir:
+        return Dataset.load(override_dir)
+    if spec.synthetic:
+        return synthetic_dataset(spec.synthetic_users, spec.synthetic_items)
+    if not spec.dir:
+        raise cfglib.ConfigError("dataset.dir is empty and dataset.synthetic is false")
+    if not (Path(spec.dir) / "manifest.json").exists():
+        hint = f" (build it: onefeed data prepare --config {spec.prepare})" if spec.prepare else ""
+        raise DataError(f"{spec.dir}: no prepared dataset{hint}; or pass --data DIR")
+    return Dataset.load(spec.dir)
+
+
+# ---------------------------------------------------------------------------------------------
+# One (model, seed) run per task. Each returns (scalar metrics, per-case arrays, extras).
+
+@dataclass
+class RunOutput:
+    metrics: dict[str, float]
+    per_case: dict[str, np.ndarray]  # metric -> (n_cases,) aligned with ``users``
+    users: np.ndarray
+    train_seconds: float
+    infer_seconds: float
+    curve: list[float] = field(default_factory=list)  # Recall@1..curve_k
+    log: dict[str, Any] = field(default_factory=dict)
+
+
+def model_config(model: Any, params: dict[str, Any], where: str) -> Any:
+    """Typed config of a baseline from the suite's params (unknown keys raise)."""
+    cls = getattr(model, "Config", None)
+    if cls is None or not dataclasses.is_dataclass(cls):
+        return dict(params)
+    return cfglib.from_dict(cls, cfglib._merge(cfglib.to_dict(cls()), params), where)
+
+
+def eval_rec(model: Any, cases: RecCases, proto: Protocol, n_items: int, tail: np.ndarray,
+             max_k: int = 0) -> tuple[dict[str, float], dict[str, np.ndarray], list[float], float]:
+    k = max(max(proto.ks), max_k or proto.curve_k)
+    start = time.perf_counter()
+    topk = np.asarray(model.recommend(cases, k))
+    infer = time.perf_counter() - start
+    if proto.filter_seen and not getattr(getattr(model, "cfg", None), "filter_seen", False):
+        topk = _drop_seen(topk, cases.history)
+    ranks = target_ranks(topk, cases.targets)
+    per_case = per_case_metrics(ranks, tuple(proto.ks))
+    metrics = {m: float(v.mean()) if len(v) else 0.0 for m, v in per_case.items()}
+    for kk in proto.ks:
+        metrics[f"coverage@{kk}"] = catalogue_coverage(topk[:, :kk], n_items)
+        hits = long_tail_hits(ranks, cases.targets, tail, kk)
+        metrics[f"tail_recall@{kk}"] = float(hits.mean()) if len(hits) else 0.0
+    per_case["rank"] = ranks.astype(np.float64)
+    curve = [float(((ranks >= 0) & (ranks < c)).mean()) if len(ranks) else 0.0
+             for c in range(1, min(proto.curve_k, k) + 1)]
+    return metrics, per_case, curve, infer
+
+
+def _drop_seen(topk: np.ndarray, history: np.ndarray) -> np.ndarray:
+    out = np.full_like(topk, -1)
+    for row in range(len(topk)):
+        seen = set(history[row][history[row] >= 0].tolist())
+        keep = [i for i in topk[row] if i not in seen]
+        out[row, :len(keep)] = keep
+    return out
+
+
+def search_cases(ds: Dataset, split: str) -> pl.DataFrame:
+    eq = ds.eval_queries.filter(pl.col("split") == split).sort(["user", "item"])
+    return eq.unique(["user"], keep="first", maintain_order=True)
+
+
+def eval_search(model: Any, ds: Dataset, proto: Protocol
+                ) -> tuple[dict[str, float], dict[str, np.ndarray], np.ndarray, list[float], float]:
+    eq = search_cases(ds, proto.search_split)
+    k = max(max(proto.search_ks), proto.curve_k)
+    start = time.perf_counter()
+    topk = np.asarray(model.retrieve(eq["query"].to_list(), k))
+    infer = time.perf_counter() - start
+    ranks = target_ranks(topk, eq["item"].to_numpy().astype(np.int64))
+    full = per_case_metrics(ranks, tuple(proto.search_ks))
+    per_case = {m: v for m, v in full.items() if not m.startswith("hr@")}
+    per_case["rank"] = ranks.astype(np.float64)
+    metrics = {m: float(v.mean()) if len(v) else 0.0 for m, v in per_case.items() if m != "rank"}
+    curve = [float(((ranks >= 0) & (ranks < c)).mean()) if len(ranks) else 0.0
+             for c in range(1, proto.curve_k + 1)]
+    return metrics, per_case, eq["user"].to_numpy().astype(np.int64), curve, infer
+
+
+def eval_query(model: Any, cases: RecCases, refs: list[str], proto: Protocol,
+               bm25: Any) -> tuple[dict[str, float], dict[str, np.ndarray], float]:
+    k = max(proto.query_ks)
+    start = time.perf_counter()
+    generated = [list(g) for g in model.generate(cases, k)]
+    infer = time.perf_counter() - start
+    per_case = query_per_case(generated, refs, tuple(proto.query_ks), proto.edit_distance)
+    for kk in sorted({1, k}):
+        per_case[f"bleu@{kk}"] = np.array([bleu_at_k(g, r, kk) for g, r in zip(generated, refs)])
+    per_case["rouge_l@1"] = np.array([rouge_l(g[0] if g else "", r)
+                                      for g, r in zip(generated, refs)])
+    top1 = [g[0] if g else "" for g in generated]
+    per_case["retrievability@1"] = retrievable(bm25.n_matches(top1)) if top1 else np.zeros(0)
+    metrics = {m: float(v.mean()) if len(v) else 0.0 for m, v in per_case.items()}
+    metrics["distinct_2@1"] = distinct_n(top1, 2)
+    metrics[f"distinct_2@{k}"] = distinct_n([q for g in generated for q in g], 2)
+    return metrics, per_case, infer
+
+
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class BenchContext:
+    ds: Dataset
+    proto: Protocol
+    cases: RecCases
+    q_cases: RecCases
+    q_refs: list[str]
+    tail: np.ndarray
+    bm25: Any = None  # shared BM25 over item text (retrievability)
+    _by_history: dict[int, tuple[RecCases, RecCases]] = field(default_factory=dict)
+
+    def rec_and_query_cases(self, history: int) -> tuple[RecCases, RecCases]:
+        """Test cases (and their query-eval subset) with ``history`` items (0 = protocol's)."""
+        if not history or history == self.proto.max_history:
+            return self.cases, self.q_cases
+        if history not in self._by_history:
+            cases = rec_cases(self.ds, self.proto.split, history)
+            self._by_history[history] = (cases, query_cases(self.ds, cases,
+                                                            self.proto.search_split)[0])
+        return self._by_history[history]
+
+
+def make_context(ds: Dataset, proto: Protocol) -> BenchContext:
+    from onefeed.search.bm25 import BM25Config, BM25Retriever
+
+    cases = rec_cases(ds, proto.split, proto.max_history)
+    q_cases, q_refs = query_cases(ds, cases, proto.search_split)
+    bm25 = BM25Retriever()
+    bm25.fit(ds, BM25Config())
+    tail = tail_mask(train_popularity(ds), proto.tail_head_frac)
+    return BenchContext(ds, proto, cases, q_cases, q_refs, tail, bm25)
+
+
+def run_model(name: str, spec: ModelSpec, seed: int, ctx: BenchContext, quick: bool
+              ) -> dict[str, RunOutput]:
+    """Fit ``spec`` with ``seed`` and score every task it supports: task -> RunOutput."""
+    params = dict(spec.params, **(spec.quick if quick else {}))
+    if spec.kind == "external":
+        cls, task = load_entry(spec.entry), "rec"
+        model = cls()
+        cfg = dict(params)
+    else:
+        cls, task = resolve(spec.kind), task_of(spec.kind)
+        model = cls()
+        cfg = model_config(model, params, f"models.{name}.params.")
+    start = time.perf_counter()
+    log = model.fit(ctx.ds, cfg, seed)
+    train_seconds = time.perf_counter() - start
+    log_dict = log.as_dict() if hasattr(log, "as_dict") else (log if isinstance(log, dict) else {})
+    out: dict[str, RunOutput] = {}
+    cases, q_cases = ctx.rec_and_query_cases(spec.history)
+    if task == "rec":
+        m, pc, curve, infer = eval_rec(model, cases, ctx.proto, ctx.ds.n_items, ctx.tail,
+                                        spec.max_k)
+        out["rec"] = RunOutput(m, pc, cases.users, train_seconds, infer, curve, log_dict)
+    if task == "search" or hasattr(model, "retrieve"):
+        m, pc, users, curve, infer = eval_search(model, ctx.ds, ctx.proto)
+        out["search"] = RunOutput(m, pc, users, train_seconds, infer, curve, log_dict)
+    if task == "query" or hasattr(model, "generate"):
+        m, pc, infer = eval_query(model, q_cases, ctx.q_refs, ctx.proto, ctx.bm25)
+        out["query"] = RunOutput(m, pc, q_cases.users, train_seconds, infer, [], log_dict)
+    return out
+
+
+TASK_KEYS = {"rec": "metrics", "search": "metrics_search", "query": "metrics_query"}
+
+
+def seeds_for(name: str, spec: ModelSpec, cfg: SuiteConfig, seeds: list[int], quick: bool
+              ) -> list[int]:
+    if quick:
+        return seeds[:1]
+    kind_task = "rec" if spec.kind == "external" else task_of(spec.kind)
+    if kind_task != "rec":
+        return seeds[:1]  # search / query baselines are deterministic
+    n = spec.seeds or (len(seeds) if name in cfg.headline else 1)
+    return seeds[:n]
+
+
+def _stat(values: list[float]) -> dict[str, Any]:
+    arr = np.asarray(values, dtype=np.float64)
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
+            "per_seed": [float(v) for v in arr]}
+
+
+def run_suite(cfg: SuiteConfig, out_dir: str | Path | None = None, quick: bool = False,
+              seeds: list[int] | None = None, models: list[str] | None = None,
+              data_dir: str | None = None, suite_path: str | None = None) -> Path:
+    """Run every (model, seed) of the suite; write results.json, per_case.parquet, report."""
+    from onefeed.evaluation.report import write_report
+
+    torch.set_num_threads(max(cfg.threads, 1))
+    specs = cfg.model_specs()
+    if models:
+        unknown = sorted(set(models) - set(specs))
+        if unknown:
+            raise cfglib.ConfigError(f"--models {unknown} not in suite {cfg.suite}: {sorted(specs)}")
+        specs = {n: s for n, s in specs.items() if n in models}
+    seeds = seeds or list(cfg.seeds)
+    out_dir = Path(out_dir or results_root() / cfg.suite)
+    ds = load_dataset(cfg.dataset, data_dir)
+    ctx = make_context(ds, cfg.protocol)
+    proto = ctx.proto
+    results: dict[str, Any] = {}
+    per_case_frames: list[pl.DataFrame] = []
+    for name, spec in specs.items():
+        run_seeds = seeds_for(name, spec, cfg, seeds, quick)
+        runs: dict[int, dict[str, RunOutput]] = {}
+        for seed in run_seeds:
+            console.print(f"[bold]{cfg.suite}[/] {name} seed {seed} ...")
+            runs[seed] = run_model(name, spec, seed, ctx, quick)
+            for task, r in runs[seed].items():
+                head = {m: round(v, 4) for m, v in r.metrics.items()
+                        if m.endswith("@10") and not m.startswith(("hr", "coverage"))}
+                console.print(f"  {task}: {head}  train {r.train_seconds:.1f}s "
+                              f"infer {r.infer_seconds:.1f}s")
+                per_case_frames.append(_per_case_frame(task, name, seed, r))
+        results[name] = _summarise_model(name, spec, runs, params=spec.params, quick=quick)
+        results[name]["dataset"] = {"dir": data_dir or cfg.dataset.dir, "name": ds.name,
+                                    "files": ds.manifest.get("files", {})}
+        results[name]["eval_history"] = spec.history or proto.max_history
+    dataset_info = {"name": ds.name, "dir": data_dir or cfg.dataset.dir,
+                    "synthetic": cfg.dataset.synthetic and not data_dir,
+                    "protocol": ds.manifest.get("protocol"), "n_users": ds.n_users,
+                    "n_items": ds.n_items, "n_cases": int(len(ctx.cases.users)),
+                    "n_search_cases": int(search_cases(ds, proto.search_split).height),
+                    "n_query_cases": int(len(ctx.q_refs)),
+                    "manifest_sha": ds.manifest.get("files", {})}
+    doc = {
+        "schema_version": 1,
+        "suite": cfg.suite,
+        "config_path": suite_path,
+        "quick": quick,
+        "dataset": dataset_info,
+        "protocol": proto.as_dict(),
+        "commit": git_commit(),
+        "machine": machine_info(),
+        "seeds": seeds,
+        "headline": cfg.headline,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "models": results,
+        "references": [dataclasses.asdict(r) for r in cfg.reference_rows()],
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if models:  # a subset run updates the suite's existing results instead of replacing them
+        per_case_frames = _merge_previous(doc, out_dir, per_case_frames)
+    order = list(cfg.models)
+    doc["models"] = dict(sorted(doc["models"].items(),
+                                key=lambda kv: order.index(kv[0]) if kv[0] in order else 999))
+    if per_case_frames:
+        pl.concat(per_case_frames, how="diagonal").write_parquet(out_dir / "per_case.parquet")
+    write_report(doc, out_dir)  # adds significance into doc["models"][...] before saving
+    write_json(out_dir / "results.json", doc)
+    return out_dir
+
+
+def _merge_previous(doc: dict[str, Any], out_dir: Path,
+                    frames: list[pl.DataFrame]) -> list[pl.DataFrame]:
+    """Fold a previous results.json of the same suite, dataset and mode into ``doc``.
+
+    Models not re-run are kept as they were. A re-run model with the same kind, params, eval
+    history and dataset files keeps its previous seeds that were not re-run (so seeds can be
+    run one command at a time); otherwise the new entry replaces the old one.
+    """
+    import json
+
+    path = out_dir / "results.json"
+    if not path.exists():
+        return frames
+    old = json.loads(path.read_text())
+    if old.get("quick") != doc["quick"] or old.get("dataset", {}).get("n_items") != \
+            doc["dataset"]["n_items"]:
+        console.print(f"[yellow]{path}: previous run has another dataset/mode; not merged[/]")
+        return frames
+    old_pc = out_dir / "per_case.parquet"
+    old_frame = pl.read_parquet(old_pc) if old_pc.exists() else None
+    keep_rows = []  # (model, seeds) of previous per-case rows to keep
+    merged = {}
+    for name, entry in old.get("models", {}).items():
+        if name not in doc["models"]:
+            merged[name] = entry
+            keep_rows.append((name, entry["seeds"]))
+            continue
+        new = doc["models"][name]
+        same = all(entry.get(k) == new.get(k) for k in ("kind", "params", "eval_history")) and \
+            entry.get("dataset", {}).get("files") == new.get("dataset", {}).get("files")
+        kept = [s for s in entry["seeds"] if s not in new["seeds"]] if same else []
+        if kept:
+            doc["models"][name] = _combine_seeds(entry, new, kept)
+            keep_rows.append((name, kept))
+    doc["models"] = {**merged, **doc["models"]}
+    doc["seeds"] = sorted(set(doc["seeds"]) | set(old.get("seeds", [])))
+    if old_frame is not None and keep_rows:
+        cond = pl.lit(False)
+        for name, seeds in keep_rows:
+            cond = cond | ((pl.col("model") == name) & pl.col("seed").is_in(seeds))
+        frames = [old_frame.filter(cond)] + frames
+    return frames
+
+
+def _combine_seeds(old: dict[str, Any], new: dict[str, Any], kept: list[int]) -> dict[str, Any]:
+    """``new`` plus the ``kept`` seeds of ``old`` (same model and params)."""
+    idx = [old["seeds"].index(s) for s in kept]
+    out = dict(new, seeds=kept + list(new["seeds"]))
+    for key in [*TASK_KEYS.values(), "train_seconds", "infer_seconds"]:
+        if key not in new or key not in old:
+            continue
+        if key.endswith("_seconds"):
+            out[key] = _stat([old[key]["per_seed"][i] for i in idx] + new[key]["per_seed"])
+            continue
+        out[key] = {m: _stat([old[key][m]["per_seed"][i] for i in idx] + v["per_seed"])
+                    for m, v in new[key].items() if m in old[key]}
+    n_old, n_new = len(kept), len(new["seeds"])
+    curves = {}
+    for task, c in new.get("curves", {}).items():
+        prev = old.get("curves", {}).get(task, {}).get("recall_at_k", [])
+        cur = c.get("recall_at_k", [])
+        curves[task] = {"recall_at_k": ((np.array(prev) * n_old + np.array(cur) * n_new)
+                                        / (n_old + n_new)).tolist()
+                        if len(prev) == len(cur) and cur else cur}
+    out["curves"] = curves
+    out["training"] = {**{str(s): old.get("training", {}).get(str(s), {}) for s in kept},
+                       **new.get("training", {})}
+    return out
+
+
+def _per_case_frame(task: str, name: str, seed: int, r: RunOutput) -> pl.DataFrame:
+    n = len(r.users)
+    cols: dict[str, Any] = {"task": [task] * n, "model": [name] * n,
+                            "seed": np.full(n, seed, dtype=np.int32),
+                            "user": np.asarray(r.users, dtype=np.int32)}
+    for m, v in r.per_case.items():
+        cols[m] = np.asarray(v, dtype=np.float32)
+    return pl.DataFrame(cols)
+
+
+def _summarise_model(name: str, spec: ModelSpec, runs: dict[int, dict[str, RunOutput]],
+                     params: dict[str, Any], quick: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"kind": spec.kind, "params": params, "note": spec.note,
+                             "seeds": list(runs)}
+    first = next(iter(runs.values()))
+    for task in first:
+        outs = [runs[s][task] for s in runs]
+        entry[TASK_KEYS[task]] = {m: _stat([o.metrics[m] for o in outs])
+                                  for m in outs[0].metrics}
+        entry.setdefault("curves", {})[task] = {
+            "recall_at_k": np.mean([o.curve for o in outs], axis=0).tolist() if outs[0].curve
+            else []}
+    outs = [next(iter(runs[s].values())) for s in runs]
+    entry["train_seconds"] = _stat([o.train_seconds for o in outs])
+    entry["infer_seconds"] = _stat([sum(r.infer_seconds for r in runs[s].values()) for s in runs])
+    entry["training"] = {str(s): next(iter(runs[s].values())).log for s in runs}
+    return entry
+
+
+def read_suite_file(path: str | Path) -> dict[str, Any]:
+    return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+
+
+__all__ = ["SuiteConfig", "ModelSpec", "load_suite", "run_suite", "synthetic_dataset", "TASKS"]

@@ -1,0 +1,104 @@
+"""End-to-end: the `quick` suite on the in-memory synthetic dataset, results.json schema,
+subset re-runs merging, report and plots. One run shared by the module (a few seconds)."""
+
+import json
+
+import polars as pl
+import pytest
+
+from onefeed.config import ConfigError
+from onefeed.evaluation.bench import load_suite, run_suite
+from onefeed.paths import REPO
+
+QUICK = REPO / "configs" / "bench" / "quick.toml"
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    cfg = load_suite(QUICK, ["seeds=[0,1]"])
+    run_suite(cfg, out, quick=False, suite_path=str(QUICK))
+    return out
+
+
+def test_results_schema(quick_run):
+    doc = json.loads((quick_run / "results.json").read_text())
+    for key in ("suite", "dataset", "protocol", "commit", "machine", "seeds", "models"):
+        assert key in doc
+    assert doc["suite"] == "quick" and doc["seeds"] == [0, 1]
+    assert doc["protocol"]["filter_seen"] is False
+    models = doc["models"]
+    assert {"pop", "itemknn", "sasrec", "gru4rec", "bert4rec", "bm25", "keyword"} <= set(models)
+    assert all(name == name.lower() for name in models)
+    sas = models["sasrec"]
+    assert len(sas["metrics"]["recall@10"]["per_seed"]) == 2  # headline: all seeds
+    assert len(models["pop"]["metrics"]["recall@10"]["per_seed"]) == 1
+    for stat in (sas["metrics"]["ndcg@10"], sas["train_seconds"], sas["infer_seconds"]):
+        assert set(stat) == {"mean", "std", "per_seed"}
+    assert "recall@10" in models["bm25"]["metrics_search"]
+    assert "metrics" not in models["bm25"]
+    assert {"hr@10", "mrr@10", "ed_hr@10", "bleu@10", "retrievability@1"} <= \
+        set(models["keyword"]["metrics_query"])
+    best = [n for n, m in models.items() if m.get("is_best", {}).get("metrics")]
+    assert len(best) == 1
+    others = [n for n in models if "metrics" in models[n] and n != best[0]]
+    assert all("ttest_p" in models[n]["significance"]["metrics"] for n in others)
+
+
+def test_per_case_file_matches_summary(quick_run):
+    doc = json.loads((quick_run / "results.json").read_text())
+    pc = pl.read_parquet(quick_run / "per_case.parquet")
+    pop = pc.filter((pl.col("model") == "pop") & (pl.col("task") == "rec"))
+    assert pop.height == doc["dataset"]["n_cases"]
+    assert pop["ndcg@10"].mean() == pytest.approx(doc["models"]["pop"]["metrics"]["ndcg@10"]["mean"],
+                                                  rel=1e-5)
+
+
+def test_report_and_plots(quick_run):
+    report = (quick_run / "report.md").read_text()
+    assert report.index("## Protocol") < report.index("## Results")
+    assert "Full ranking" in report and "not** filtered" in report
+    assert "| `sasrec` | 2 |" in report
+    assert (quick_run / "recall_at_k.png").stat().st_size > 1000
+    assert (quick_run / "training_curves.png").exists()
+
+
+def test_subset_run_merges_into_existing_results(quick_run):
+    cfg = load_suite(QUICK)
+    run_suite(cfg, quick_run, quick=True, models=["pop"])  # quick mode differs: not merged
+    doc = json.loads((quick_run / "results.json").read_text())
+    assert list(doc["models"]) == ["pop"]
+    run_suite(cfg, quick_run, quick=True, models=["bm25"])
+    doc = json.loads((quick_run / "results.json").read_text())
+    assert list(doc["models"]) == ["pop", "bm25"]  # merged, in suite order
+
+
+def test_bad_configs_are_rejected(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('suite = "x"\n[models.sasrec]\nkind = "nope"\n')
+    with pytest.raises(ValueError, match="unknown model kind 'nope'"):
+        load_suite(bad)
+    bad.write_text('suite = "x"\n[models.sasrec]\nkind = "sasrec"\nparams = { depth = 3 }\n'
+                   '[dataset]\nsynthetic = true\n')
+    with pytest.raises(ConfigError, match="depth"):
+        run_suite(load_suite(bad), tmp_path / "out")
+    with pytest.raises(ConfigError, match="models.Bad: model names must be lowercase"):
+        bad.write_text('suite = "x"\n[models.Bad]\nkind = "pop"\n')
+        load_suite(bad)
+
+
+def test_seeds_run_one_at_a_time_accumulate(tmp_path):
+    cfg = load_suite(QUICK)
+    run_suite(cfg, tmp_path, models=["sasrec"], seeds=[0])
+    run_suite(cfg, tmp_path, models=["sasrec"], seeds=[1])
+    doc = json.loads((tmp_path / "results.json").read_text())
+    sas = doc["models"]["sasrec"]
+    assert sas["seeds"] == [0, 1]
+    assert len(sas["metrics"]["ndcg@10"]["per_seed"]) == 2
+    pc = pl.read_parquet(tmp_path / "per_case.parquet")
+    assert sorted(pc["seed"].unique().to_list()) == [0, 1]
+    # seed-by-seed equals all seeds in one run
+    run_suite(cfg, tmp_path / "all", models=["sasrec"], seeds=[0, 1])
+    both = json.loads((tmp_path / "all" / "results.json").read_text())["models"]["sasrec"]
+    assert both["metrics"]["ndcg@10"]["per_seed"] == pytest.approx(
+        sas["metrics"]["ndcg@10"]["per_seed"])

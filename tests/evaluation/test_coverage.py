@@ -1,0 +1,24 @@
+import numpy as np
+
+from onefeed.evaluation.coverage import catalogue_coverage, long_tail_hits, tail_mask
+
+
+def test_catalogue_coverage():
+    topk = np.array([[0, 1], [1, -1], [3, 0]])
+    assert catalogue_coverage(topk, 10) == 0.3
+
+
+def test_tail_mask_top_20_percent_is_head():
+    pop = np.array([5, 9, 1, 9, 0, 2, 2, 3, 0, 0])  # 10 items -> 2 head items: 1 and 3
+    tail = tail_mask(pop, 0.2)
+    assert np.flatnonzero(~tail).tolist() == [1, 3]
+    # ties broken by lower id: among the 9s and the 5, head = {1, 3}
+    assert tail_mask(np.array([1, 1, 1, 1, 1]), 0.2).tolist() == [False, True, True, True, True]
+
+
+def test_long_tail_hits():
+    tail = np.array([False, True, True])
+    ranks = np.array([0, 3, -1, 1])
+    targets = np.array([0, 1, 2, 1])
+    assert long_tail_hits(ranks, targets, tail, k=2).tolist() == [0.0, 0.0, 1.0]
+    assert long_tail_hits(ranks, targets, tail, k=5).tolist() == [1.0, 0.0, 1.0]

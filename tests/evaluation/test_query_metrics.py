@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+
+from onefeed.evaluation.query_metrics import (levenshtein, normalise_query, query_per_case,
+                                              query_ranks, retrievable)
+
+
+def test_levenshtein_by_hand():
+    assert levenshtein("kitten", "sitting") == 3
+    assert levenshtein("", "abc") == 3
+    assert levenshtein("lipstick", "lipstick") == 0
+    assert levenshtein("lip stick", "lipstick") == 1
+
+
+def test_exact_and_edit_tolerant_ranks():
+    gen = [["nail polish", "Red  Lipstick"], ["shampoo"], ["lipstcks", "x"]]
+    refs = ["red lipstick", "conditioner", "lipstick"]
+    assert normalise_query(" Red  Lipstick ") == "red lipstick"
+    assert query_ranks(gen, refs).tolist() == [1, -1, -1]
+    # "lipstcks" -> "lipstick": 2 edits (insert i, delete s)
+    assert query_ranks(gen, refs, max_distance=2).tolist() == [1, -1, 0]
+    assert query_ranks(gen, refs, max_distance=1).tolist() == [1, -1, -1]
+
+
+def test_query_per_case_hr_mrr():
+    gen = [["a", "b", "c"], ["c", "b"], ["z"]]
+    refs = ["b", "c", "q"]
+    pc = query_per_case(gen, refs, ks=(1, 2), max_distance=0)
+    assert pc["hr@1"].tolist() == [0.0, 1.0, 0.0]
+    assert pc["hr@2"].tolist() == [1.0, 1.0, 0.0]
+    assert pc["mrr@2"] == pytest.approx([0.5, 1.0, 0.0])
+    assert pc["ed_hr@2"].tolist() == pc["hr@2"].tolist()
+
+
+def test_query_ranks_length_mismatch():
+    with pytest.raises(ValueError, match="2 generated lists but 1 references"):
+        query_ranks([["a"], ["b"]], ["a"])
+
+
+def test_retrievable():
+    assert retrievable(np.array([0, 1, 5])).tolist() == [0.0, 1.0, 1.0]

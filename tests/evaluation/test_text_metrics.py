@@ -1,0 +1,36 @@
+import pytest
+
+from onefeed.evaluation.text_metrics import bleu_at_k, distinct_n, ngrams, rouge_l, sentence_bleu
+
+
+def test_bleu_identical_and_disjoint():
+    assert sentence_bleu("red nail polish", "red nail polish") == pytest.approx(1.0)
+    assert sentence_bleu("blue shampoo", "red nail polish") == pytest.approx(0.0, abs=1e-6)
+    assert sentence_bleu("", "red nail polish") == 0.0
+
+
+def test_bleu_partial_is_between_and_best_of_k():
+    partial = sentence_bleu("red polish", "red nail polish")
+    assert 0.0 < partial < 1.0
+    assert bleu_at_k(["blue shampoo", "red polish", "red nail polish"], "red nail polish", 2) \
+        == pytest.approx(partial)
+    assert bleu_at_k(["blue shampoo", "red polish", "red nail polish"], "red nail polish", 3) \
+        == pytest.approx(1.0)
+    assert bleu_at_k([], "x", 3) == 0.0
+
+
+def test_rouge_l_by_hand():
+    # LCS("red polish", "red nail polish") = 2 tokens: P = 2/2, R = 2/3, F = 0.8
+    assert rouge_l("red polish", "red nail polish") == pytest.approx(0.8)
+    assert rouge_l("nail red", "red nail polish") == pytest.approx(2 * 0.5 * (1 / 3) / (0.5 + 1 / 3))
+    assert rouge_l("", "x") == 0.0
+
+
+def test_distinct_n_by_hand():
+    texts = ["red nail polish", "red nail gel"]
+    assert ngrams("a b c".split(), 2) == [("a", "b"), ("b", "c")]
+    # unigrams: red nail polish red nail gel -> 4 unique / 6
+    assert distinct_n(texts, 1) == pytest.approx(4 / 6)
+    # bigrams: (red nail) (nail polish) (red nail) (nail gel) -> 3 / 4
+    assert distinct_n(texts, 2) == pytest.approx(3 / 4)
+    assert distinct_n(["one"], 2) == 0.0

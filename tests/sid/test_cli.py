@@ -1,0 +1,34 @@
+import json
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from onefeed.cli.sid import app
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from conftest import make_tiny_dataset  # noqa: E402
+
+
+def test_build_and_inspect_smoke(tmp_path):
+    seqs = [[0, 1, 2, 3, 4], [1, 2, 3, 4, 5], [2, 3, 4, 5, 6], [5, 6, 7, 0, 1]]
+    make_tiny_dataset(seqs, n_items=8).save(tmp_path / "tiny" / "data")
+    runner = CliRunner()
+    result = runner.invoke(app, ["build", "--data", str(tmp_path / "tiny" / "data"),
+                                 "--strategy", "content", "--quantizer", "rq_kmeans", "--quiet",
+                                 "--set", f"cache_dir={tmp_path / 'cache'}",
+                                 "--set", "codebook_size=4"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "tiny" / "sid" / "content-rq_kmeans"
+    assert (out / "sid_table.parquet").exists() and (out / "manifest.json").exists()
+    result = runner.invoke(app, ["inspect", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "collision rate" in result.output and "coherence" in result.output
+    report = json.loads((out / "sid_diagnostics.json").read_text())
+    assert report["unique"] and (out / "sid_code_usage.png").exists()
+
+
+def test_unknown_override_is_rejected(tmp_path):
+    make_tiny_dataset([[0, 1, 2, 3]], n_items=4).save(tmp_path / "d")
+    result = CliRunner().invoke(app, ["build", "--data", str(tmp_path / "d"), "--set", "nope=1"])
+    assert result.exit_code != 0

@@ -1,0 +1,53 @@
+import numpy as np
+
+from onefeed.sid.rq_kmeans import RQKMeans, RQKMeansConfig, nearest
+
+
+def clusters(n_clusters=8, per=30, dim=16, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_clusters, dim)) * 10
+    x = np.repeat(centres, per, axis=0) + rng.standard_normal((n_clusters * per, dim)) * 0.1
+    return x.astype(np.float32), np.repeat(np.arange(n_clusters), per)
+
+
+def test_separated_clusters_get_distinct_first_codes():
+    x, label = clusters()
+    codes = RQKMeans.fit(x, RQKMeansConfig(levels=2, codebook_size=8, seed=0)).encode(x)
+    # one first-level code per cluster, and different clusters never share one
+    for c in range(8):
+        assert len(set(codes[label == c, 0])) == 1
+    assert len({codes[label == c, 0][0] for c in range(8)}) == 8
+
+
+def test_reconstruction_error_falls_with_levels():
+    x = np.random.default_rng(1).standard_normal((500, 8)).astype(np.float32)
+    errors = RQKMeans.fit(x, RQKMeansConfig(levels=4, codebook_size=16)).residual_errors(x)
+    assert all(b < a for a, b in zip(errors, errors[1:])), errors
+    assert errors[0] < float((x ** 2).sum(1).mean())
+
+
+def test_same_seed_same_codes_and_save_load_round_trip(tmp_path):
+    x = np.random.default_rng(2).standard_normal((300, 8)).astype(np.float32)
+    cfg = RQKMeansConfig(levels=3, codebook_size=16, seed=7)
+    a, b = RQKMeans.fit(x, cfg), RQKMeans.fit(x, cfg)
+    assert np.array_equal(a.encode(x), b.encode(x))
+    a.save(tmp_path / "rq.safetensors")
+    loaded = RQKMeans.load(tmp_path / "rq.safetensors")
+    assert loaded.config == cfg
+    cold = np.random.default_rng(3).standard_normal((20, 8)).astype(np.float32)
+    assert np.array_equal(loaded.encode(x), a.encode(x))
+    assert np.array_equal(loaded.encode(cold), a.encode(cold))
+
+
+def test_fewer_points_than_codes_shrinks_the_codebook():
+    x = np.eye(5, dtype=np.float32)
+    rq = RQKMeans.fit(x, RQKMeansConfig(levels=2, codebook_size=256))
+    assert rq.codebook_sizes[0] == 5
+    assert len({tuple(r) for r in rq.encode(x)}) == 5
+
+
+def test_nearest_matches_brute_force():
+    rng = np.random.default_rng(4)
+    x, c = rng.standard_normal((50, 6)), rng.standard_normal((9, 6))
+    brute = ((x[:, None, :] - c[None]) ** 2).sum(-1).argmin(1)
+    assert np.array_equal(nearest(x, c, chunk=7), brute)

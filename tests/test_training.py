@@ -131,3 +131,12 @@ def test_drop_seen_and_evaluation_ranks(inputs):
     filtered = evaluate_cases(model, cases.users, cases.history, cases.targets, sid_tensor(sid),
                               vocab, trie, Protocol("test", 8, filter_seen=True))
     assert filtered.metrics["recall@10"] >= res.metrics["recall@10"]
+
+
+def test_encoder_decoder_trains_and_evaluates(inputs):
+    state = training.run(inputs / "data", inputs / "sid", None, inputs / "ed",
+                         SMALL + ["model.arch=encoder_decoder", "train.max_steps=3",
+                                  "train.eval_every=1"])
+    assert state["step"] == 3 and state["history"]
+    model, run_cfg, _ = training.load_model(inputs / "ed" / "best")
+    assert run_cfg.model.arch == "encoder_decoder" and type(model).__name__.startswith("Encoder")

@@ -65,7 +65,8 @@ class Vocab:
     def sid_offsets(self) -> tuple[int, ...]:
         """(n_levels,) first token id of each SID level's range."""
         start = self.task_offset + len(TASKS)
-        return tuple(int(x) for x in start + np.concatenate([[0], np.cumsum(self.codebook_sizes)[:-1]]))
+        starts = np.concatenate([[0], np.cumsum(self.codebook_sizes)[:-1]])
+        return tuple(int(start + x) for x in starts)
 
     @property
     def word_offset(self) -> int:

@@ -158,7 +158,7 @@ def load_model(directory: str | Path) -> tuple[GenerativeRecommender, RunConfig,
     return model, run_cfg, Vocab.from_dict(info["vocab"])
 
 
-# ---- the loop -------------------------------------------------------------------------------------
+# ---- the loop ------------------------------------------------------------------------------
 def train(ds: Dataset, sid: SidTable, run_cfg: RunConfig, out: str | Path,
           resume: bool = True, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train, early-stop on validation NDCG@10, keep ``out/best`` and ``out/last``."""

@@ -34,6 +34,9 @@ def _all_masks(trie: Trie, dict_trie: DictTrie, codes: np.ndarray) -> None:
         for level in range(len(row)):
             fast = trie.next_mask(level, node)[0].nonzero().flatten().tolist()
             assert fast == sorted(dict_trie.allowed(row[:level].tolist()))
+            kids = trie.candidates(level, node)[0].tolist()
+            assert [c for c in kids if c >= 0] == fast and kids[len(fast):] == [-1] * (
+                len(kids) - len(fast))
             node = trie.advance(level, node, torch.tensor([int(row[level])]))
         assert int(node) == dict_trie.item(row.tolist())
 
@@ -64,6 +67,19 @@ def test_add_errors():
         trie.add(9, [0, 3, 0])
     with pytest.raises(KeyError):
         trie.remove(42)
+
+
+def test_candidates_widen_when_a_node_gains_children():
+    trie = Trie.from_table(np.array([[0, 0], [1, 0]]), (2, 4))
+    node = trie.advance(0, torch.tensor([0]), torch.tensor([0]))
+    assert trie.candidates(1, node).tolist() == [[0]]
+    trie.add(2, [0, 3])
+    trie.add(3, [0, 2])
+    assert trie.candidates(1, node).tolist() == [[0, 2, 3]]
+    other = trie.advance(0, torch.tensor([0]), torch.tensor([1]))
+    assert trie.candidates(1, other).tolist() == [[0, -1, -1]]
+    trie.remove(3)
+    assert trie.candidates(1, node).tolist() == [[0, 3, -1]]
 
 
 def test_removing_last_child_prunes_prefix():

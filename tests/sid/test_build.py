@@ -81,3 +81,16 @@ def test_strategy_and_quantizer_are_checked():
     with pytest.raises(ValueError, match="joint"):
         build(dataset(), cfg("strategy=fused_svd", "quantizer=joint"), "/tmp/never-written",
               progress=False)
+
+
+def test_dataset_without_text_still_gets_ids(tmp_path):
+    ds = dataset()
+    blank = ds.items.with_columns(pl.lit(None, dtype=pl.Utf8).alias("title"),
+                                  pl.lit(None, dtype=pl.Utf8).alias("brand"),
+                                  pl.lit(None, dtype=pl.List(pl.Utf8)).alias("categories"))
+    ds = ds.__class__(ds.events, blank, ds.users, ds.queries, ds.eval_queries, ds.manifest)
+    table = build(ds, cfg("strategy=content", cache=tmp_path / "cache"), tmp_path / "t",
+                  progress=False)
+    assert table.is_unique()
+    manifest = json.loads((tmp_path / "t" / "manifest.json").read_text())
+    assert manifest["embeddings"]["content"]["fallback"] == "collaborative"

@@ -51,3 +51,28 @@ def test_nearest_matches_brute_force():
     x, c = rng.standard_normal((50, 6)), rng.standard_normal((9, 6))
     brute = ((x[:, None, :] - c[None]) ** 2).sum(-1).argmin(1)
     assert np.array_equal(nearest(x, c, chunk=7), brute)
+
+
+def test_balanced_assign_respects_capacity_and_matches_nearest_when_loose():
+    from onefeed.sid.rq_kmeans import balanced_assign, distances
+
+    rng = np.random.default_rng(5)
+    x, c = rng.standard_normal((40, 4)), rng.standard_normal((5, 4))
+    tight = balanced_assign(distances(x, c), capacity=8)
+    assert np.bincount(tight, minlength=5).max() <= 8
+    assert np.array_equal(balanced_assign(distances(x, c), capacity=40), nearest(x, c))
+
+
+def test_balanced_rq_kmeans_spreads_codes_and_is_reproducible(tmp_path):
+    x = np.random.default_rng(6).standard_normal((256, 32)).astype(np.float32)
+    cfg = RQKMeansConfig(levels=3, codebook_size=16, niter=5, seed=0, balanced=True)
+    rq = RQKMeans.fit(x, cfg)
+    codes = rq.encode_balanced(x)
+    for level in range(3):
+        assert np.bincount(codes[:, level]).max() <= 16
+    plain = RQKMeans.fit(x, RQKMeansConfig(levels=3, codebook_size=16, niter=5, seed=0))
+    assert len(np.unique(codes, axis=0)) >= len(np.unique(plain.encode(x), axis=0))
+    rq.save(tmp_path / "b.safetensors")
+    train = np.arange(256) < 200
+    assert np.array_equal(RQKMeans.load(tmp_path / "b.safetensors").encode_split(x, train),
+                          rq.encode_split(x, train))

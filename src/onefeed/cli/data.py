@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from onefeed.config import ConfigError
@@ -15,6 +16,7 @@ from onefeed.data.schemas import DataError, Dataset
 app = typer.Typer(help="Prepare, check and inspect datasets (raw logs -> split, leak-checked "
                        "data).", no_args_is_help=True)
 console = Console()
+PREPARE_STAGES = 7  # load, preprocess, split, weak queries, sessions, leakage checks, save
 err = Console(stderr=True)
 
 
@@ -38,8 +40,15 @@ def prepare(
         cfg = load_config(config, list(set_))
         if raw_dir is not None:
             cfg.path = str(raw_dir)
-        with console.status("prepare") as status:
-            ds, path = prepare_to_dir(cfg, out, on_step=lambda s: status.update(f"prepare: {s}"))
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                      TimeElapsedColumn(), console=err, transient=True) as progress:
+            task = progress.add_task("prepare", total=PREPARE_STAGES)
+
+            def on_step(stage: str) -> None:
+                progress.update(task, description=f"prepare: {stage}",
+                                completed=min(progress.tasks[0].completed + 1, PREPARE_STAGES))
+
+            ds, path = prepare_to_dir(cfg, out, on_step=on_step)
     except LeakageError as exc:
         for finding in exc.findings:
             err.print(str(finding), markup=False, highlight=False)

@@ -43,7 +43,7 @@ def _print_summary(summary: dict, seconds: float) -> None:
     console.print(f"leakage checks: {summary['leakage']}")
     sid = summary["sid"]
     console.print(f"semantic IDs: {sid['levels']} levels {sid['codebook_sizes']}, "
-                  f"collision rate before dedup {sid['collision_rate']:.3f}, "
+                  f"collision rate before disambiguation {sid['collision_rate']:.1%}, "
                   f"first-level coherence ratio {sid.get('coherence_ratio', float('nan')):.2f} "
                   f"→ {summary['paths']['sid']}")
     table = Table(title=f"test, full ranking over {data['items']:,} items ({summary['protocol']})")

@@ -46,8 +46,9 @@ class Finding:
     rows: pl.DataFrame  # the offending rows (possibly truncated to ``max_rows`` in __str__)
 
     def __str__(self) -> str:
+        shown = f" (first 10 of {self.rows.height})" if self.rows.height > 10 else ""
         with pl.Config(tbl_rows=10, tbl_cols=10, fmt_str_lengths=40):
-            return f"[{self.check}] {self.message}\n{self.rows.head(10)}"
+            return f"[{self.check}] {self.message}\noffending rows{shown}:\n{self.rows.head(10)}"
 
 
 def item_table_hash(items: pl.DataFrame) -> str:

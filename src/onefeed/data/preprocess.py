@@ -155,7 +155,7 @@ def k_core(events: pl.DataFrame, k: int, max_rounds: int = 100) -> tuple[pl.Data
     # Integer codes for the loop: hashing strings every round is the slow part at 10M events.
     ev = events.with_columns(
         _leads_to_click().alias("_led"),
-        pl.col("user").cast(pl.Utf8).cast(pl.Categorical).to_physical().alias("_u"),
+        USER_RUN.alias("_u"),  # rows are grouped by user: the run id is the user
         pl.col("item").cast(pl.Utf8).cast(pl.Categorical).to_physical().alias("_i"))
     for _ in range(max_rounds):
         items_ev = ev.filter(IS_ITEM_EVENT)

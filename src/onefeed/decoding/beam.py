@@ -5,9 +5,11 @@ Knows nothing of any model class: it takes a *step function*
     step(state, prefix (N, level) int64, level) -> (log_probs (N, V_level), state)
 
 and a ``reorder(state, index)`` that gathers per-beam state rows (KV cache, hidden state...).
-All B users' W beams advance together: masking is one gather in the trie's dense child table
-(``Trie.next_mask``) and selection is one ``topk`` over (B, W * V). Because every complete path
-is a distinct item (unique SID rows), the W final beams are W distinct items.
+All B users' W beams advance together: the trie hands back each beam's allowed codes as one
+gather of padded child lists (``Trie.candidates``, K_level wide), their log-probs are gathered
+from the step's (N, V) output, and selection is one ``topk`` over (B, W * K_level). Because
+every complete path is a distinct item (unique SID rows), the W final beams are W distinct
+items.
 """
 
 from __future__ import annotations
@@ -61,17 +63,19 @@ def beam_search(step: StepFn, state: Any, trie: Trie, n_users: int, beam: int,
     width = 1  # beams per user so far
     for level in range(n_levels):
         logp, state = step(state, prefix, level)  # (b * width, V)
-        v = logp.shape[1]
         t0 = time.perf_counter()
-        allowed = trie.next_mask(level, nodes.clamp(min=0))  # dead beams already score -inf
-        cand = torch.where(allowed, scores.unsqueeze(1) + logp, NEG_INF).view(b, width * v)
+        kids = trie.candidates(level, nodes.clamp(min=0))  # (b * width, K) codes, -1 = none
+        n_kids = kids.shape[1]
+        cand = logp.gather(1, kids.clamp(min=0))  # dead beams already score -inf
+        cand = torch.where(kids >= 0, cand + scores.unsqueeze(1), NEG_INF).view(b, width * n_kids)
         mask_time += time.perf_counter() - t0
-        w_next = min(beam, width * v)
+        w_next = min(beam, width * n_kids)
         top_scores, top_idx = cand.topk(w_next, dim=1)  # (b, w_next), sorted best first
-        parent = (torch.arange(b).unsqueeze(1) * width + top_idx // v).view(-1)
-        code = (top_idx % v).view(-1)
+        parent = (torch.arange(b).unsqueeze(1) * width + top_idx // n_kids).view(-1)
         t0 = time.perf_counter()
-        nodes = trie.advance(level, nodes.clamp(min=0).index_select(0, parent), code)
+        code = kids.view(-1).index_select(0, (top_idx + (torch.arange(b) * width * n_kids)
+                                              .unsqueeze(1)).view(-1))
+        nodes = trie.advance(level, nodes.clamp(min=0).index_select(0, parent), code.clamp(min=0))
         mask_time += time.perf_counter() - t0
         scores = top_scores.view(-1)
         nodes = torch.where(torch.isfinite(scores), nodes, -1)

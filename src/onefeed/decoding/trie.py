@@ -77,13 +77,31 @@ class Trie:
         return self
 
     def _refresh(self) -> None:
-        """Torch views of the tables (share memory) + the bool next-code masks (1 byte/entry)."""
+        """Torch views of the tables (share memory), the bool next-code masks (1 byte/entry)
+        and the padded child lists (CSR rows padded to the widest node of each depth)."""
         self.children = [torch.from_numpy(t) for t in self._children]
         self.masks = [c >= 0 for c in self.children]
+        self.kids = [self._padded_kids(m) for m in self.masks]
+
+    @staticmethod
+    def _padded_kids(mask: torch.Tensor) -> torch.Tensor:
+        """(n_nodes, V) bool -> (n_nodes, K) int64 allowed codes ascending, -1 padded."""
+        width = max(int(mask.sum(1).max()) if len(mask) else 0, 1)
+        codes = torch.arange(mask.shape[1]).expand_as(mask)
+        keyed = torch.where(mask, codes, mask.shape[1])  # pads sort last
+        out = keyed.sort(dim=1).values[:, :width]
+        return torch.where(out == mask.shape[1], -1, out)
 
     def _set(self, depth: int, node: int, code: int, value: int) -> None:
         self._children[depth][node, code] = value
         self.masks[depth][node, code] = value >= 0
+        row = self.masks[depth][node].nonzero().flatten()
+        kids = self.kids[depth]
+        if len(row) > kids.shape[1]:  # widen every row of this depth
+            kids = torch.cat([kids, kids.new_full((len(kids), len(row) - kids.shape[1]), -1)], 1)
+        kids[node] = -1
+        kids[node, :len(row)] = row
+        self.kids[depth] = kids
 
     # ---- run-time updates (UniSearch §3.4) ---------------------------------------------------
     def add(self, item: int, codes: Sequence[int]) -> None:
@@ -162,6 +180,14 @@ class Trie:
         """(N,) node ids at depth ``level`` -> (N, V_level) bool: which codes may follow."""
         return self.masks[level][nodes]
 
+    def candidates(self, level: int, nodes: torch.Tensor) -> torch.Tensor:
+        """(N,) nodes at depth ``level`` -> (N, K_level) allowed codes, ascending, -1 padded.
+
+        The sparse form of ``next_mask``: K_level is the largest number of children of any
+        node at that depth (e.g. 256/91/13/20 on Beauty vs codebooks of 256/256/256/20).
+        """
+        return self.kids[level][nodes]
+
     def advance(self, level: int, nodes: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        """(N,) nodes, (N,) codes -> (N,) child node ids (item ids at the last level), -1 if none."""
+        """(N,) nodes, (N,) codes -> (N,) child nodes (item ids at the last level), -1 if none."""
         return self.children[level][nodes, codes].long()

@@ -1,8 +1,8 @@
 """Item text for the text encoders: one template over whichever metadata fields exist.
 
-``"Title: …; Brand: …; Categories: a > b > c; Tags: x, y; Description: …"`` — fields that are
-null/empty for an item are left out, so an item with no metadata gets ``""`` (callers treat
-that as "no text" and fall back to the collaborative embedding).
+``"Title: …; Brand: …; Categories: a > b > c; Tags: x, y; Description: …"`` — fields
+that are null/empty for an item are left out, so an item with no metadata gets ``""``
+(callers treat that as "no text" and fall back to the collaborative embedding).
 """
 
 from __future__ import annotations

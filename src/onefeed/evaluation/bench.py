@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from rich.console import Console
 
 from onefeed import config as cfglib
 from onefeed.artifacts import git_commit, machine_info, write_json
-from onefeed.baselines import TASKS, load_entry, resolve, task_of
+from onefeed.baselines import load_entry, resolve, task_of
 from onefeed.baselines.pop import train_popularity
 from onefeed.baselines.query_baselines import query_cases
 from onefeed.data.schemas import EVAL_QUERY_SCHEMA, EVENT_SCHEMA, QUERY_SCHEMA, DataError, Dataset
@@ -390,7 +389,7 @@ def run_suite(cfg: SuiteConfig, out_dir: str | Path | None = None, quick: bool =
         "protocol": proto.as_dict(),
         "commit": git_commit(),
         "machine": machine_info(),
-        "seeds": seeds,
+        "seeds": sorted({s for m in results.values() for s in m["seeds"]}),
         "headline": cfg.headline,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "models": results,
@@ -444,7 +443,7 @@ def _merge_previous(doc: dict[str, Any], out_dir: Path,
             doc["models"][name] = _combine_seeds(entry, new, kept)
             keep_rows.append((name, kept))
     doc["models"] = {**merged, **doc["models"]}
-    doc["seeds"] = sorted(set(doc["seeds"]) | set(old.get("seeds", [])))
+    doc["seeds"] = sorted({s for m in doc["models"].values() for s in m["seeds"]})
     if old_frame is not None and keep_rows:
         cond = pl.lit(False)
         for name, seeds in keep_rows:
@@ -508,8 +507,4 @@ def _summarise_model(name: str, spec: ModelSpec, runs: dict[int, dict[str, RunOu
     return entry
 
 
-def read_suite_file(path: str | Path) -> dict[str, Any]:
-    return tomllib.loads(Path(path).read_text(encoding="utf-8"))
-
-
-__all__ = ["SuiteConfig", "ModelSpec", "load_suite", "run_suite", "synthetic_dataset", "TASKS"]
+__all__ = ["SuiteConfig", "ModelSpec", "load_suite", "run_suite", "synthetic_dataset"]

@@ -66,20 +66,23 @@ class EvalResult(NamedTuple):
 def recommend(model: GenerativeRecommender, histories: np.ndarray, codes: torch.Tensor,
               vocab: Vocab, trie: Trie, beam: int, k: int, batch_size: int = 1024,
               progress: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """(n, H) left-padded histories -> (n, k) item ids and (n, k) log-probs, best first."""
+    """(n, H) left-padded histories -> (n, k) item ids and (n, k) log-probs, best first.
+
+    Users are decoded in batches of similar history length (less padding to encode).
+    """
     model.eval()
-    items_out, scores_out = [], []
+    order = np.argsort((histories >= 0).sum(axis=1), kind="stable")
+    items_out = np.full((len(histories), k), -1, dtype=np.int64)
+    scores_out = np.full((len(histories), k), -np.inf, dtype=np.float32)
     for start in range(0, len(histories), batch_size):
-        chunk = histories[start:start + batch_size]
-        state = model.last_state(history_events(chunk, codes, vocab))
-        res = beam_search(model.step, state, trie, len(chunk), beam, k)
-        items_out.append(res.items.numpy())
-        scores_out.append(res.scores.numpy())
+        rows = order[start:start + batch_size]
+        state = model.last_state(history_events(histories[rows], codes, vocab))
+        res = beam_search(model.step, state, trie, len(rows), beam, k)
+        items_out[rows] = res.items.numpy()
+        scores_out[rows] = res.scores.numpy()
         if progress is not None:
-            progress(len(chunk))
-    if not items_out:
-        return np.empty((0, k), np.int64), np.empty((0, k), np.float32)
-    return np.concatenate(items_out), np.concatenate(scores_out)
+            progress(len(rows))
+    return items_out, scores_out
 
 
 def drop_seen(topk: np.ndarray, histories: np.ndarray, k: int) -> np.ndarray:

@@ -183,7 +183,16 @@ def render(doc: dict[str, Any], plots: list[str]) -> str:
              f"({doc['machine'].get('cpu_count')} cores). Seeds {doc['seeds']}; "
              f"single-seed rows (no ± std): {', '.join(f'`{n}`' for n in single) or 'none'}. "
              "Bold = best mean per column; p = paired t-test over users vs the best row "
-             "(bootstrap p in results.json).", "", "## Results", ""]
+             "(bootstrap p in results.json).", ""]
+    dirs: dict[str, list[str]] = {}
+    for name, m in doc["models"].items():
+        dirs.setdefault(str(m.get("dataset", {}).get("dir", "?")), []).append(name)
+    if len(dirs) > 1:
+        parts += ["Rows were run from more than one dataset directory (same suite, same "
+                  "n_items; compare only if the split is identical):", ""]
+        parts += [f"- `{d}`: {', '.join(f'`{n}`' for n in names)}" for d, names in dirs.items()]
+        parts.append("")
+    parts += ["## Results", ""]
     for key in TABLES:
         t = table(doc, key)
         if t:

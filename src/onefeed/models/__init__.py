@@ -26,5 +26,6 @@ def build_config(cfg: ModelConfig, vocab: Vocab, n_items: int) -> ModelConfig:
     Without ``cfg.words`` the embedding table stops before the word-piece range.
     """
     return dataclasses.replace(cfg, codebook_sizes=tuple(vocab.codebook_sizes), n_items=n_items,
-                               vocab_size=vocab.size if cfg.words else vocab.word_offset, sid_offsets=tuple(vocab.sid_offsets),
+                               vocab_size=vocab.size if cfg.words else vocab.word_offset,
+                               sid_offsets=tuple(vocab.sid_offsets),
                                behaviour_offset=vocab.behaviour_offset)

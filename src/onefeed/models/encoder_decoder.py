@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from onefeed.models.config import ModelConfig
-from onefeed.models.transformer import Block, Events, GenerativeRecommender
+from onefeed.models.transformer import Block, Events, GenerativeRecommender, trim_left
 
 BOS = 1  # Vocab special "BOS"
 
@@ -111,6 +111,7 @@ class EncoderDecoderRecommender(GenerativeRecommender):
         return [self.logits_from(y[:, j], j) for j in range(targets.shape[1])]
 
     def last_state(self, ev: Events) -> tuple[torch.Tensor, torch.Tensor]:
+        ev = trim_left(ev)
         return self.encode(ev), ev.items >= 0
 
     def step(self, state: tuple[torch.Tensor, torch.Tensor], prefix: torch.Tensor, level: int

@@ -36,6 +36,15 @@ class Events(NamedTuple):
     strength: torch.Tensor | None = None  # (B, T) int64 strength bucket, or None
 
 
+def trim_left(ev: Events) -> Events:
+    """Drop leading columns that are padding in every row (exact: positions count from the end)."""
+    used = (ev.items >= 0).any(dim=0).nonzero()
+    first = int(used[0]) if len(used) else ev.items.shape[1] - 1
+    if first == 0:
+        return ev
+    return Events(*(x[:, first:] if x is not None else None for x in ev))
+
+
 class Block(nn.Module):
     """Pre-norm self-attention + MLP with ``F.scaled_dot_product_attention``."""
 
@@ -177,7 +186,7 @@ class GenerativeRecommender(nn.Module):
     # ---- decoding interface (see onefeed.decoding: a step function, no model class) ----------
     def last_state(self, ev: Events) -> torch.Tensor:
         """(B, T) histories -> (B, d) state after the most recent event."""
-        return self.encode(ev)[:, -1]
+        return self.encode(trim_left(ev))[:, -1]
 
     def step(self, state: torch.Tensor, prefix: torch.Tensor, level: int
              ) -> tuple[torch.Tensor, torch.Tensor]:

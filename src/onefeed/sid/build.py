@@ -1,4 +1,4 @@
-"""``Dataset`` -> ``SidTable``: item embeddings (by strategy) -> quantiser -> unique IDs -> artifact.
+"""``Dataset`` -> ``SidTable``: embeddings (by strategy) -> quantiser -> unique IDs -> artifact.
 
 Only training data is fitted on (OneFeed §4.3 / App. B): collaborative vectors and co-occurrence
 pairs come from split == "train" item events, fine-tuning from split == "train" queries, and the
@@ -58,9 +58,11 @@ class SidConfig:
     levels: int = 3  # rq_kmeans / rqvae levels (joint: joint.shared_levels + specific_levels)
     codebook_size: int = 256
     seed: int = 0
-    niter: int = 25  # k-means iterations per level
+    niter: int = 20  # k-means iterations per level
+    balanced: bool = True  # balanced RQ-KMeans (OneRec): <= ceil(n/k) train items per code
     cache_dir: str = ""  # content-embedding cache; "" = <runs>/cache/embeddings
     batch_size: int = 64  # text-encoding batch
+    int8_text: bool = False  # dynamic-int8 MiniLM for item text (faster, slightly different)
     collab: CollabConfig = field(default_factory=CollabConfig)
     biencoder: BiEncoderConfig = field(default_factory=BiEncoderConfig)
     rqvae: RQVAEConfig = field(default_factory=RQVAEConfig)
@@ -108,6 +110,16 @@ def _check_items(ds: Dataset) -> np.ndarray:
 # ----------------------------------------------------------------------------- embeddings
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    import os
+    import shutil
+
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem
+        shutil.copy2(src, dst)
+
+
 class Embedder:
     """Computes each embedding kind at most once per build (content, collab, search, ...)."""
 
@@ -128,7 +140,9 @@ class Embedder:
     def _cache_dir(self) -> Path:
         from onefeed.paths import runs_root
 
-        return Path(self.cfg.cache_dir) if self.cfg.cache_dir else runs_root() / "cache" / "embeddings"
+        if self.cfg.cache_dir:
+            return Path(self.cfg.cache_dir)
+        return runs_root() / "cache" / "embeddings"
 
     def _collaborative(self) -> np.ndarray:
         emb = collaborative_embeddings(train_sequences(self.ds), self.ds.n_items,
@@ -140,7 +154,7 @@ class Embedder:
 
     def _encode_text(self, kind: str, model_dir: Path | None) -> np.ndarray:
         emb, info = content_embeddings(self.texts, self._cache_dir(), model_dir,
-                                       self.cfg.batch_size, self.progress)
+                                       self.cfg.batch_size, self.progress, self.cfg.int8_text)
         info["items_without_text"] = int((~self.has_text).sum())
         if not self.has_text.all():  # OneFeed-style fallback: collaborative mapped to text space
             emb = fill_missing(emb, self.has_text, self.get("collaborative"))
@@ -152,15 +166,32 @@ class Embedder:
         return self._encode_text("content", None)
 
     def _tuned(self, kind: str) -> np.ndarray:
+        """Fine-tune (or reuse a cached fine-tune keyed by pairs + config), link into the
+        artifact as ``biencoder_<kind>/``, and embed item text with it."""
+        import shutil
+
+        from onefeed.artifacts import atomic_dir
+
         bcfg = dataclasses.replace(self.cfg.biencoder, seed=self.cfg.seed)
         sets = [sample(search_pairs(self.ds.queries, self.texts), bcfg.max_search_pairs, bcfg.seed)]
         if kind == "multitask":
             sets.append(sample(item_pairs(train_sequences(self.ds), self.texts),
                                bcfg.max_item_pairs, bcfg.seed + 1))
+        key = hashlib.sha256(json.dumps([sets, dataclasses.asdict(bcfg)]).encode()).hexdigest()
+        cached = self._cache_dir() / "biencoder" / f"{kind}-{key[:16]}"
+        info = self.info.setdefault(kind, {})
+        if (cached / "fine_tune.json").exists():
+            info["fine_tune"] = dict(json.loads((cached / "fine_tune.json").read_text()),
+                                     cache_hit=True)
+        else:
+            with atomic_dir(cached) as tmp:
+                _, log = fine_tune(sets, bcfg, tmp, self.progress)
+                log = dict(log, config=dataclasses.asdict(bcfg), pairs_sha256=key)
+                (tmp / "fine_tune.json").write_text(json.dumps(log, indent=2))
+            info["fine_tune"] = dict(log, cache_hit=False)
         out = self.work_dir / f"biencoder_{kind}"
-        _, log = fine_tune(sets, bcfg, out, self.progress)
-        self.info.setdefault(kind, {})["fine_tune"] = dict(log, config=dataclasses.asdict(bcfg),
-                                                           saved_to=out.name)
+        shutil.copytree(cached, out, copy_function=_link_or_copy)
+        info["fine_tune"]["saved_to"] = out.name
         return self._encode_text(kind, out)
 
     def _search(self) -> np.ndarray:
@@ -195,7 +226,7 @@ def fit_quantiser(x: np.ndarray, train: np.ndarray, cfg: SidConfig, progress: bo
     """Fit ``cfg.quantizer`` (rq_kmeans | rqvae) on the training rows of ``x``."""
     if cfg.quantizer == "rq_kmeans":
         return RQKMeans.fit(x[train], RQKMeansConfig(cfg.levels, cfg.codebook_size, cfg.niter,
-                                                     cfg.seed)), {}
+                                                     cfg.seed, cfg.balanced)), {}
     rcfg = dataclasses.replace(cfg.rqvae, levels=cfg.levels, codebook_size=cfg.codebook_size,
                                seed=cfg.seed)
     return train_rqvae(x[train], rcfg, progress)
@@ -223,6 +254,13 @@ def unique_table(codes: np.ndarray, sizes: tuple[int, ...], meta: dict) -> SidTa
     return SidTable(final, tuple(int(s) for s in sizes) + (extra,), meta)
 
 
+def encode_items(quantiser, x: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """Codes of all items: train rows as fitted (balanced RQ-KMeans), cold rows by nearest."""
+    if isinstance(quantiser, RQKMeans):
+        return quantiser.encode_split(x, train)
+    return quantiser.encode(x)
+
+
 def reencode(directory: str | Path) -> dict[str, np.ndarray]:
     """Codes (before the disambiguation level) recomputed from the saved embeddings and
     quantiser(s) of a build — what a cold item would get. Keys: table names ("sid" or the
@@ -232,11 +270,14 @@ def reencode(directory: str | Path) -> dict[str, np.ndarray]:
     directory = Path(directory)
     manifest = json.loads((directory / "manifest.json").read_text())
     parts = load_file(str(directory / "embeddings.safetensors"))
+    train = parts.pop("train_mask").astype(bool)
     if manifest["config"]["quantizer"] == "joint":
-        sem, col = JointQuantiser.load(directory / "joint").encode(parts["semantic"], parts["collab"])
+        sem, col = JointQuantiser.load(directory / "joint").encode(
+            parts["semantic"], parts["collab"], train)
         return {"sid_semantic": sem, "sid_collab": col}
-    codes = [load_quantiser(directory / f"{manifest['config']['quantizer']}_{name}.safetensors")
-             .encode(parts[name]) for name in manifest["parts"]]
+    codes = [encode_items(load_quantiser(directory / f"{manifest['config']['quantizer']}_"
+                                                     f"{name}.safetensors"), parts[name], train)
+             for name in manifest["parts"]]
     return {"sid": np.concatenate(codes, axis=1)}
 
 
@@ -262,8 +303,8 @@ def build(ds: Dataset, cfg: SidConfig, out_dir: str | Path, progress: bool = Tru
         emb = Embedder(ds, cfg, tmp, progress)
         parts = strategy_parts(emb, cfg)
         timings["embeddings"] = round(time.perf_counter() - started, 3)
-        save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in parts.items()},
-                  str(tmp / "embeddings.safetensors"))
+        save_file({**{k: np.ascontiguousarray(v, dtype=np.float32) for k, v in parts.items()},
+                   "train_mask": train.astype(np.uint8)}, str(tmp / "embeddings.safetensors"))
         t0 = time.perf_counter()
         meta = {"strategy": cfg.strategy, "quantizer": cfg.quantizer, "seed": cfg.seed,
                 "dataset": ds.name}
@@ -295,11 +336,11 @@ def _build_single(parts, train, cfg, tmp, meta, progress) -> tuple[SidTable, dic
     for name, x in parts.items():
         quantiser, log = fit_quantiser(x, train, cfg, progress)
         quantiser.save(tmp / f"{cfg.quantizer}_{name}.safetensors")
-        codes.append(quantiser.encode(x))
+        codes.append(encode_items(quantiser, x, train))
         sizes = sizes + sizes_of(quantiser)
         logs[name] = log
         if isinstance(quantiser, RQKMeans):
-            logs[name] = {"mse_by_level": quantiser.residual_errors(x[train])}
+            logs[name] = {"mse_by_level": quantiser.residual_errors(x[train], codes[-1][train])}
     if len(codes) == 2:  # Spotify "Separate": <SEARCH: ID_sem, REC: ID_rec>
         joined, sizes = separate(codes[0], sizes[:cfg.levels], codes[1], sizes[cfg.levels:])
         meta["separate"] = {"semantic_levels": list(range(cfg.levels)),
@@ -311,10 +352,10 @@ def _build_single(parts, train, cfg, tmp, meta, progress) -> tuple[SidTable, dic
 
 def _build_joint(parts, train, cfg, tmp, meta) -> tuple[SidTable, dict]:
     jcfg = dataclasses.replace(cfg.joint, codebook_size=cfg.codebook_size, seed=cfg.seed,
-                               niter=cfg.niter)
+                               niter=cfg.niter, balanced=cfg.balanced)
     q = JointQuantiser.fit(parts["semantic"][train], parts["collab"][train], jcfg)
     q.save(tmp / "joint")
-    sem, col = q.encode(parts["semantic"], parts["collab"])
+    sem, col = q.encode(parts["semantic"], parts["collab"], train)
     sem_sizes, col_sizes = q.codebook_sizes()
     shared = {"shared_levels": jcfg.shared_levels, "specific_levels": jcfg.specific_levels,
               "note": "sid_semantic and sid_collab share codes c0..c{L_m-1}; each then has its "
@@ -325,7 +366,8 @@ def _build_joint(parts, train, cfg, tmp, meta) -> tuple[SidTable, dict]:
     col_t.save(tmp / "sid_collab")
     log = {"joint": shared, "collision_rate_semantic": sem_t.meta["collision_rate"],
            "collision_rate_collab": col_t.meta["collision_rate"]}
-    return SidTable(sem_t.codes, sem_t.codebook_sizes, dict(sem_t.meta, primary="sid_semantic")), log
+    primary = SidTable(sem_t.codes, sem_t.codebook_sizes, dict(sem_t.meta, primary="sid_semantic"))
+    return primary, log
 
 
 def _leakage_check(ds: Dataset) -> dict[str, Any]:

@@ -33,6 +33,7 @@ class JointConfig:
     dim: int = 64  # d: width of each half (capped at the narrower input)
     niter: int = 25
     seed: int = 0
+    balanced: bool = True  # balanced RQ-KMeans at every level (see rq_kmeans)
 
 
 def fit_projection(x: np.ndarray, dim: int) -> np.ndarray:
@@ -69,24 +70,29 @@ class JointQuantiser:
         dim = min(cfg.dim, v_s.shape[1], v_c.shape[1])
         proj_s, proj_c = fit_projection(v_s, dim), fit_projection(v_c, dim)
         r0 = np.concatenate([l2_normalise(v_s @ proj_s), l2_normalise(v_c @ proj_c)], axis=1)
-        shared = RQKMeans.fit(r0, RQKMeansConfig(cfg.shared_levels, cfg.codebook_size,
-                                                 cfg.niter, cfg.seed))
-        rest = r0 - shared.decode(shared.encode(r0))  # r^m_{L_m}
-        seed = cfg.seed + 100
-        semantic = RQKMeans.fit(rest[:, :dim], RQKMeansConfig(cfg.specific_levels,
-                                                              cfg.codebook_size, cfg.niter, seed))
-        collab = RQKMeans.fit(rest[:, dim:], RQKMeansConfig(cfg.specific_levels,
-                                                            cfg.codebook_size, cfg.niter,
-                                                            seed + 100))
+        def rq(levels: int, seed: int) -> RQKMeansConfig:
+            return RQKMeansConfig(levels, cfg.codebook_size, cfg.niter, seed, cfg.balanced)
+
+        shared = RQKMeans.fit(r0, rq(cfg.shared_levels, cfg.seed))
+        everything = np.ones(r0.shape[0], dtype=bool)
+        rest = r0 - shared.decode(shared.encode_split(r0, everything))  # r^m_{L_m}
+        semantic = RQKMeans.fit(rest[:, :dim], rq(cfg.specific_levels, cfg.seed + 100))
+        collab = RQKMeans.fit(rest[:, dim:], rq(cfg.specific_levels, cfg.seed + 200))
         return cls(proj_s, proj_c, shared, semantic, collab, cfg)
 
-    def encode(self, v_s: np.ndarray, v_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(semantic ID (n, L_m+L_n), collaborative ID (n, L_m+L_n)) — Eq. 5."""
+    def encode(self, v_s: np.ndarray, v_c: np.ndarray, train: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(semantic ID (n, L_m+L_n), collaborative ID (n, L_m+L_n)) — Eq. 5.
+
+        ``train`` marks the rows ``fit`` saw (given in the same order): they get the balanced
+        codes ``fit`` assigned; other rows (default: all) get nearest-centroid codes.
+        """
+        train = np.zeros(v_s.shape[0], dtype=bool) if train is None else train
         r0 = self.latents(v_s, v_c)
-        shared = self.shared.encode(r0)
+        shared = self.shared.encode_split(r0, train)
         rest = r0 - self.shared.decode(shared)
-        sem = self.semantic.encode(rest[:, :self.dim])
-        col = self.collab.encode(rest[:, self.dim:])
+        sem = self.semantic.encode_split(rest[:, :self.dim], train)
+        col = self.collab.encode_split(rest[:, self.dim:], train)
         return np.concatenate([shared, sem], 1), np.concatenate([shared, col], 1)
 
     def codebook_sizes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -100,7 +106,8 @@ class JointQuantiser:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         save_file({"proj_s": np.ascontiguousarray(self.proj_s),
-                   "proj_c": np.ascontiguousarray(self.proj_c)}, str(directory / "joint.safetensors"),
+                   "proj_c": np.ascontiguousarray(self.proj_c)},
+                  str(directory / "joint.safetensors"),
                   metadata={"config": json.dumps(asdict(self.config)), "kind": "joint"})
         self.shared.save(directory / "joint_shared.safetensors")
         self.semantic.save(directory / "joint_semantic.safetensors")

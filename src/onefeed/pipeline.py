@@ -23,6 +23,7 @@ class PipelineConfig:
     sid: SidConfig = field(default_factory=SidConfig)
     suite: str = "configs/bench/synthetic.toml"  # models x seeds run on the prepared data
     suite_overrides: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)  # a subset of the suite's models ([] = all)
     quick: bool = False  # the suite's quick parameters (fewer epochs): a smoke run
 
 
@@ -53,7 +54,7 @@ def run_pipeline(cfg: PipelineConfig, root: Path, log: Callable[[str], None] = p
     suite = load_suite(_repo_path(cfg.suite), suite_overrides)
     log(f"bench suite {suite.suite}: {', '.join(suite.models)}")
     report_dir = run_suite(suite, root / "report", quick=cfg.quick, data_dir=str(data_dir),
-                           suite_path=str(cfg.suite))
+                           suite_path=str(cfg.suite), models=cfg.models or None)
     doc = json.loads((report_dir / "results.json").read_text())
     return _summary(ds, data_dir, sid_dir, table, diag, doc, report_dir, root)
 

@@ -71,7 +71,6 @@ def _evaluate_split(run: Path, split: str, beam: int, filter_seen: bool):  # -> 
     model, run_cfg, vocab = load_model(run / "best")
     torch.set_num_threads(run_cfg.train.threads)
     protocol = Protocol(split, run_cfg.model.max_len, filter_seen=filter_seen, beam=beam)
-    typer.echo(protocol.header())
     cases = rec_cases(ds, split, protocol.max_history)
     trie = Trie.from_table(sid_table.codes, sid_table.codebook_sizes)
     with Progress() as bar:

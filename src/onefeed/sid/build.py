@@ -270,7 +270,9 @@ def reencode(directory: str | Path) -> dict[str, np.ndarray]:
     directory = Path(directory)
     manifest = json.loads((directory / "manifest.json").read_text())
     parts = load_file(str(directory / "embeddings.safetensors"))
-    train = parts.pop("train_mask").astype(bool)
+    mask = parts.pop("train_mask", None)  # absent in artifacts from before balanced RQ-KMeans
+    n = next(iter(parts.values())).shape[0]
+    train = mask.astype(bool) if mask is not None else np.zeros(n, dtype=bool)
     if manifest["config"]["quantizer"] == "joint":
         sem, col = JointQuantiser.load(directory / "joint").encode(
             parts["semantic"], parts["collab"], train)

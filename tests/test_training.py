@@ -12,13 +12,33 @@ from safetensors.torch import load_file
 from onefeed import training
 from onefeed.sid.table import SidTable
 
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import make_tiny_dataset  # noqa: E402
+
+
+def _load_root_conftest():
+    """tests/conftest.py by path (a bare ``import conftest`` could find another conftest)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_onefeed_tests_conftest",
+                                                  Path(__file__).parent / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+make_tiny_dataset = _load_root_conftest().make_tiny_dataset
 
 SEQS = [[(u * 3 + i) % 12 for i in range(5 + u % 4)] for u in range(24)]
 CODES = np.array([[i // 4, (i // 2) % 2, i % 2] for i in range(12)])
 SMALL = ["model.d_model=16", "model.n_heads=2", "model.d_ff=32", "model.max_len=8",
          "train.batch_size=8", "train.warmup_steps=2", "train.eval_beam=20"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

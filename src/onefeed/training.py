@@ -231,6 +231,7 @@ def train(ds: Dataset, sid: SidTable, run_cfg: RunConfig, out: str | Path,
             state["epoch"] = epoch + 1
             last_epoch = state["epoch"] >= cfg.epochs or state["step"] >= total_steps
             over_time = bool(cfg.time_limit_min) and time.time() - t_start > 60 * cfg.time_limit_min
+            over_time = bool(all_sum(np.array([float(over_time)]))[0] > 0)  # ranks must agree
             if state["epoch"] % cfg.eval_every == 0 or last_epoch or over_time:
                 ndcg = _validate(model, valid, valid_shard, codes, vocab, trie, protocol)
                 state["history"].append({"epoch": state["epoch"], "step": state["step"],

@@ -37,3 +37,25 @@ def test_tiger_row_through_bench(tmp_path):
     assert 0.0 <= tiger["metrics"]["recall@10"]["mean"] <= 1.0
     assert len(tiger["curves"]["rec"]["recall_at_k"]) == 10
     assert (tmp_path / "gen" / "seed0" / "best" / "model.safetensors").exists()
+
+
+def test_checkpoint_template_loads_one_trained_run_per_seed(tmp_path):
+    """params.checkpoint with {seed}: no training, seed s reads run s (identical metrics to the
+    run that trained it)."""
+    make_tiny_dataset(SEQS, 12).save(tmp_path / "data")
+    SidTable(CODES, (3, 2, 2)).save(tmp_path / "sid")
+    row = {"kind": "external", "entry": "onefeed.baselines.generative:GenerativeAdapter",
+           "max_k": 10, "params": {"sid": str(tmp_path / "sid"), "out": str(tmp_path / "gen"),
+                                   "overrides": SMALL, "beam": 10}}
+    cfg = SuiteConfig(suite="t", seeds=[0, 1], headline=["tiger"], models={"tiger": row})
+    cfg.protocol.ks = [5, 10]
+    trained = json.loads((run_suite(cfg, tmp_path / "a", data_dir=str(tmp_path / "data"))
+                          / "results.json").read_text())["models"]["tiger"]
+    row = dict(row, params=dict(row["params"], checkpoint=str(tmp_path / "gen" / "seed{seed}" /
+                                                              "best"), out=str(tmp_path / "x")))
+    cfg = SuiteConfig(suite="t", seeds=[0, 1], headline=["tiger"], models={"tiger": row})
+    cfg.protocol.ks = [5, 10]
+    loaded = json.loads((run_suite(cfg, tmp_path / "b", data_dir=str(tmp_path / "data"))
+                         / "results.json").read_text())["models"]["tiger"]
+    assert not (tmp_path / "x").exists()  # nothing was trained
+    assert loaded["metrics"]["ndcg@10"]["per_seed"] == trained["metrics"]["ndcg@10"]["per_seed"]

@@ -10,8 +10,8 @@ Suite row (``kind = "external"``)::
     params = { sid = "runs/beauty/sid/rqkmeans", config = "configs/model/beauty.toml",
                out = "runs/beauty/bench-tiger", beam = 50, overrides = [] }
 
-``params.checkpoint`` (a trained model dir with config.json + model.safetensors) skips
-training. Otherwise ``fit`` trains with ``train.seed = seed`` into ``<out>/seed<seed>`` and
+``params.checkpoint`` (a trained model dir with config.json + model.safetensors; ``{seed}`` in
+it is replaced by the seed, e.g. ``runs/beauty/model/tiger-seed{seed}/best``) skips training. Otherwise ``fit`` trains with ``train.seed = seed`` into ``<out>/seed<seed>`` and
 loads its ``best`` checkpoint. ``recommend`` is the trie-constrained beam search of
 ``evaluation.generative`` (beam >= k; codes are mapped to item ids before scoring).
 """
@@ -46,7 +46,8 @@ class GenerativeAdapter:
             raise ValueError("generative adapter: params.sid (a SID table dir) is required")
         sid = SidTable.load(cfg["sid"])
         log = TrainLog()
-        checkpoint = cfg.get("checkpoint")
+        # a trained run to load instead of training; "{seed}" picks one run per seed
+        checkpoint = str(cfg["checkpoint"]).format(seed=seed) if cfg.get("checkpoint") else None
         if not checkpoint:
             out = Path(cfg.get("out", "runs/bench-generative")) / f"seed{seed}"
             run_cfg = training.load_run_config(cfg.get("config"),

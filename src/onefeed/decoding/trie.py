@@ -184,7 +184,7 @@ class Trie:
         """(N,) nodes at depth ``level`` -> (N, K_level) allowed codes, ascending, -1 padded.
 
         The sparse form of ``next_mask``: K_level is the largest number of children of any
-        node at that depth (e.g. 256/91/13/20 on Beauty vs codebooks of 256/256/256/20).
+        node at that depth (e.g. 256/40/16/10 on Beauty vs codebooks of 256/256/256/10).
         """
         return self.kids[level][nodes]
 

@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/onefeed run
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) runs

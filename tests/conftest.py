@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import torch
 
 from onefeed.data.schemas import EVAL_QUERY_SCHEMA, EVENT_SCHEMA, QUERY_SCHEMA, Dataset
 
@@ -53,3 +54,12 @@ def make_tiny_dataset(sequences: list[list[int]], n_items: int) -> Dataset:
 def tiny_dataset() -> Dataset:
     seqs = [[0, 1, 2, 3, 4], [1, 2, 3, 4, 5], [2, 3, 4, 5, 6], [5, 6, 7, 0, 1], [3, 4, 5, 6, 7]]
     return make_tiny_dataset(seqs, n_items=8)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: tiny ops on a shared 2-core machine are slower with two (spin-waiting)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -33,12 +33,6 @@ SMALL = ["model.d_model=16", "model.n_heads=2", "model.d_ff=32", "model.max_len=
          "train.batch_size=8", "train.warmup_steps=2", "train.eval_beam=20"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from onefeed.baselines.base import (EarlyStopper, Timer, TrainLog, recommend_in_
                                     valid_cases, valid_ndcg10)
 from onefeed.data.schemas import Dataset
 from onefeed.data.views import RecCases, train_sequences
+from onefeed.tasks.rec import length_batches
 
 
 @dataclass
@@ -129,7 +130,7 @@ class SequentialRecommender:
         assert self.net is not None
         self.net.train()
         total, n = 0.0, 0
-        for idx in length_batches((inputs != 0).sum(1), batch_size, rng):
+        for idx in length_batches((inputs != 0).sum(1), batch_size, rng, pool=32):
             x, y = torch.as_tensor(inputs[idx]), torch.as_tensor(targets[idx])
             x, y = trim_left(x, y, pad_from=x)
             loss = self.loss(x, y, rng)
@@ -147,21 +148,6 @@ class SequentialRecommender:
         self.net.eval()
         return recommend_in_chunks(self.scores, cases, k, self.cfg.filter_seen)
 
-
-def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
-                   pool: int = 32) -> list[np.ndarray]:
-    """Shuffled batches of similar length (less padding, same examples every epoch).
-
-    Rows are shuffled, cut into pools of ``pool`` batches, sorted by length inside each pool,
-    batched, and the batch order is shuffled again.
-    """
-    order = rng.permutation(len(lengths))
-    batches = []
-    for start in range(0, len(order), batch_size * pool):
-        block = order[start:start + batch_size * pool]
-        block = block[np.argsort(lengths[block], kind="stable")]
-        batches += [block[i:i + batch_size] for i in range(0, len(block), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def _progress(enabled: bool) -> Progress:

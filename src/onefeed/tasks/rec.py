@@ -63,13 +63,19 @@ def rec_batch(windows: np.ndarray, codes: torch.Tensor, vocab: Vocab) -> RecBatc
 
 def length_bucketed_batches(windows: np.ndarray, batch_size: int, rng: np.random.Generator,
                             pool: int = 50) -> list[np.ndarray]:
-    """Shuffled batches of row indices where each batch holds windows of similar length.
+    """Shuffled batches of row indices where each batch holds windows of similar length
+    (``windows`` left-padded with -1); see :func:`length_batches`."""
+    return length_batches((windows >= 0).sum(axis=1), batch_size, rng, pool)
+
+
+def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
+                   pool: int = 50) -> list[np.ndarray]:
+    """Shuffled batches of similar length (less padding, same examples every epoch).
 
     Rows are shuffled, cut into pools of ``pool`` batches, sorted by length inside a pool,
     batched, and the batch order shuffled again: little padding, still random.
     """
-    order = rng.permutation(len(windows))
-    lengths = (windows >= 0).sum(axis=1)
+    order = rng.permutation(len(lengths))
     batches = []
     for start in range(0, len(order), pool * batch_size):
         chunk = order[start:start + pool * batch_size]

@@ -217,3 +217,27 @@ def test_ml100k_temporal_split():
                            [f"boundaries=[{b['valid_start']}, {b['test_start']}]"])
     again = prepare(explicit, _load_raw(cfg.dataset, **cfg.options))
     assert again.events.equals(ds.events)
+
+
+def test_cli_fetch_reports_a_checksum_mismatch_without_writing(tmp_path, monkeypatch):
+    """`onefeed data fetch`: a corrupt download is refused, nothing is left behind."""
+    import io
+
+    from typer.testing import CliRunner
+
+    from onefeed.cli.data import app
+    from onefeed.data.datasets import fetch as fetch_mod
+
+    class Response(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(fetch_mod.urllib.request, "urlopen",
+                        lambda *a, **k: Response(b"not the real zip"))
+    result = CliRunner().invoke(app, ["fetch", "ml-100k", "--dest", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "sha256 mismatch" in result.output
+    assert not (tmp_path / "ml-100k").exists()

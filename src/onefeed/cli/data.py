@@ -154,3 +154,19 @@ def stats(directory: Path = typer.Argument(..., help="A prepared dataset directo
 def show(directory: Path = typer.Argument(..., help="A prepared dataset directory.")) -> None:
     """Alias of stats: counts, sample weak queries, a sample mixed history."""
     stats(directory)
+
+
+@app.command()
+def fetch(name: str = typer.Argument(..., help="ml-100k or ml-1m (official GroupLens zips)."),
+          dest: Path = typer.Option(None, help="Raw-data root (default $ONEFEED_DATA_ROOT or "
+                                               "../shared/datasets).")) -> None:
+    """Download an official archive (needs internet), verify its sha256, extract the files."""
+    from onefeed.data.datasets.fetch import fetch as fetch_archive
+    from onefeed.paths import raw_root
+
+    try:
+        folder = fetch_archive(name, dest or raw_root())
+    except DataError as exc:
+        _fail(str(exc))
+    console.print(f"wrote {folder} (checksum verified); the GroupLens terms apply: research "
+                  "use, no redistribution")

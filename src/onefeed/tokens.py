@@ -61,14 +61,14 @@ class Vocab:
     def task_offset(self) -> int:
         return self.behaviour_offset + len(BEHAVIOUR_TOKENS)
 
-    @property
+    @functools.cached_property
     def sid_offsets(self) -> tuple[int, ...]:
         """(n_levels,) first token id of each SID level's range."""
         start = self.task_offset + len(TASKS)
         starts = np.concatenate([[0], np.cumsum(self.codebook_sizes)[:-1]])
         return tuple(int(start + x) for x in starts)
 
-    @property
+    @functools.cached_property
     def word_offset(self) -> int:
         return self.task_offset + len(TASKS) + int(sum(self.codebook_sizes))
 

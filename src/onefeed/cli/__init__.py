@@ -14,6 +14,7 @@ _SUBAPPS = [
     ("onefeed.cli.data", "data"),
     ("onefeed.cli.sid", "sid"),
     ("onefeed.cli.model", None),
+    ("onefeed.cli.joint", "joint"),
     ("onefeed.cli.bench", None),
     ("onefeed.cli.run", None),
 ]

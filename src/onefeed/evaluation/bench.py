@@ -4,7 +4,8 @@ report.md and plots under bench/results/<suite>/ (schema: docs/BENCHMARKS.md).
 A suite is a TOML file (configs/bench/<suite>.toml) read into ``SuiteConfig``. Each model row
 has a ``kind``: a registered baseline (``onefeed.baselines.TASKS``) or ``external`` with an
 ``entry = "module:Class"`` following the same shape (``fit(ds, cfg: dict, seed)`` then
-``recommend(cases, k)``; optionally ``retrieve(queries, k)`` and ``generate(cases, k)``, whose
+``recommend(cases, k)``; optionally ``retrieve(queries, k)`` — or ``search(users, queries, k)``
+when the ranking is personalised by each user's history — and ``generate(cases, k)``, whose
 results are then scored as search / query generation too). That is how the generative model
 enters the table as the ``tiger`` / ``onefeed`` rows.
 """
@@ -220,7 +221,11 @@ def eval_search(model: Any, ds: Dataset, proto: Protocol
     eq = search_cases(ds, proto.search_split)
     k = max(max(proto.search_ks), proto.curve_k)
     start = time.perf_counter()
-    topk = np.asarray(model.retrieve(eq["query"].to_list(), k))
+    if getattr(model, "search", None) is not None:  # personalised: history + query
+        topk = np.asarray(model.search(eq["user"].to_numpy().astype(np.int64),
+                                       eq["query"].to_list(), k))
+    else:
+        topk = np.asarray(model.retrieve(eq["query"].to_list(), k))
     infer = time.perf_counter() - start
     ranks = target_ranks(topk, eq["item"].to_numpy().astype(np.int64))
     full = per_case_metrics(ranks, tuple(proto.search_ks))
@@ -304,14 +309,15 @@ def run_model(name: str, spec: ModelSpec, seed: int, ctx: BenchContext, quick: b
     log_dict = log.as_dict() if hasattr(log, "as_dict") else (log if isinstance(log, dict) else {})
     out: dict[str, RunOutput] = {}
     cases, q_cases = ctx.rec_and_query_cases(spec.history)
-    if task == "rec":
+    if task == "rec" and getattr(model, "recommend", None) is not None:
         m, pc, curve, infer = eval_rec(model, cases, ctx.proto, ctx.ds.n_items, ctx.tail,
                                         spec.max_k)
         out["rec"] = RunOutput(m, pc, cases.users, train_seconds, infer, curve, log_dict)
-    if task == "search" or hasattr(model, "retrieve"):
+    if task == "search" or getattr(model, "retrieve", None) is not None or \
+            getattr(model, "search", None) is not None:
         m, pc, users, curve, infer = eval_search(model, ctx.ds, ctx.proto)
         out["search"] = RunOutput(m, pc, users, train_seconds, infer, curve, log_dict)
-    if task == "query" or hasattr(model, "generate"):
+    if task == "query" or getattr(model, "generate", None) is not None:
         m, pc, infer = eval_query(model, q_cases, ctx.q_refs, ctx.proto, ctx.bm25)
         out["query"] = RunOutput(m, pc, q_cases.users, train_seconds, infer, [], log_dict)
     return out

@@ -15,6 +15,10 @@ __all__ = ["ModelConfig", "Events", "GenerativeRecommender", "EncoderDecoderReco
 
 def build_model(cfg: ModelConfig) -> GenerativeRecommender:
     """The model named by ``cfg.arch`` (decoder-only by default)."""
+    if cfg.arch == "joint":
+        from onefeed.models.joint import JointModel
+
+        return JointModel(cfg)
     if cfg.arch == "encoder_decoder":
         return EncoderDecoderRecommender(cfg)
     return GenerativeRecommender(cfg)

@@ -34,11 +34,18 @@ class Events(NamedTuple):
     codes: torch.Tensor  # (B, T, L) int64 level-local SID codes, -1 = padding
     behaviours: torch.Tensor  # (B, T) int64 behaviour token ids (Vocab.behaviour), 0 = padding
     strength: torch.Tensor | None = None  # (B, T) int64 strength bucket, or None
+    words: torch.Tensor | None = None  # (B, T, W) word-piece token ids of query events, 0 = pad
+    valid: torch.Tensor | None = None  # (B, T) bool; None = ``items >= 0`` (item-only histories)
+
+
+def event_mask(ev: Events) -> torch.Tensor:
+    """(B, T) bool: which positions hold an event (query events have no item)."""
+    return ev.valid if ev.valid is not None else ev.items >= 0
 
 
 def trim_left(ev: Events) -> Events:
     """Drop leading columns that are padding in every row (exact: positions count from the end)."""
-    used = (ev.items >= 0).any(dim=0).nonzero()
+    used = event_mask(ev).any(dim=0).nonzero()
     first = int(used[0]) if len(used) else ev.items.shape[1] - 1
     if first == 0:
         return ev
@@ -125,8 +132,9 @@ class GenerativeRecommender(nn.Module):
 
     # ---- encoder over the history -------------------------------------------------------------
     def embed(self, ev: Events) -> torch.Tensor:
-        """Events -> (B, T, d) input embeddings (OneFeed Eq. 5)."""
-        valid = ev.items >= 0
+        """Events -> (B, T, d) input embeddings (OneFeed Eq. 5); a query event adds the mean of
+        its word-piece embeddings (shared with the text head)."""
+        valid = event_mask(ev)
         code_tok = torch.where(ev.codes >= 0, ev.codes + self.sid_offsets, 0)  # (B, T, L)
         code_emb = self.tok(code_tok)  # (B, T, L, d)
         if self.code_proj is not None:
@@ -135,7 +143,10 @@ class GenerativeRecommender(nn.Module):
             x = code_emb.sum(2)
         x = x + self.tok(ev.behaviours)
         if self.item is not None:
-            x = x + self.item(torch.where(valid, ev.items, self.cfg.n_items))
+            x = x + self.item(torch.where(ev.items >= 0, ev.items, self.cfg.n_items))
+        if ev.words is not None:
+            w = ev.words > 0
+            x = x + self.tok(ev.words).sum(2) / w.sum(-1, keepdim=True).clamp(min=1)
         if self.strength is not None and ev.strength is not None:
             x = x + self.strength(ev.strength)
         t = ev.items.shape[1]
@@ -146,7 +157,7 @@ class GenerativeRecommender(nn.Module):
         """Events (B, T) -> states (B, T, d); state t summarises events <= t."""
         if ev.items.shape[1] > self.cfg.max_len:
             raise ValueError(f"history length {ev.items.shape[1]} > max_len {self.cfg.max_len}")
-        valid = ev.items >= 0
+        valid = event_mask(ev)
         t = valid.shape[1]
         causal = torch.ones(t, t, dtype=torch.bool, device=valid.device).tril()
         eye = torch.eye(t, dtype=torch.bool, device=valid.device)

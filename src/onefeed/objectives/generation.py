@@ -21,3 +21,10 @@ def sid_nll(logits: list[torch.Tensor], target_codes: torch.Tensor,
         total = total + F.cross_entropy(lg[valid].float(), target_codes[..., j][valid],
                                         label_smoothing=label_smoothing)
     return total
+
+
+def text_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of next-word logits (N, W, V) against targets (N, W), -100 = ignore."""
+    if not (targets != -100).any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)

@@ -1,0 +1,56 @@
+"""Rank fusion of candidate lists (OneFeed §3.7: generated IDs + index-retrieved candidates).
+
+Weighted reciprocal-rank fusion (Cormack et al. 2009): an item's fused score is
+``sum_j w_j / (c + rank_j(item) + 1)`` over the lists that contain it (rank 0 = best). The
+weights are the only knob and are chosen on the validation split (``tune_weight``), never on
+test; weight 0 for a list reproduces the other list exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from onefeed.evaluation.metrics import ndcg_at_k, target_ranks
+
+
+def rrf(lists: Sequence[np.ndarray], weights: Sequence[float], k: int, c: float = 60.0
+        ) -> np.ndarray:
+    """(n, K_j) ranked item lists (-1 = empty) -> (n, k) fused ranking (-1 padded).
+
+    Ties break by the order of the lists, then by rank in the first list that has the item.
+    """
+    if len(lists) != len(weights) or not lists:
+        raise ValueError(f"{len(lists)} lists but {len(weights)} weights")
+    n = lists[0].shape[0]
+    if any(x.shape[0] != n for x in lists):
+        raise ValueError("every list needs one row per case")
+    items = np.concatenate(lists, axis=1)
+    scores = np.concatenate([np.broadcast_to(w / (c + np.arange(x.shape[1]) + 1.0), x.shape)
+                             for x, w in zip(lists, weights)], axis=1).astype(np.float64)
+    scores = np.where(items >= 0, scores, 0.0)
+    out = np.full((n, k), -1, dtype=np.int64)
+    for row in range(n):
+        uniq, first, inv = np.unique(items[row], return_index=True, return_inverse=True)
+        total = np.bincount(inv.reshape(-1), weights=scores[row], minlength=len(uniq))
+        keep = (uniq >= 0) & (total > 0)
+        uniq, total, first = uniq[keep], total[keep], first[keep]
+        order = np.lexsort((first, -total))[:k]  # best score, then earliest position
+        out[row, :len(order)] = uniq[order]
+    return out
+
+
+def tune_weight(base: np.ndarray, other: np.ndarray, targets: np.ndarray,
+                grid: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
+                metric: Callable[[np.ndarray], np.ndarray] = lambda r: ndcg_at_k(r, 10)
+                ) -> tuple[float, dict[float, float]]:
+    """The weight of ``other`` (``base`` has weight 1) maximising mean ``metric`` on the given
+    (validation) cases; ties go to the smaller weight. Returns (weight, score per weight)."""
+    k = max(base.shape[1], other.shape[1])
+    table = {}
+    for w in grid:
+        fused = rrf([base, other], [1.0, w], k)
+        table[float(w)] = float(metric(target_ranks(fused, targets)).mean())
+    best = max(table.values())
+    return min(w for w, s in table.items() if s == best), table

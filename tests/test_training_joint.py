@@ -1,0 +1,81 @@
+"""The joint model learns all of its tasks on a hand-made world (tests/tasks/joint_toy.py)."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from onefeed import training_joint as tj
+from onefeed.evaluation.metrics import target_ranks
+
+sys.path.insert(0, str(Path(__file__).parent / "tasks"))
+from joint_toy import make_world, sid_dir  # noqa: E402
+
+OVERRIDES = ["model.d_model=32", "model.n_heads=2", "model.d_ff=64", "model.dropout=0.0",
+             "model.max_len=12", "train.epochs=60", "train.eval_every=20", "train.patience=5",
+             "train.batch_size=16", "train.warmup_steps=20", "train.lr=3e-3",
+             "train.eval_beam=6", "tasks.desc_batch=12", "tasks.id2desc_batch=12",
+             "tasks.max_history_items=0"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("joint")
+    ds = make_world(n_users=40)
+    out = {}
+    for name, joint in (("single", False), ("joint", True)):
+        sid = sid_dir(tmp, joint)
+        cfg = tj.load_run_config(None, OVERRIDES)
+        state = tj.train_joint(ds, sid, cfg, tmp / name)
+        model, run_cfg, _ = tj.load_joint(tmp / name / "best")
+        out[name] = (tj.predictor(model, run_cfg, ds, sid), state, tmp / name)
+    return ds, out
+
+
+@pytest.mark.parametrize("name", ["single", "joint"])
+def test_learns_recommendation_and_search(trained, name):
+    ds, runs = trained
+    pred, state, _ = runs[name]
+    eq = ds.eval_queries.filter(ds.eval_queries["split"] == "test").sort("user")
+    users, targets = eq["user"].to_numpy(), eq["item"].to_numpy()
+    rec = target_ranks(pred.recommend(users, "test", 3), targets)
+    search = target_ranks(pred.search(users, eq["query"].to_list(), "test", 3), targets)
+    # the next item is determined by the history (chance Recall@3 = 0.25)
+    assert ((rec >= 0) & (rec < 3)).mean() >= 0.7
+    assert ((search >= 0) & (search < 3)).mean() >= 0.7
+    assert state["best_valid"]["rec_ndcg@10"] > 0.5
+
+
+def test_generates_training_like_queries(trained):
+    ds, runs = trained
+    pred, _, _ = runs["single"]
+    queries = pred.generate_queries(np.arange(10), "test", 3)
+    train_q = set(ds.queries["query"].to_list())
+    assert all(len(q) == 3 and len(set(q)) == 3 for q in queries)
+    assert np.mean([q[0] in train_q for q in queries]) >= 0.8
+
+
+def test_checkpoint_round_trip_and_manifest(trained):
+    ds, runs = trained
+    pred, _, out = runs["single"]
+    again, run_cfg, _ = tj.load_joint(out / "best")
+    for (k, a), b in zip(pred.model.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert torch.equal(again.text_local[again.text_vocab], torch.arange(len(again.text_vocab)))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["layout"]["kind"] == "single" and manifest["kind"] == "joint-generative"
+    joint_manifest = json.loads((runs["joint"][2] / "manifest.json").read_text())
+    assert joint_manifest["layout"]["rec_cols"] == [0, 3]
+
+
+def test_ablated_tasks_are_not_trained(tmp_path):
+    ds = make_world(n_users=8)
+    cfg = tj.load_run_config(None, OVERRIDES[:5] + ["train.max_steps=2", "train.eval_every=1",
+                                                    "tasks.nsip=0", "tasks.nsqp=0",
+                                                    "tasks.desc2id=0", "tasks.id2desc=0"])
+    state = tj.train_joint(ds, sid_dir(tmp_path), cfg, tmp_path / "rec-only")
+    assert set(state["history"][-1]["task_loss"]) == {"NRIP"}
+    assert "search_ndcg@10" not in state["best_valid"]

@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 import torch
 
+from onefeed.decoding import beam as beam_module
 from onefeed.decoding.beam import beam_search
 from onefeed.decoding.reference import (DictTrie, exact_topk, greedy_constrained,
                                         reference_beam_search)
@@ -8,27 +10,67 @@ from onefeed.decoding.trie import Trie
 
 from .toy import ToyStep, toy_catalogue, toy_state
 
-SIZES = (6, 5, 4)
+SIZES = (6, 5, 4)  # 60 items: dense slot layouts at depths 0-1, sparse at depth 2
+WIDE = (8, 16, 12)  # 60 items leave most codes unused: sparse layouts past the root
 
 
-def setup(n_items=60, n_users=7, seed=0):
-    codes = toy_catalogue(n_items, SIZES, seed)
-    return codes, ToyStep(SIZES, seed=seed), toy_state(n_users, seed=seed + 1)
+def setup(n_items=60, n_users=7, seed=0, sizes=SIZES):
+    codes = toy_catalogue(n_items, sizes, seed)
+    return codes, ToyStep(sizes, seed=seed), toy_state(n_users, seed=seed + 1)
 
 
-def test_fast_beam_equals_reference_beam():
-    codes, step, state = setup()
-    for beam in (1, 3, 10, 20):
-        fast = beam_search(step, state, Trie.from_table(codes, SIZES), 7, beam)
+def test_toy_catalogues_cover_both_slot_layouts():
+    dense = [s.dense for s in Trie.from_table(toy_catalogue(60, SIZES), SIZES).slots]
+    sparse = [s.dense for s in Trie.from_table(toy_catalogue(60, WIDE), WIDE).slots]
+    assert dense == [True, True, False] and sparse == [True, False, False]
+
+
+@pytest.mark.parametrize("sizes", [SIZES, WIDE])
+def test_fast_beam_equals_reference_beam(sizes):
+    codes, step, state = setup(sizes=sizes)
+    for beam in (1, 3, 10, 20, 50):
+        fast = beam_search(step, state, Trie.from_table(codes, sizes), 7, beam)
         ref = reference_beam_search(step, state, DictTrie.from_codes(codes), 7, beam)
         assert torch.equal(fast.items, ref.items)
         assert torch.allclose(fast.scores, ref.scores)
         assert torch.equal(fast.codes, ref.codes)
 
 
-def test_wide_beam_equals_exact_enumeration():
-    codes, step, state = setup(n_items=40)
-    fast = beam_search(step, state, Trie.from_table(codes, SIZES), 7, beam=40, k=15)
+class TupleStep:
+    """ToyStep with a (h, steps taken) state that the step replaces (not passes through)."""
+
+    def __init__(self, sizes):
+        self.toy = ToyStep(sizes)
+
+    def __call__(self, state, prefix, level):
+        h, taken = state
+        assert torch.equal(taken, torch.full_like(taken, level))  # rows stay aligned
+        return self.toy(h, prefix, level)[0], (h, taken + 1)
+
+
+@pytest.mark.parametrize("sizes", [SIZES, WIDE])
+def test_blocked_steps_equal_one_step(sizes, monkeypatch):
+    codes, step, state = setup(sizes=sizes)
+    trie = Trie.from_table(codes, sizes)
+    whole = beam_search(step, state, trie, 7, 20)
+    tuple_state = (state, torch.zeros(7))
+    whole_tuple = beam_search(TupleStep(sizes), tuple_state, trie, 7, 20)
+    monkeypatch.setattr(beam_module, "BLOCK_BYTES", 4 * max(sizes) * 3)  # 3-row blocks
+    calls = step.calls
+    blocked = beam_search(step, state, trie, 7, 20)
+    assert step.calls - calls > 3 * len(sizes)  # the step really ran in blocks
+    blocked_tuple = beam_search(TupleStep(sizes), tuple_state, trie, 7, 20)
+    calls = step.calls  # a custom reorder may not index beams on dim 0: no blocking
+    custom = beam_search(step, state, trie, 7, 20, reorder=lambda s, i: s.index_select(0, i))
+    assert step.calls - calls == len(sizes) and torch.equal(custom.items, whole.items)
+    for a, b in ((whole, blocked), (whole, whole_tuple), (whole, blocked_tuple)):
+        assert torch.equal(a.items, b.items) and torch.allclose(a.scores, b.scores, atol=1e-5)
+
+
+@pytest.mark.parametrize("sizes", [SIZES, WIDE])
+def test_wide_beam_equals_exact_enumeration(sizes):
+    codes, step, state = setup(n_items=40, sizes=sizes)
+    fast = beam_search(step, state, Trie.from_table(codes, sizes), 7, beam=40, k=15)
     items, scores = exact_topk(step, state, codes, 7, k=15)
     assert torch.equal(fast.items, items)
     assert torch.allclose(fast.scores, scores, atol=1e-5)
@@ -52,9 +94,10 @@ def test_decoded_items_exist_distinct_and_match_codes():
     assert (res.scores[:, :-1] >= res.scores[:, 1:]).all()
 
 
-def test_removed_items_never_returned_added_items_can_be():
-    codes, step, state = setup(n_items=60)
-    trie = Trie.from_table(codes[:40], SIZES)
+@pytest.mark.parametrize("sizes", [SIZES, WIDE])
+def test_removed_items_never_returned_added_items_can_be(sizes):
+    codes, step, state = setup(n_items=60, sizes=sizes)
+    trie = Trie.from_table(codes[:40], sizes)
     before = beam_search(step, state, trie, 7, beam=20)
     top = sorted(set(before.items[:, 0].tolist()))
     for item in top:
@@ -84,4 +127,4 @@ def test_profile_records_mask_share():
     codes, step, state = setup()
     prof: dict[str, float] = {}
     beam_search(step, state, Trie.from_table(codes, SIZES), 7, beam=5, profile=prof)
-    assert 0 < prof["mask"] < prof["total"]
+    assert 0 < prof["mask"] < prof["total"] and 0 < prof["step"] < prof["total"]

@@ -27,6 +27,27 @@ def test_rejects_duplicate_rows():
         Trie.from_table(np.array([[0, 1], [0, 1]]), (2, 2))
 
 
+def _check_slots(trie: Trie) -> None:
+    """Every node's slot rows (codes, 0/-inf bias, next node) agree with its child table row,
+    padding and the dead row lead to the next depth's dead row (-1 after the last depth)."""
+    for j, slots in enumerate(trie.slots):
+        table = trie.children[j]
+        dead_next = trie.slots[j + 1].dead if j < trie.n_levels - 1 else -1
+        assert slots.dead == len(table)
+        for node in range(len(table) + 1):
+            row = table[node] if node < len(table) else torch.full_like(table[0], -1)
+            allowed = (row >= 0).nonzero().flatten()
+            open_ = slots.bias[node] == 0
+            assert torch.equal(slots.code[node][open_].long(), allowed)
+            assert torch.equal(slots.next[node][open_].long(), row[allowed].long())
+            assert (slots.next[node][~open_] == dead_next).all()
+            assert torch.isinf(slots.bias[node][~open_]).all()
+            if slots.dense:
+                assert torch.equal(slots.code[node].long(), torch.arange(len(row)))
+            else:
+                assert open_[:len(allowed)].all()  # allowed codes first, ascending
+
+
 def _all_masks(trie: Trie, dict_trie: DictTrie, codes: np.ndarray) -> None:
     """Fast masks == dict-trie allowed() for every prefix of every catalogue row."""
     for row in codes:
@@ -39,10 +60,11 @@ def _all_masks(trie: Trie, dict_trie: DictTrie, codes: np.ndarray) -> None:
                 len(kids) - len(fast))
             node = trie.advance(level, node, torch.tensor([int(row[level])]))
         assert int(node) == dict_trie.item(row.tolist())
+    _check_slots(trie)
 
 
-def test_matches_dict_trie_and_supports_add_remove():
-    sizes = (4, 5, 3)
+@pytest.mark.parametrize("sizes", [(4, 5, 3), (3, 12, 9)])  # dense / sparse layouts
+def test_matches_dict_trie_and_supports_add_remove(sizes):
     codes = toy_catalogue(30, sizes)
     trie, ref = Trie.from_table(codes[:20], sizes), DictTrie.from_codes(codes[:20])
     _all_masks(trie, ref, codes[:20])
@@ -80,6 +102,12 @@ def test_candidates_widen_when_a_node_gains_children():
     assert trie.candidates(1, other).tolist() == [[0, -1, -1]]
     trie.remove(3)
     assert trie.candidates(1, node).tolist() == [[0, 3, -1]]
+    assert not trie.slots[1].dense
+    _check_slots(trie)
+    trie.add(3, [0, 2])
+    trie.add(4, [0, 1])  # the node now takes every code: the depth switches to dense slots
+    assert trie.slots[1].dense and trie.candidates(1, node).tolist() == [[0, 1, 2, 3]]
+    _check_slots(trie)
 
 
 def test_removing_last_child_prunes_prefix():

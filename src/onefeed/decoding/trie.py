@@ -1,21 +1,48 @@
-"""A prefix tree of valid semantic-ID tuples, stored as dense per-depth child tables.
+"""A prefix tree of valid semantic-ID tuples, stored as dense per-depth tables.
 
-Depth ``j`` holds a table ``children[j]`` of shape (n_nodes_j, V_j): entry ``[node, code]`` is
-the index of the child node at depth ``j + 1`` (or, at the last depth, the item id), or -1 when
-``code`` cannot follow that prefix. Masking a batch of beams is then one gather in a bool
-copy of the table (``masks[j][nodes]``), which is what makes the batched beam search cheap.
+Depth ``j`` holds ``children[j]`` of shape (n_nodes_j, V_j): entry ``[node, code]`` is the
+child node at depth ``j + 1`` (at the last depth, the item id), or -1 when ``code`` cannot
+follow that prefix. From it each depth also keeps its *slot tables* (``Slots``): every node's
+allowed codes as a short padded list (K_j wide, the most children of any node at that depth:
+256/40/16/10 on Beauty against codebooks of 256/256/256/10), with an additive 0/-inf bias and
+the child reached through each slot. The batched beam search then applies the constraint
+with one row gather per table instead of masking full V-wide rows, and advances beams with
+one lookup. Each slot table ends with a *dead* row (all padding) so finished-off beams need
+no special case.
 
-Items can be added and removed at run time (UniSearch §3.4: live items come and go); removed
-prefixes disappear from the masks at once. Nodes emptied by removals stay allocated but
-unreachable until ``compact()``.
+Items can be added and removed at run time (UniSearch §3.4: live items come and go); the
+touched rows are rewritten at once. Nodes emptied by removals stay allocated but unreachable
+until ``compact()``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
+
+
+class Slots(NamedTuple):
+    """The child lists of every node at one depth, plus a last all-padding *dead* row.
+
+    Sparse layout (``dense`` False): row = the node's allowed codes ascending, then padding.
+    Dense layout (``dense`` True, used when some node may be followed by every code of the
+    level): slot ``c`` is code ``c`` itself, so a beam's candidates are its whole log-prob row
+    plus ``bias`` and no gather is needed.
+    """
+
+    code: torch.Tensor  # (n_nodes + 1, K) int32 code of each slot, 0 where padding
+    bias: torch.Tensor  # (n_nodes + 1, K) float32 0 where allowed, -inf where padding
+    next: torch.Tensor  # (n_nodes + 1, K) int32 child node (item id at the last depth);
+    #                     padding -> the next depth's dead row (-1 at the last depth)
+    #                     (code and next are int64 when a table has >= 2**31 entries)
+    dense: bool  # K == V and slot == code
+
+    @property
+    def dead(self) -> int:
+        return len(self.code) - 1
 
 
 class Trie:
@@ -77,31 +104,52 @@ class Trie:
         return self
 
     def _refresh(self) -> None:
-        """Torch views of the tables (share memory), the bool next-code masks (1 byte/entry)
-        and the padded child lists (CSR rows padded to the widest node of each depth)."""
+        """Torch views of the child tables (shared memory) and every depth's slot tables."""
         self.children = [torch.from_numpy(t) for t in self._children]
-        self.masks = [c >= 0 for c in self.children]
-        self.kids = [self._padded_kids(m) for m in self.masks]
+        self.slots = [self._build_slots(j) for j in range(self.n_levels)]
 
-    @staticmethod
-    def _padded_kids(mask: torch.Tensor) -> torch.Tensor:
-        """(n_nodes, V) bool -> (n_nodes, K) int64 allowed codes ascending, -1 padded."""
-        width = max(int(mask.sum(1).max()) if len(mask) else 0, 1)
-        codes = torch.arange(mask.shape[1]).expand_as(mask)
-        keyed = torch.where(mask, codes, mask.shape[1])  # pads sort last
-        out = keyed.sort(dim=1).values[:, :width]
-        return torch.where(out == mask.shape[1], -1, out)
+    def _dead_next(self, depth: int) -> int:
+        """What a padding slot at ``depth`` leads to: the next depth's dead row, or -1."""
+        return len(self._children[depth + 1]) if depth < self.n_levels - 1 else -1
+
+    def _build_slots(self, depth: int) -> Slots:
+        table = self._children[depth]
+        n_codes = table.shape[1]
+        valid = table >= 0
+        counts = valid.sum(axis=1)
+        width = max(int(counts.max()) if len(counts) else 0, 1)
+        shape = (len(table) + 1, n_codes if width == n_codes else width)
+        index = np.int32 if shape[0] * shape[1] < 2**31 else np.int64  # half the cache footprint
+        code = np.zeros(shape, dtype=index)
+        nxt = np.full(shape, self._dead_next(depth), dtype=index)
+        bias = np.full(shape, -np.inf, dtype=np.float32)
+        rows, cols = np.nonzero(valid)  # row-major: codes ascend within a row
+        if width == n_codes:
+            code[:] = np.arange(n_codes)
+            pos = cols
+        else:
+            pos = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]
+        code[rows, pos], nxt[rows, pos], bias[rows, pos] = cols, table[rows, cols], 0.0
+        return Slots(torch.from_numpy(code), torch.from_numpy(bias), torch.from_numpy(nxt),
+                     width == n_codes)
 
     def _set(self, depth: int, node: int, code: int, value: int) -> None:
+        """Write one child entry and rewrite that node's slot row (widening if needed)."""
         self._children[depth][node, code] = value
-        self.masks[depth][node, code] = value >= 0
-        row = self.masks[depth][node].nonzero().flatten()
-        kids = self.kids[depth]
-        if len(row) > kids.shape[1]:  # widen every row of this depth
-            kids = torch.cat([kids, kids.new_full((len(kids), len(row) - kids.shape[1]), -1)], 1)
-        kids[node] = -1
-        kids[node, :len(row)] = row
-        self.kids[depth] = kids
+        row = self._children[depth][node]
+        cols = np.flatnonzero(row >= 0)
+        slots = self.slots[depth]
+        if len(cols) > slots.code.shape[1]:
+            self.slots[depth] = self._build_slots(depth)
+            return
+        pos = cols if slots.dense else np.arange(len(cols))
+        if not slots.dense:
+            slots.code[node] = 0
+            slots.code[node, pos] = torch.from_numpy(cols).to(slots.code.dtype)
+        slots.bias[node] = float("-inf")
+        slots.bias[node, pos] = 0.0
+        slots.next[node] = self._dead_next(depth)
+        slots.next[node, pos] = torch.from_numpy(row[cols]).to(slots.next.dtype)
 
     # ---- run-time updates (UniSearch §3.4) ---------------------------------------------------
     def add(self, item: int, codes: Sequence[int]) -> None:
@@ -113,15 +161,15 @@ class Trie:
                 raise ValueError(f"item {item}: code {c} at level {j} outside codebook of {v}")
         if item in self._paths:
             raise ValueError(f"item {item} is already in the trie")
+        last = self.n_levels - 1
         node = 0
-        for j in range(self.n_levels - 1):
+        for j in range(last):
             nxt = int(self._children[j][node, codes[j]])
             if nxt < 0:
                 nxt = self._new_node(j + 1)
                 self._set(j, node, codes[j], nxt)
                 self._count[j][node] += 1
             node = nxt
-        last = self.n_levels - 1
         if self._children[last][node, codes[last]] >= 0:
             other = int(self._children[last][node, codes[last]])
             raise ValueError(f"item {item}: codes {codes} already belong to item {other}")
@@ -143,7 +191,7 @@ class Trie:
                 break
 
     def compact(self) -> "Trie":
-        """A fresh trie of the live items (drops unreachable nodes)."""
+        """A fresh trie of the live items (drops unreachable nodes, narrows slot tables)."""
         items = np.array(sorted(self._paths), dtype=np.int64)
         codes = np.array([self._paths[i] for i in items], dtype=np.int64).reshape(-1, self.n_levels)
         return Trie(self.codebook_sizes)._fill(codes, items)
@@ -151,7 +199,7 @@ class Trie:
     def _new_node(self, depth: int) -> int:
         idx = self._n_nodes[depth]
         table = self._children[depth]
-        if idx >= len(table):
+        if idx >= len(table):  # double the depth's tables (the dead rows move: rebuild all)
             grown = np.full((2 * len(table), table.shape[1]), -1, dtype=np.int32)
             grown[: len(table)] = table
             self._children[depth] = grown
@@ -178,15 +226,17 @@ class Trie:
 
     def next_mask(self, level: int, nodes: torch.Tensor) -> torch.Tensor:
         """(N,) node ids at depth ``level`` -> (N, V_level) bool: which codes may follow."""
-        return self.masks[level][nodes]
+        return self.children[level][nodes] >= 0
 
     def candidates(self, level: int, nodes: torch.Tensor) -> torch.Tensor:
         """(N,) nodes at depth ``level`` -> (N, K_level) allowed codes, ascending, -1 padded.
 
-        The sparse form of ``next_mask``: K_level is the largest number of children of any
-        node at that depth (e.g. 256/40/16/10 on Beauty vs codebooks of 256/256/256/10).
+        The sparse form of ``next_mask`` (K_level: the most children of any node there).
         """
-        return self.kids[level][nodes]
+        slots = self.slots[level]
+        big = self.codebook_sizes[level]
+        keyed = torch.where(slots.bias[nodes] == 0, slots.code[nodes], big).sort(dim=1).values
+        return torch.where(keyed < big, keyed, -1)
 
     def advance(self, level: int, nodes: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """(N,) nodes, (N,) codes -> (N,) child nodes (item ids at the last level), -1 if none."""

@@ -79,7 +79,7 @@ def _items(ds: Any, ids: Any) -> list[dict[str, Any]]:
 
 @app.command("recommend")
 def recommend_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
-                  k: int = typer.Option(10, min=1, max=200), split: str = typer.Option("test"),
+                  k: int = typer.Option(10, "-k", "--k", min=1, max=200), split: str = typer.Option("test"),
                   beam: int = typer.Option(20)) -> None:
     """Next items for a user's feed (NRIP)."""
     import numpy as np
@@ -93,7 +93,7 @@ def recommend_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
 @app.command("search")
 def search_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
                query: str = typer.Option(..., help="free text (up to 12 word pieces are read)"),
-               k: int = typer.Option(10, min=1, max=200), split: str = typer.Option("test"),
+               k: int = typer.Option(10, "-k", "--k", min=1, max=200), split: str = typer.Option("test"),
                beam: int = typer.Option(20)) -> None:
     """Items for a query, personalised by the user's history (NSIP)."""
     import numpy as np
@@ -118,7 +118,7 @@ def search_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
 
 @app.command("suggest")
 def suggest_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
-                k: int = typer.Option(5, min=1, max=50), split: str = typer.Option("test"),
+                k: int = typer.Option(5, "-k", "--k", min=1, max=50), split: str = typer.Option("test"),
                 beam: int = typer.Option(10)) -> None:
     """Queries the user is likely to search next (NSQP)."""
     import numpy as np

@@ -1,0 +1,65 @@
+"""``onefeed joint train|recommend|search|suggest`` on the toy joint world: JSON out, clear errors."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from onefeed.cli import app
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
+from joint_toy import make_world, sid_dir  # noqa: E402
+
+SMALL = ["model.d_model=16", "model.n_heads=2", "model.d_ff=32", "model.max_len=8",
+         "train.batch_size=8", "train.max_steps=3", "train.eval_every=1", "train.eval_beam=5",
+         "tasks.desc_batch=8"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    make_world(n_users=8).save(tmp / "data")
+    sid = sid_dir(tmp)
+    args = ["joint", "train", "--data", str(tmp / "data"), "--sid", str(sid),
+            "--out", str(tmp / "run")]
+    for s in SMALL:
+        args += ["--set", s]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output[res.output.index("{"):])["run"] == str(tmp / "run")
+    return tmp / "run"
+
+
+def _json(res):
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)
+
+
+def test_recommend_search_suggest(run_dir):
+    r = CliRunner(env={"COLUMNS": "300"})
+    rec = _json(r.invoke(app, ["joint", "recommend", "--run", str(run_dir), "--user", "u0",
+                               "-k", "3", "--beam", "5"]))
+    assert len(rec["items"]) == 3 and {"item_id", "title"} <= set(rec["items"][0])
+    new_query = "a query nobody typed before"
+    found = _json(r.invoke(app, ["joint", "search", "--run", str(run_dir), "--user", "u1",
+                                 "--query", new_query, "-k", "4", "--beam", "5"]))
+    assert found["query"] == new_query and len(found["items"]) == 4
+    sug = _json(r.invoke(app, ["joint", "suggest", "--run", str(run_dir), "--user", "u2",
+                               "-k", "2"]))
+    assert len(sug["queries"]) <= 2 and all(isinstance(q, str) for q in sug["queries"])
+
+
+def test_bad_input_is_named(run_dir, tmp_path):
+    r = CliRunner(env={"COLUMNS": "300"})
+    res = r.invoke(app, ["joint", "recommend", "--run", str(run_dir), "--user", "nobody"])
+    assert res.exit_code != 0 and "unknown user 'nobody'" in res.output
+    res = r.invoke(app, ["joint", "search", "--run", str(run_dir), "--user", "u0",
+                         "--query", "   "])
+    assert res.exit_code != 0 and "query is empty" in res.output
+    res = r.invoke(app, ["joint", "search", "--run", str(run_dir), "--user", "u0",
+                         "--query", "x" * 5000])
+    assert res.exit_code != 0 and "at most 1000" in res.output
+    res = r.invoke(app, ["joint", "suggest", "--run", str(tmp_path), "--user", "u0"])
+    assert res.exit_code != 0 and "not a joint run" in res.output

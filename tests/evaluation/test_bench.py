@@ -102,3 +102,19 @@ def test_seeds_run_one_at_a_time_accumulate(tmp_path):
     both = json.loads((tmp_path / "all" / "results.json").read_text())["models"]["sasrec"]
     assert both["metrics"]["ndcg@10"]["per_seed"] == pytest.approx(
         sas["metrics"]["ndcg@10"]["per_seed"])
+
+
+def test_query_cases_subsample_is_fixed_and_shared():
+    import numpy as np
+
+    from onefeed.data.views import RecCases
+    from onefeed.evaluation.bench import subsample_query_cases
+
+    cases = RecCases(np.arange(10), np.zeros((10, 2), dtype=np.int64), np.arange(10) + 100)
+    refs = [f"q{i}" for i in range(10)]
+    a, ra = subsample_query_cases(cases, refs, 4)
+    b, rb = subsample_query_cases(cases, refs, 4)
+    assert ra == rb and len(ra) == 4 and (a.users == b.users).all()
+    assert [f"q{u}" for u in a.users] == ra and (a.targets == a.users + 100).all()
+    full, rf = subsample_query_cases(cases, refs, 0)
+    assert rf == refs and full is cases

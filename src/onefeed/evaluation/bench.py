@@ -275,16 +275,28 @@ class BenchContext:
             return self.cases, self.q_cases
         if history not in self._by_history:
             cases = rec_cases(self.ds, self.proto.split, history)
-            self._by_history[history] = (cases, query_cases(self.ds, cases,
-                                                            self.proto.search_split)[0])
+            q_cases = subsample_query_cases(*query_cases(self.ds, cases, self.proto.search_split),
+                                            self.proto.query_max_cases)[0]
+            self._by_history[history] = (cases, q_cases)
         return self._by_history[history]
+
+
+def subsample_query_cases(cases: RecCases, refs: list[str], n: int
+                          ) -> tuple[RecCases, list[str]]:
+    """A fixed (seed 0) random subset of ``n`` query-generation cases, the same for every row
+    (0 or n >= len: all). Query generation is the dearest task to score."""
+    if not n or n >= len(refs):
+        return cases, refs
+    pick = np.sort(np.random.default_rng(0).choice(len(refs), n, replace=False))
+    return RecCases(*(a[pick] for a in cases)), [refs[i] for i in pick]
 
 
 def make_context(ds: Dataset, proto: Protocol) -> BenchContext:
     from onefeed.search.bm25 import BM25Config, BM25Retriever
 
     cases = rec_cases(ds, proto.split, proto.max_history)
-    q_cases, q_refs = query_cases(ds, cases, proto.search_split)
+    q_cases, q_refs = subsample_query_cases(*query_cases(ds, cases, proto.search_split),
+                                            proto.query_max_cases)
     bm25 = BM25Retriever()
     bm25.fit(ds, BM25Config())
     tail = tail_mask(train_popularity(ds), proto.tail_head_frac)

@@ -23,6 +23,7 @@ class Protocol:
     search_ks: list[int] = field(default_factory=lambda: [1, 5, 10, 20])
     query_ks: list[int] = field(default_factory=lambda: [1, 5, 10])
     edit_distance: int = 2  # ED-HR tolerance (OneBar §5.1)
+    query_max_cases: int = 0  # score query generation on a fixed random subset (0 = all)
     tail_head_frac: float = 0.2  # tail = items outside the top 20% by train popularity
 
     def as_dict(self) -> dict[str, Any]:
@@ -47,7 +48,9 @@ class Protocol:
             f"- Search: held-out weak queries (`eval_queries`, split `{self.search_split}`), full "
             "ranking of the whole item corpus. Query generation: exact HR/MRR@K, ED-HR@K "
             f"(Levenshtein <= {self.edit_distance}, OneBar §5.1), BLEU@K (best of top K), "
-            "ROUGE-L, Distinct-2, retrievability (top-1 query matches >= 1 item under BM25).",
+            "ROUGE-L, Distinct-2, retrievability (top-1 query matches >= 1 item under BM25)"
+            + (f", on a fixed random subset of {self.query_max_cases} cases."
+               if self.query_max_cases else "."),
             f"- Long tail: items outside the top {self.tail_head_frac:.0%} by train popularity.",
         ]
         return "\n".join(lines)

@@ -58,5 +58,5 @@ def test_fused_row_tunes_on_valid_and_reports_weights(tmp_path):
     fusion = row["training"]["0"]["fusion"]
     assert fusion["tune_split"] == "valid" and fusion["tune_cases"] == 8
     assert fusion["w_search"] in fusion["search"] or str(fusion["w_search"]) in fusion["search"]
-    assert "feed" not in fusion  # no query task -> no feed enhancement
+    assert fusion["w_feed"] in (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0) and "feed" in fusion
     assert 0.0 <= row["metrics_search"]["recall@10"]["mean"] <= 1.0

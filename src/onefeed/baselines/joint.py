@@ -103,6 +103,7 @@ class FusedJointAdapter(JointAdapter):
     Each fusion weight (of the model's list in search, of the query candidates in the feed) is
     chosen on the validation split (``params.tune_users`` valid cases) from a fixed grid; a
     weight of 0 means fusion did not help on validation and the row equals its base list.
+    ``params.feed_fusion = false`` skips the feed side (it generates a query per user).
     """
 
     def fit(self, ds: Dataset, cfg: dict[str, Any], seed: int) -> dict[str, Any]:  # type: ignore[override]
@@ -128,7 +129,7 @@ class FusedJointAdapter(JointAdapter):
             gen = self.pred.search(users, queries, "valid", 30, self._beam(30))
             base = self.bm25.retrieve(queries, self.depth)
             self.w_search, fusion["search"] = tune_weight(base, gen, eq["item"].to_numpy())
-        if self.recommend is not None and self.generate is not None:
+        if self.recommend is not None and cfg.get("feed_fusion", True):
             base = self.pred.recommend(users, "valid", 30, self._beam(30))
             top = [q[0] if q else "" for q in self.pred.generate_queries(users, "valid", 1, 5)]
             extra = self.bm25.retrieve(top, 30)

@@ -42,7 +42,7 @@ def rrf(lists: Sequence[np.ndarray], weights: Sequence[float], k: int, c: float 
 
 
 def tune_weight(base: np.ndarray, other: np.ndarray, targets: np.ndarray,
-                grid: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
+                grid: Sequence[float] = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
                 metric: Callable[[np.ndarray], np.ndarray] = lambda r: ndcg_at_k(r, 10)
                 ) -> tuple[float, dict[float, float]]:
     """The weight of ``other`` (``base`` has weight 1) maximising mean ``metric`` on the given

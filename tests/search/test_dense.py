@@ -26,3 +26,26 @@ def test_dense_matches_brute_force(retriever):
     assert top[:, 0].tolist() == expect[:, 0].tolist()
     assert top[0, 0] == 3 and top[1, 0] == 0
     assert sorted(top[0].tolist()) == list(range(5))
+
+
+def test_model_dir_loads_another_sentence_transformer_dir(tmp_path, retriever):
+    """A copy of the packaged model given as model_dir (as the search-tuned bi-encoder is)
+    ranks exactly like the default; a dir without weights is a clear error."""
+    import os
+
+    from onefeed.embeddings.content import model_path
+
+    src = model_path()
+    for path in src.rglob("*"):
+        if path.is_file():
+            dst = tmp_path / "tuned" / path.relative_to(src)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(path, dst)
+    tuned = DenseRetriever()
+    tuned.fit_texts(TEXTS, DenseConfig(model_dir=str(tmp_path / "tuned"), cache=False,
+                                       progress=False))
+    queries = ["hair washing product", "nail varnish in red"]
+    assert np.array_equal(tuned.retrieve(queries, 5), retriever.retrieve(queries, 5))
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        DenseRetriever().fit_texts(TEXTS, DenseConfig(model_dir=str(tmp_path), cache=False,
+                                                      progress=False))

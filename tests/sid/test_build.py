@@ -94,3 +94,38 @@ def test_dataset_without_text_still_gets_ids(tmp_path):
     assert table.is_unique()
     manifest = json.loads((tmp_path / "t" / "manifest.json").read_text())
     assert manifest["embeddings"]["content"]["fallback"] == "collaborative"
+
+
+def test_prefix_share_strategy_builds_shared_then_both_specific_parts(tmp_path):
+    c = cfg("strategy=prefix_share", "quantizer=joint", "joint.shared_levels=1",
+            "joint.specific_levels=1", cache=tmp_path / "cache")
+    table = build(dataset(), c, tmp_path / "p", progress=False)
+    sem, col = SidTable.load(tmp_path / "p" / "sid_semantic"), SidTable.load(
+        tmp_path / "p" / "sid_collab")
+    # [shared, semantic-specific, collab-specific, disambiguation]
+    assert table.n_levels == 4 and table.is_unique()
+    assert np.array_equal(table.codes[:, :2], sem.codes[:, :2])
+    assert np.array_equal(table.codes[:, 2], col.codes[:, 1])
+    assert table.meta["prefix_share"]["collab_levels"] == [2]
+    assert np.array_equal(SidTable.load(tmp_path / "p").codes, table.codes)
+    assert np.array_equal(reencode(tmp_path / "p")["sid"], table.codes[:, :-1])
+    with pytest.raises(ValueError, match="prefix_share"):
+        build(dataset(), cfg("strategy=prefix_share"), tmp_path / "never", progress=False)
+
+
+def test_learned_joint_build_keeps_the_output_format(tmp_path):
+    c = cfg("strategy=content", "quantizer=joint", "joint.method=learned",
+            "joint.shared_levels=1", "joint.specific_levels=1", "joint.dim=4",
+            "joint.learned.hidden=[8]", "joint.learned.epochs=3", cache=tmp_path / "cache")
+    a = build(dataset(), c, tmp_path / "a", progress=False)
+    b = build(dataset(), c, tmp_path / "b", progress=False)
+    assert np.array_equal(a.codes, b.codes) and a.is_unique()
+    sem, col = SidTable.load(tmp_path / "a" / "sid_semantic"), SidTable.load(
+        tmp_path / "a" / "sid_collab")
+    assert np.array_equal(sem.codes[:, 0], col.codes[:, 0]) and np.array_equal(sem.codes,
+                                                                                a.codes)
+    codes = reencode(tmp_path / "a")
+    assert np.array_equal(codes["sid_semantic"], sem.codes[:, :-1])
+    assert np.array_equal(codes["sid_collab"], col.codes[:, :-1])
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["quantiser"]["method"] == "learned"

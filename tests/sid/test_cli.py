@@ -32,3 +32,19 @@ def test_unknown_override_is_rejected(tmp_path):
     make_tiny_dataset([[0, 1, 2, 3]], n_items=4).save(tmp_path / "d")
     result = CliRunner().invoke(app, ["build", "--data", str(tmp_path / "d"), "--set", "nope=1"])
     assert result.exit_code != 0
+
+
+def test_prefix_share_is_a_build_strategy(tmp_path):
+    seqs = [[0, 1, 2, 3, 4], [1, 2, 3, 4, 5], [2, 3, 4, 5, 6], [5, 6, 7, 0, 1]]
+    make_tiny_dataset(seqs, n_items=8).save(tmp_path / "tiny" / "data")
+    result = CliRunner().invoke(app, [
+        "build", "--data", str(tmp_path / "tiny" / "data"), "--strategy", "prefix_share",
+        "--quiet", "--set", f"cache_dir={tmp_path / 'cache'}", "--set", "codebook_size=4",
+        "--set", "collab.dim=4", "--set", "joint.shared_levels=1",
+        "--set", "joint.specific_levels=1"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "tiny" / "sid" / "prefix_share-joint"
+    info = json.loads((out / "sid_table.json").read_text())
+    assert len(info["codebook_sizes"]) == 4  # shared, semantic, collab, disambiguation
+    assert info["meta"]["prefix_share"]["shared_levels"] == [0]
+    assert (out / "sid_semantic").is_dir() and (out / "sid_collab").is_dir()

@@ -18,8 +18,10 @@ console = Console()
 def build(
     data: Path = typer.Option(..., help="Prepared dataset dir (runs/<name>/data)."),
     strategy: str | None = typer.Option(None, help="content (default)|collaborative|search|"
-                                                    "multitask|fused_concat|fused_svd|separate"),
-    quantizer: str | None = typer.Option(None, help="rq_kmeans (default)|rqvae|joint"),
+                                                    "multitask|fused_concat|fused_svd|separate|"
+                                                    "prefix_share (Spotify; quantizer joint)"),
+    quantizer: str | None = typer.Option(None, help="rq_kmeans (default)|rqvae|joint (--set "
+                                                    "joint.method=learned: GenSAR Eq. 6-10)"),
     out: Path | None = typer.Option(None, help="Output dir (default runs/<name>/sid/"
                                                "<strategy>-<quantizer>)."),
     config: Path | None = typer.Option(None, help="TOML file with SidConfig fields."),
@@ -33,6 +35,8 @@ def build(
     from onefeed.sid.build import SidConfig
     from onefeed.sid.build import build as build_sid
 
+    if strategy == "prefix_share" and quantizer is None:
+        quantizer = "joint"  # Prefix-share IDs come out of the joint (shared + specific) quantiser
     chosen = [f"{key}={value}" for key, value in (("strategy", strategy),
                                                   ("quantizer", quantizer)) if value]
     cfg = cfg_mod.load(SidConfig, config, [*chosen, *set_])

@@ -1,8 +1,10 @@
 """Content embeddings: all-MiniLM-L6-v2 (packaged, offline, checksum-verified) over item text.
 
 Embeddings are L2-normalised float32 (n_items, 384) and cached on disk under
-``<cache_dir>/<model sha>-<texts sha>.npy`` so a repeated build with the same model and texts is
-instant. Items without text are filled from the collaborative embedding (``fill_missing``).
+``<cache_dir>/<model sha>-<encoder settings>-<texts sha>.npy`` (settings: precision and
+max_seq_length, e.g. ``bf16-len256``; they move the vectors slightly) so a repeated build with
+the same model, settings and texts is instant. Items without text are filled from the
+collaborative embedding (``fill_missing``).
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from onefeed.artifacts import file_sha256
-from onefeed.embeddings.text import texts_sha256
+from onefeed.embeddings.text import (TextEncoderConfig, encode_fast, encoder_tag,
+                                     saved_max_seq_length, texts_sha256)
 
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 MINILM_DIM = 384
-CHUNK = 512  # texts per progress step
 
 
 def model_path(verify: bool = True) -> Path:
@@ -68,37 +70,32 @@ def embedding_dim(model) -> int:
 
 
 def encode_texts(model, texts: list[str], batch_size: int = 64,
-                 progress: bool = True) -> np.ndarray:
-    """(len(texts), dim) float32 unit vectors. Texts are length-sorted globally for speed."""
-    from rich.progress import Progress
-
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    out = np.zeros((len(texts), embedding_dim(model)), dtype=np.float32)
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("encoding item text", total=len(texts))
-        for start in range(0, len(texts), CHUNK):
-            idx = order[start:start + CHUNK]
-            emb = model.encode([texts[i] for i in idx], batch_size=batch_size,
-                               normalize_embeddings=True, convert_to_numpy=True,
-                               show_progress_bar=False)
-            out[idx] = emb
-            bar.advance(task, len(idx))
-    return out
+                 progress: bool = True, precision: str = "auto") -> np.ndarray:
+    """(len(texts), dim) float32 unit vectors via ``text.encode_fast`` (token-length batches,
+    bf16 autocast where native; ``precision="fp32"`` for the exact fp32 maths)."""
+    cfg = TextEncoderConfig(precision=precision, batch_size=batch_size,
+                            max_seq_length=model.max_seq_length)
+    return encode_fast(model, texts, cfg, progress)
 
 
 def content_embeddings(texts: list[str], cache_dir: str | Path | None,
                        model_dir: str | Path | None = None, batch_size: int = 64,
-                       progress: bool = True, int8: bool = False) -> tuple[np.ndarray, dict]:
+                       progress: bool = True, int8: bool = False,
+                       precision: str = "auto") -> tuple[np.ndarray, dict]:
     """Embed ``texts`` (empty strings give zero rows) with a disk cache.
 
     Returns (embeddings (n, dim) float32, info with model/text hashes, cache hit, seconds).
+    ``precision``: see ``text.TextEncoderConfig`` (int8 models always run fp32 activations).
     """
+    precision = "fp32" if int8 else precision
     weights = Path(model_dir or model_path()) / "model.safetensors"
+    tag = encoder_tag(precision, saved_max_seq_length(weights.parent))
     model_sha = MINILM_SHA256 if model_dir is None else file_sha256(weights)
     text_sha = texts_sha256(texts)
     info = {"model_sha256": model_sha, "texts_sha256": text_sha, "n_texts": len(texts),
-            "n_empty": sum(1 for t in texts if not t), "cache_hit": False, "int8": int8}
-    name = f"{model_sha[:16]}{'-int8' if int8 else ''}-{text_sha[:32]}.npy"
+            "n_empty": sum(1 for t in texts if not t), "cache_hit": False, "int8": int8,
+            "encoder": tag}
+    name = f"{model_sha[:16]}{'-int8' if int8 else ''}-{tag}-{text_sha[:32]}.npy"
     cache = Path(cache_dir) / name if cache_dir else None
     if cache is not None and cache.exists():
         info["cache_hit"] = True
@@ -110,7 +107,7 @@ def content_embeddings(texts: list[str], cache_dir: str | Path | None,
         return np.zeros((len(texts), MINILM_DIM), dtype=np.float32), info
     model = load_encoder(model_dir, int8=int8)
     emb = np.zeros((len(texts), embedding_dim(model)), dtype=np.float32)
-    emb[has_text] = encode_texts(model, [t for t in texts if t], batch_size, progress)
+    emb[has_text] = encode_texts(model, [t for t in texts if t], batch_size, progress, precision)
     info["seconds"] = time.perf_counter() - start
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,16 @@
 """Dense retrieval: a bi-encoder (all-MiniLM-L6-v2 by default) + exact inner product (faiss
 IndexFlatIP) over unit vectors, full ranking of the whole item corpus.
 
-``model_dir`` is the hook for a search-tuned bi-encoder (a SentenceTransformer directory built
-elsewhere, e.g. under runs/<name>/embeddings/...); the bench lists it as ``dense-tuned``.
+``model_dir`` is the hook for a search-tuned bi-encoder: any SentenceTransformer directory, e.g.
+the MiniLM fine-tuned on train weak queries that ``onefeed sid build --strategy search`` saves
+as ``runs/<name>/sid/search-rq_kmeans/biencoder_search`` (Spotify §3.1); the bench lists it as
+``dense-tuned``. Item and query texts are then both encoded by that model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -39,6 +42,12 @@ class DenseRetriever:
 
     def fit_texts(self, texts: list[str], cfg: DenseConfig | None = None) -> None:
         self.cfg = cfg or DenseConfig()
+        if self.cfg.model_dir is not None:
+            weights = Path(self.cfg.model_dir) / "model.safetensors"
+            if not weights.exists():
+                raise FileNotFoundError(
+                    f"dense model_dir {self.cfg.model_dir}: no model.safetensors (build it with "
+                    "`onefeed sid build --strategy search`, which saves biencoder_search/)")
         cache = runs_root() / "cache" / "content" if self.cfg.cache else None
         emb, _ = content_embeddings(texts, cache, self.cfg.model_dir, self.cfg.batch_size,
                                     self.cfg.progress)

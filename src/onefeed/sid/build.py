@@ -11,7 +11,9 @@ Artifact directory (written atomically)::
     embeddings.safetensors               the vectors that were quantised, one tensor per part
     <quantiser>_<part>.safetensors       codebooks (rq_kmeans) or weights (rqvae)
     joint/                               joint quantiser (projections + codebooks)
-    sid_semantic/, sid_collab/           joint only: the two identifiers (shared prefix)
+    sid_semantic/, sid_collab/           joint only: the two identifiers (shared prefix); the
+                                         primary table is sid_semantic, or for strategy
+                                         prefix_share [shared, semantic, collab] (Spotify §3.2)
     biencoder_<kind>/                    fine-tuned sentence-transformers model (search/multitask)
     manifest.json                        config, inputs with hashes, events used, stats, versions
 """
@@ -38,14 +40,14 @@ from onefeed.embeddings.content import content_embeddings, fill_missing
 from onefeed.embeddings.fusion import fused_concat, fused_svd, l2_normalise
 from onefeed.embeddings.text import item_texts
 from onefeed.sid.collisions import collision_rate, disambiguate, max_group_size
-from onefeed.sid.joint import JointConfig, JointQuantiser
+from onefeed.sid.joint import JointConfig, fit_joint, load_joint
 from onefeed.sid.rq_kmeans import RQKMeans, RQKMeansConfig
 from onefeed.sid.rqvae import RQVAE, RQVAEConfig, train_rqvae
 from onefeed.sid.table import SidTable
-from onefeed.sid.variants import separate
+from onefeed.sid.variants import prefix_share, separate
 
 Strategy = Literal["content", "collaborative", "search", "multitask", "fused_concat",
-                   "fused_svd", "separate"]
+                   "fused_svd", "separate", "prefix_share"]
 Quantiser = Literal["rq_kmeans", "rqvae", "joint"]
 Semantic = Literal["content", "search", "multitask"]
 
@@ -54,7 +56,7 @@ Semantic = Literal["content", "search", "multitask"]
 class SidConfig:
     strategy: Strategy = "content"
     quantizer: Quantiser = "rq_kmeans"
-    semantic: Semantic = "content"  # semantic side of fused_*/separate/joint
+    semantic: Semantic = "content"  # semantic side of fused_*/separate/prefix_share
     levels: int = 3  # rq_kmeans / rqvae levels (joint: joint.shared_levels + specific_levels)
     codebook_size: int = 256
     seed: int = 0
@@ -63,6 +65,9 @@ class SidConfig:
     cache_dir: str = ""  # content-embedding cache; "" = <runs>/cache/embeddings
     batch_size: int = 64  # text-encoding batch
     int8_text: bool = False  # dynamic-int8 MiniLM for item text (faster, slightly different)
+    # Item-text encoder precision, pinned for ID reproducibility: bf16 autocast moves vectors by
+    # ~1e-3 (cosine >= 0.9999) yet changes 98% of ML-100K's RQ-KMeans codes (docs/SEMANTIC_IDS.md).
+    text_precision: Literal["fp32", "bf16", "auto"] = "fp32"
     collab: CollabConfig = field(default_factory=CollabConfig)
     biencoder: BiEncoderConfig = field(default_factory=BiEncoderConfig)
     rqvae: RQVAEConfig = field(default_factory=RQVAEConfig)
@@ -154,7 +159,8 @@ class Embedder:
 
     def _encode_text(self, kind: str, model_dir: Path | None) -> np.ndarray:
         emb, info = content_embeddings(self.texts, self._cache_dir(), model_dir,
-                                       self.cfg.batch_size, self.progress, self.cfg.int8_text)
+                                       self.cfg.batch_size, self.progress, self.cfg.int8_text,
+                                       self.cfg.text_precision)
         info["items_without_text"] = int((~self.has_text).sum())
         if not self.has_text.all():  # OneFeed-style fallback: collaborative mapped to text space
             emb = fill_missing(emb, self.has_text, self.get("collaborative"))
@@ -204,11 +210,15 @@ class Embedder:
 def strategy_parts(emb: Embedder, cfg: SidConfig) -> dict[str, np.ndarray]:
     """The vectors to quantise: one part, or ``semantic`` + ``collab`` for separate/joint."""
     s = cfg.strategy
+    if s == "prefix_share" and cfg.quantizer != "joint":
+        raise ValueError("strategy 'prefix_share' is built by the joint quantiser (shared + two "
+                         f"specific codebooks); use quantizer 'joint', not {cfg.quantizer!r}")
     if cfg.quantizer == "joint":
-        if s not in ("content", "search", "multitask"):
+        if s not in ("content", "search", "multitask", "prefix_share"):
             raise ValueError(f"quantizer 'joint' takes a semantic strategy (content|search|"
-                             f"multitask) as its semantic side, got strategy {s!r}")
-        return {"semantic": emb.get(s), "collab": emb.get("collaborative")}
+                             f"multitask) or prefix_share, got strategy {s!r}")
+        side = cfg.semantic if s == "prefix_share" else s
+        return {"semantic": emb.get(side), "collab": emb.get("collaborative")}
     if s == "separate":
         return {"semantic": l2_normalise(emb.get(cfg.semantic)),
                 "collab": l2_normalise(emb.get("collaborative"))}
@@ -263,7 +273,7 @@ def encode_items(quantiser, x: np.ndarray, train: np.ndarray) -> np.ndarray:
 
 def reencode(directory: str | Path) -> dict[str, np.ndarray]:
     """Codes (before the disambiguation level) recomputed from the saved embeddings and
-    quantiser(s) of a build — what a cold item would get. Keys: table names ("sid" or the
+    quantiser(s) of a build — what a cold item would get. Keys: table names ("sid" and/or the
     joint "sid_semantic"/"sid_collab")."""
     from safetensors.numpy import load_file
 
@@ -274,9 +284,13 @@ def reencode(directory: str | Path) -> dict[str, np.ndarray]:
     n = next(iter(parts.values())).shape[0]
     train = mask.astype(bool) if mask is not None else np.zeros(n, dtype=bool)
     if manifest["config"]["quantizer"] == "joint":
-        sem, col = JointQuantiser.load(directory / "joint").encode(
+        sem, col = load_joint(directory / "joint").encode(
             parts["semantic"], parts["collab"], train)
-        return {"sid_semantic": sem, "sid_collab": col}
+        out = {"sid_semantic": sem, "sid_collab": col}
+        if manifest["config"]["strategy"] == "prefix_share":
+            shared = manifest["config"]["joint"]["shared_levels"]
+            out["sid"] = np.concatenate([sem, col[:, shared:]], axis=1)
+        return out
     codes = [encode_items(load_quantiser(directory / f"{manifest['config']['quantizer']}_"
                                                      f"{name}.safetensors"), parts[name], train)
              for name in manifest["parts"]]
@@ -355,7 +369,7 @@ def _build_single(parts, train, cfg, tmp, meta, progress) -> tuple[SidTable, dic
 def _build_joint(parts, train, cfg, tmp, meta) -> tuple[SidTable, dict]:
     jcfg = dataclasses.replace(cfg.joint, codebook_size=cfg.codebook_size, seed=cfg.seed,
                                niter=cfg.niter, balanced=cfg.balanced)
-    q = JointQuantiser.fit(parts["semantic"][train], parts["collab"][train], jcfg)
+    q, fit_log = fit_joint(parts["semantic"][train], parts["collab"][train], jcfg)
     q.save(tmp / "joint")
     sem, col = q.encode(parts["semantic"], parts["collab"], train)
     sem_sizes, col_sizes = q.codebook_sizes()
@@ -367,7 +381,13 @@ def _build_joint(parts, train, cfg, tmp, meta) -> tuple[SidTable, dict]:
     sem_t.save(tmp / "sid_semantic")
     col_t.save(tmp / "sid_collab")
     log = {"joint": shared, "collision_rate_semantic": sem_t.meta["collision_rate"],
-           "collision_rate_collab": col_t.meta["collision_rate"]}
+           "collision_rate_collab": col_t.meta["collision_rate"], **fit_log}
+    if cfg.strategy == "prefix_share":  # Spotify Prefix-share: [shared, search…, rec…]
+        codes, sizes = prefix_share(sem, col, jcfg.shared_levels, sem_sizes, col_sizes)
+        layout = {"shared_levels": list(range(jcfg.shared_levels)),
+                  "semantic_levels": list(range(jcfg.shared_levels, sem.shape[1])),
+                  "collab_levels": list(range(sem.shape[1], codes.shape[1]))}
+        return unique_table(codes, sizes, dict(meta, prefix_share=layout, joint=shared)), log
     primary = SidTable(sem_t.codes, sem_t.codebook_sizes, dict(sem_t.meta, primary="sid_semantic"))
     return primary, log
 

@@ -10,23 +10,28 @@ uncentred truncated SVD (fitted on training items) and L2-normalised, so the two
 the same. Eq. 3 (shared codebooks over ``[z_s; z_c]``) and Eq. 4 (specific codebooks over the
 two halves of the shared residual) are then fitted by residual k-means (``RQKMeans``) instead of
 the RQ-VAE losses of Eq. 6-10: k-means minimises the same codebook term (the squared distance of
-residuals to their code vectors) without the learned encoder/decoder. TODO: a learned version.
+residuals to their code vectors) without the learned encoder/decoder. ``joint.method =
+"learned"`` selects the learned version with GenSAR's losses (``onefeed.sid.joint_learned``);
+``fit_joint`` / ``load_joint`` dispatch between the two.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from onefeed.embeddings.fusion import l2_normalise
+from onefeed.sid.joint_learned import LearnedJointConfig
 from onefeed.sid.rq_kmeans import RQKMeans, RQKMeansConfig
 
 
 @dataclass
 class JointConfig:
+    method: Literal["kmeans", "learned"] = "kmeans"  # kmeans: this module; learned: joint_learned
     shared_levels: int = 2  # L_m
     specific_levels: int = 1  # L_n
     codebook_size: int = 256
@@ -34,6 +39,14 @@ class JointConfig:
     niter: int = 25
     seed: int = 0
     balanced: bool = True  # balanced RQ-KMeans at every level (see rq_kmeans)
+    learned: LearnedJointConfig = field(default_factory=LearnedJointConfig)  # method "learned"
+
+
+def joint_config(data: dict) -> JointConfig:
+    """A JointConfig from saved plain data; keys added since (method, learned) take defaults."""
+    from onefeed import config
+
+    return config.from_dict(JointConfig, config._merge(asdict(JointConfig()), data))
 
 
 def fit_projection(x: np.ndarray, dim: int) -> np.ndarray:
@@ -119,8 +132,31 @@ class JointQuantiser:
 
         directory = Path(directory)
         with safe_open(str(directory / "joint.safetensors"), framework="numpy") as fh:
-            cfg = JointConfig(**json.loads(fh.metadata()["config"]))
+            cfg = joint_config(json.loads(fh.metadata()["config"]))
             proj_s, proj_c = fh.get_tensor("proj_s"), fh.get_tensor("proj_c")
         return cls(proj_s, proj_c, RQKMeans.load(directory / "joint_shared.safetensors"),
                    RQKMeans.load(directory / "joint_semantic.safetensors"),
                    RQKMeans.load(directory / "joint_collab.safetensors"), cfg)
+
+
+def fit_joint(v_s: np.ndarray, v_c: np.ndarray, cfg: JointConfig):
+    """Fit the joint quantiser ``cfg.method`` names on training rows. Returns (quantiser, log);
+    both kinds expose ``encode(v_s, v_c, train)``, ``codebook_sizes()`` and ``save(dir)``."""
+    if cfg.method == "learned":
+        from onefeed.sid.joint_learned import train_joint
+
+        return train_joint(v_s, v_c, cfg)
+    return JointQuantiser.fit(v_s, v_c, cfg), {"method": "kmeans"}
+
+
+def load_joint(directory: str | Path):
+    """Load whichever joint quantiser ``save`` wrote into ``directory``."""
+    from safetensors import safe_open
+
+    with safe_open(str(Path(directory) / "joint.safetensors"), framework="numpy") as fh:
+        kind = (fh.metadata() or {}).get("kind")
+    if kind == "joint_learned":
+        from onefeed.sid.joint_learned import LearnedJoint
+
+        return LearnedJoint.load(directory)
+    return JointQuantiser.load(directory)

@@ -88,3 +88,58 @@ def test_same_seed_same_result(tiny_dataset):
 def test_recommend_before_fit_raises(tiny_dataset):
     with pytest.raises(RuntimeError, match="before fit"):
         SASRec().recommend(rec_cases(tiny_dataset, "test", 4), 3)
+
+
+def test_seen_offsets_by_recency():
+    """Query t adds bias[t - s] to the item at key s <= t; padding and future keys add 0."""
+    from onefeed.baselines.sasrec import seen_offsets
+    tokens = torch.tensor([[0, 5, 7]])  # items 4 and 6 (token = item + 1)
+    index, offset = seen_offsets(tokens, torch.tensor([-1.0, -0.5, -0.25]))
+    assert index[0, 2].tolist() == [0, 4, 6]
+    assert offset[0, 2].tolist() == [0.0, -0.5, -1.0]  # pad, recency 1, recency 0
+    assert offset[0, 1].tolist() == [0.0, -1.0, 0.0]  # key 2 is in the future of query 1
+    _, short = seen_offsets(tokens, torch.tensor([-1.0]))  # recency >= len(bias) -> 0
+    assert short[0, 2].tolist() == [0.0, 0.0, -1.0]
+
+
+def test_seen_bias_shifts_only_history_items():
+    torch.manual_seed(0)
+    cfg = SASRecConfig(max_history=4, d_model=8, n_heads=1, embed_norm=True, seen_bias=True)
+    model = SASRec()
+    model.cfg, model.n_items, model.net = cfg, 10, SASRecNet(10, cfg).eval()
+    history = np.array([[-1, 2, 5, 7]])
+    with torch.no_grad():
+        plain = model.scores(history).clone()
+        model.net.seen.fill_(-1.0)
+        shifted = model.scores(history)
+    delta = (shifted - plain)[0]
+    from onefeed.baselines.sasrec import SEEN_SCALE
+    assert torch.allclose(delta[[2, 5, 7]], torch.full((3,), -SEEN_SCALE))
+    others = [i for i in range(10) if i not in (2, 5, 7)]
+    assert torch.allclose(delta[others], torch.zeros(len(others)))
+
+
+def test_sasrec_variants_are_causal_and_padding_invariant():
+    torch.manual_seed(0)
+    cfg = SASRecConfig(max_history=6, d_model=16, n_heads=2, embed_norm=True, tie_output=False,
+                       ffn_dim=32)
+    net = SASRecNet(10, cfg).eval()
+    a, b = torch.tensor([[0, 0, 1, 2, 3, 4]]), torch.tensor([[0, 0, 1, 2, 3, 9]])
+    with torch.no_grad():
+        assert torch.allclose(net(a)[:, :5], net(b)[:, :5], atol=1e-6)
+        assert torch.allclose(net(a)[:, 2:], net(a[:, 2:]), atol=1e-5)
+    assert net.item_weights().shape == (10, 16)
+
+
+def test_seen_bias_learns_no_repeat_and_rejects_bce():
+    """On the successor toy the next item is never a history item: the offsets go negative."""
+    ds = synthetic_dataset(80, 20, seed=0)
+    cfg = SASRecConfig(max_history=8, d_model=32, n_heads=2, dropout=0.0, lr=1e-2, max_epochs=5,
+                       patience=5, batch_size=32, progress=False, embed_norm=True, seen_bias=True)
+    model = SASRec()
+    model.fit(ds, cfg, seed=0)
+    assert float(model.net.seen[0].detach()) < 0
+    cases = rec_cases(ds, "test", 8)
+    assert hit_at_k(target_ranks(model.recommend(cases, 5), cases.targets), 1).mean() > 0.5
+    with pytest.raises(ValueError, match="seen_bias"):
+        SASRec().fit(ds, SASRecConfig(loss="bce", seen_bias=True, progress=False), seed=0)

@@ -15,3 +15,9 @@ def test_export_round_trips_events_and_order(tiny_dataset, tmp_path):
     assert item.height == 8 and item["title:token_seq"][1] == "item 1 red shoe"
     yaml = (out / "recbole.yaml").read_text()
     assert "MAX_ITEM_LIST_LENGTH: 5" in yaml and "mode: full" in yaml
+
+
+def test_export_refuses_recboles_reserved_name(tiny_dataset, tmp_path):
+    import pytest
+    with pytest.raises(ValueError, match="ml-100k"):
+        export_recbole(tiny_dataset, tmp_path, "ml-100k")

@@ -10,8 +10,10 @@ Files (tab-separated, RecBole's ``name:type`` headers):
 * ``recbole.yaml`` — the config matching our protocol (full ranking, history length, no
   k-core re-filtering since ours is already applied).
 
-RecBole masks a user's seen items in full-sort evaluation for non-repeatable data; our default
-protocol does not, so compare against our ``protocol.filter_seen = true`` numbers.
+RecBole masks a user's history items in full-sort evaluation only for general (non-sequential)
+models; its sequential models (SASRec, GRU4Rec, BERT4Rec) rank every item, like our default
+protocol (``filter_seen = false``), so their numbers compare with ours directly. The dataset name
+must not be ``ml-100k``: RecBole then reads its bundled copy instead of ``data_path``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ def export_recbole(ds: Dataset, out_dir: str | Path, name: str | None = None,
                    max_history: int = 20) -> Path:
     """Write ``<out_dir>/<name>/{<name>.inter, <name>.item, recbole.yaml}``; returns the dir."""
     name = name or ds.name
+    if name == "ml-100k":
+        raise ValueError("RecBole replaces a dataset named 'ml-100k' by its bundled copy; "
+                         "pass another name (e.g. onefeed_ml100k)")
     out = Path(out_dir) / name
     out.mkdir(parents=True, exist_ok=True)
     ev = item_events(ds)

@@ -147,11 +147,13 @@ def load_optimizer(directory: Path, opt: torch.optim.Optimizer) -> None:
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
-def load_model(directory: str | Path) -> tuple[GenerativeRecommender, RunConfig, Vocab]:
-    """Rebuild a model from ``directory``'s config.json and load its safetensors weights."""
+def load_model(directory: str | Path, run_cls: type = RunConfig
+               ) -> tuple[GenerativeRecommender, Any, Vocab]:
+    """Rebuild a model from ``directory``'s config.json (read as ``run_cls``) and load its
+    safetensors weights."""
     directory = Path(directory)
     info = json.loads((directory / "config.json").read_text())
-    run_cfg = config_lib.from_dict(RunConfig, info["run"])
+    run_cfg = config_lib.from_dict(run_cls, info["run"])
     model = build_model(run_cfg.model)
     model.load_state_dict(load_file(directory / "model.safetensors"))
     model.eval()

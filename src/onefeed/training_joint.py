@@ -38,7 +38,7 @@ from onefeed.tasks.joint import (NRIP, NSIP, NSQP, S_I, S_Q, IdLayout, JointData
                                  training_windows)
 from onefeed.tasks.rec import length_bucketed_batches
 from onefeed.tokens import Vocab
-from onefeed.training import (TrainConfig, load_optimizer, lr_at, make_optimizer,
+from onefeed.training import (TrainConfig, load_model, load_optimizer, lr_at, make_optimizer,
                               save_checkpoint, seed_everything)
 
 
@@ -112,13 +112,7 @@ def prepare(ds: Dataset, sid_dir: str | Path, run_cfg: JointRunConfig) -> Prepar
 
 
 def load_joint(directory: str | Path) -> tuple[JointModel, JointRunConfig, Vocab]:
-    directory = Path(directory)
-    info = json.loads((directory / "config.json").read_text())
-    run_cfg = config_lib.from_dict(JointRunConfig, info["run"])
-    model = build_model(run_cfg.model)
-    model.load_state_dict(load_file(directory / "model.safetensors"))
-    model.eval()
-    return model, run_cfg, Vocab.from_dict(info["vocab"])
+    return load_model(directory, JointRunConfig)  # type: ignore[return-value]
 
 
 def predictor(model: JointModel, run_cfg: JointRunConfig, ds: Dataset, sid_dir: str | Path

@@ -36,6 +36,7 @@ import torch
 
 from onefeed.data.schemas import Dataset
 from onefeed.models.transformer import Events
+from onefeed.tasks.rec import training_windows as windows_of
 from onefeed.tokens import Vocab, wordpiece_tokenizer
 
 # behaviour codes in the flat arrays (0 = padding); tokens via Vocab.behaviour
@@ -234,22 +235,15 @@ def query_index(jd: JointData, texts: list[str]) -> np.ndarray:
 def training_windows(jd: JointData, max_len: int) -> np.ndarray:
     """(n_windows, max_len + 1) flat event indices of train events, left-padded with -1.
 
-    A user's train events are cut into consecutive windows (overlapping by one event) so every
-    transition is a target exactly once.
+    The windows of ``tasks.rec.training_windows`` over each user's train event indices, so
+    every transition is a target exactly once.
     """
-    rows = []
     train = jd.split == 0
+    per_user = []
     for u in range(jd.n_users):
         idx = np.arange(jd.user_start[u], jd.user_start[u + 1])
-        idx = idx[train[idx]]
-        end = len(idx)
-        while end >= 2:
-            chunk = idx[max(0, end - max_len - 1):end]
-            row = np.full(max_len + 1, -1, dtype=np.int64)
-            row[max_len + 1 - len(chunk):] = chunk
-            rows.append(row)
-            end -= max_len
-    return np.stack(rows) if rows else np.empty((0, max_len + 1), dtype=np.int64)
+        per_user.append(idx[train[idx]])
+    return windows_of(per_user, max_len)
 
 
 class JointBatch(NamedTuple):

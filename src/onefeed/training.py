@@ -161,11 +161,19 @@ def load_model(directory: str | Path, run_cls: type = RunConfig
 
 
 # ---- the loop ------------------------------------------------------------------------------
+def progress_columns() -> tuple:
+    """Rich progress columns of the training loops: bar, steps, times and a free info field."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    return (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+
+
 def train(ds: Dataset, sid: SidTable, run_cfg: RunConfig, out: str | Path,
           resume: bool = True, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train, early-stop on validation NDCG@10, keep ``out/best`` and ``out/last``."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import Progress
 
     out = Path(out)
     rank, world = dist_info()
@@ -204,9 +212,7 @@ def train(ds: Dataset, sid: SidTable, run_cfg: RunConfig, out: str | Path,
     protocol = Protocol("valid", run_cfg.model.max_len, beam=cfg.eval_beam)
     t_start = time.time() - state["train_seconds"]
     stop = state.get("stopped", False)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
-    with Progress(*columns, disable=rank != 0) as bar:
+    with Progress(*progress_columns(), disable=rank != 0) as bar:
         task = bar.add_task("train", total=total_steps, completed=state["step"], info="")
         while not stop and state["epoch"] < cfg.epochs and state["step"] < total_steps:
             epoch = state["epoch"]

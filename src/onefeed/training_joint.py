@@ -39,7 +39,7 @@ from onefeed.tasks.joint import (NRIP, NSIP, NSQP, S_I, S_Q, IdLayout, JointData
 from onefeed.tasks.rec import length_bucketed_batches
 from onefeed.tokens import Vocab
 from onefeed.training import (TrainConfig, load_model, load_optimizer, lr_at, make_optimizer,
-                              save_checkpoint, seed_everything)
+                              progress_columns, save_checkpoint, seed_everything)
 
 
 @dataclass
@@ -214,8 +214,7 @@ def _rec_targets(jd: JointData, users: np.ndarray, split: str) -> np.ndarray:
 # ---- the loop ------------------------------------------------------------------------------------------
 def train_joint(ds: Dataset, sid_dir: str | Path, run_cfg: JointRunConfig, out: str | Path,
                 resume: bool = True, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import Progress
 
     out = Path(out)
     cfg, tcfg = run_cfg.train, run_cfg.tasks
@@ -246,9 +245,7 @@ def train_joint(ds: Dataset, sid_dir: str | Path, run_cfg: JointRunConfig, out: 
                           max_items=tcfg.max_history_items)
     t_start = time.time() - state["train_seconds"]
     stop = state.get("stopped", False)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
-    with Progress(*columns) as bar:
+    with Progress(*progress_columns()) as bar:
         task = bar.add_task("train-joint", total=total_steps, completed=state["step"], info="")
         while not stop and state["epoch"] < cfg.epochs and state["step"] < total_steps:
             epoch = state["epoch"]

@@ -79,3 +79,35 @@ def test_ablated_tasks_are_not_trained(tmp_path):
     state = tj.train_joint(ds, sid_dir(tmp_path), cfg, tmp_path / "rec-only")
     assert set(state["history"][-1]["task_loss"]) == {"NRIP"}
     assert "search_ndcg@10" not in state["best_valid"]
+
+
+@pytest.mark.parametrize("name", ["single", "joint"])
+def test_score_search_matches_beam_scores(trained, name):
+    """Teacher-forced NSIP scoring of the beam's own items reproduces the beam's scores."""
+    from onefeed.tasks.joint import history_before, query_index
+
+    ds, runs = trained
+    pred, _, _ = runs[name]
+    eq = ds.eval_queries.filter(ds.eval_queries["split"] == "test").sort("user")[:12]
+    users, queries = eq["user"].to_numpy(), eq["query"].to_list()
+    idx = history_before(pred.jd, users, "test", pred.max_len, query_index(pred.jd, queries),
+                         pred.max_items)
+    items, beam_scores = pred._decode(idx, "NSIP", "search", 6, 4)
+    cands = np.concatenate([items, np.full((len(items), 1), -1)], axis=1)
+    got = pred.score_search(users, queries, "test", cands)
+    np.testing.assert_allclose(got[:, :4], beam_scores, rtol=1e-5, atol=1e-5)
+    assert np.isneginf(got[:, 4]).all()
+
+
+def test_text_loss_on_kept_positions_equals_the_full_loss(trained):
+    from onefeed.objectives.generation import text_nll
+
+    _, runs = trained
+    model = runs["single"][0].model
+    words = torch.tensor([[5, 6, 7, 0, 0], [8, 0, 0, 0, 0], [9, 10, 0, 0, 0]])
+    words = model.text_vocab[1:][torch.remainder(words, len(model.text_vocab) - 1)] * (words > 0)
+    cond = torch.randn(3, model.cfg.d_model)
+    full = text_nll(model.text_logits(cond, words), model.text_targets(words))
+    logits, targets = model.text_loss_inputs(cond, words)
+    assert logits.shape[0] == 3 + 1 + 2 + 3  # words + one EOS per row, no padding
+    torch.testing.assert_close(text_nll(logits[None], targets[None]), full)

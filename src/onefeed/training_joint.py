@@ -149,8 +149,8 @@ def joint_loss(model: JointModel, p: Prepared, windows: np.ndarray, codes: dict[
             sel = sel[torch.as_tensor(rng.choice(len(sel), t.max_text_targets, replace=False))]
         hh = h[sel[:, 0], sel[:, 1]]
         words = batch.target_words[sel[:, 0], sel[:, 1]]
-        loss = text_nll(model.text_logits(hh + model.task_vec("NSQP", len(hh)), words),
-                        model.text_targets(words))
+        logits, targets = model.text_loss_inputs(hh + model.task_vec("NSQP", len(hh)), words)
+        loss = text_nll(logits[None], targets[None])
         total, parts["NSQP"] = total + t.nsqp * loss, loss.item()
     if t.desc2id or t.id2desc:
         items = torch.as_tensor(rng.choice(len(p.descs), min(t.desc_batch, len(p.descs)),
@@ -167,7 +167,8 @@ def joint_loss(model: JointModel, p: Prepared, windows: np.ndarray, codes: dict[
             few, fw = items[:t.id2desc_batch], words[:t.id2desc_batch]
             st = model.item_state(few, codes["search"][few], beh("search_click"))
             st = st + model.task_vec("ID2DESC", len(few))
-            loss = text_nll(model.text_logits(st, fw), model.text_targets(fw))
+            logits, targets = model.text_loss_inputs(st, fw)
+            loss = text_nll(logits[None], targets[None])
             total, parts["ID2DESC"] = total + t.id2desc * loss, loss.item()
     return total, parts
 

@@ -22,3 +22,14 @@ def test_long_tail_hits():
     targets = np.array([0, 1, 2, 1])
     assert long_tail_hits(ranks, targets, tail, k=2).tolist() == [0.0, 0.0, 1.0]
     assert long_tail_hits(ranks, targets, tail, k=5).tolist() == [1.0, 0.0, 1.0]
+
+
+def test_popularity_recalls_split_cases_by_target_popularity():
+    from onefeed.evaluation.bench import popularity_recalls
+
+    tail = np.array([False, False, True, True, True])  # items 0, 1 head; 2..4 tail
+    targets = np.array([0, 1, 2, 3, 4])
+    ranks = np.array([0, 7, 2, -1, 4])  # head: hit@5, miss; tail: hit, miss, hit@5
+    out = popularity_recalls(ranks, targets, tail, [1, 5])
+    assert out["head_recall@5"] == 0.5 and out["head_recall@1"] == 0.5
+    assert out["tail_recall@5"] == 2 / 3 and out["tail_recall@1"] == 0.0

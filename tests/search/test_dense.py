@@ -49,3 +49,13 @@ def test_model_dir_loads_another_sentence_transformer_dir(tmp_path, retriever):
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         DenseRetriever().fit_texts(TEXTS, DenseConfig(model_dir=str(tmp_path), cache=False,
                                                       progress=False))
+
+
+def test_score_is_the_cosine_of_each_candidate(retriever):
+    cands = np.array([[3, 0, -1], [1, 4, 2]])
+    got = retriever.score(["hair washing product", "nail varnish"], cands)
+    q = retriever.encode(["hair washing product", "nail varnish"])
+    items = retriever.encode(TEXTS)
+    assert got[0, 2] == -1.0
+    np.testing.assert_allclose(got[0, :2], q[0] @ items[[3, 0]].T, atol=2e-3)  # bf16 items
+    np.testing.assert_allclose(got[1], q[1] @ items[[1, 4, 2]].T, atol=2e-3)

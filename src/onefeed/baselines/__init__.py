@@ -18,6 +18,7 @@ RECOMMENDERS = {
 RETRIEVERS = {
     "bm25": "onefeed.search.bm25:BM25Retriever",
     "dense": "onefeed.search.dense:DenseRetriever",
+    "hybrid": "onefeed.search.hybrid:HybridRetriever",
 }
 QUERY_GENERATORS = {
     "keyword": "onefeed.baselines.query_baselines:KeywordQueries",

@@ -96,7 +96,11 @@ class JointAdapter:
 class FusedJointAdapter(JointAdapter):
     """The joint model fused with a BM25 index (OneFeed §3.7), the ``onefeed+bm25`` row.
 
-    * search: RRF of BM25's ranking and the model's personalised NSIP ranking;
+    * search (``params.search_fusion``): ``"rrf"`` (default), RRF of BM25's ranking and the
+      model's beam-searched NSIP ranking; ``"score"``, BM25's top ``fusion_depth`` candidates
+      re-scored by ``bm25 / max + lam * log p(item | history, query)`` with the model's
+      teacher-forced NSIP log-probability (``fusion.score_fusion``; the ``hybrid`` baseline
+      does the same with a dense cosine);
     * feed enhancement: RRF of the NRIP ranking and BM25's results for the model's top
       generated next query (NSQP), i.e. generated queries fetch extra feed candidates.
 
@@ -107,25 +111,29 @@ class FusedJointAdapter(JointAdapter):
     """
 
     def fit(self, ds: Dataset, cfg: dict[str, Any], seed: int) -> dict[str, Any]:  # type: ignore[override]
-        import polars as pl
-
         from onefeed.search.bm25 import BM25Config, BM25Retriever
-        from onefeed.search.fusion import tune_weight
+        from onefeed.search.fusion import tune_lambda, tune_weight
+        from onefeed.search.hybrid import valid_queries
         from onefeed.training_joint import _rec_targets
 
         log = super().fit(ds, cfg, seed).as_dict()
         self.bm25 = BM25Retriever()
         self.bm25.fit(ds, BM25Config())
         self.depth = int(cfg.get("fusion_depth", 100))
-        n = int(cfg.get("tune_users", 2000))
-        eq = (ds.eval_queries.filter(pl.col("split") == "valid").sort(["user", "item"])
-              .unique(["user"], keep="first", maintain_order=True))
-        if eq.height > n:
-            eq = eq[np.sort(np.random.default_rng(seed).choice(eq.height, n, replace=False))]
+        eq = valid_queries(ds, int(cfg.get("tune_users", 2000)), seed)
         users, queries = eq["user"].to_numpy().astype(np.int64), eq["query"].to_list()
         self.w_search = self.w_feed = 0.0
         fusion: dict[str, Any] = {"tune_split": "valid", "tune_cases": len(users)}
-        if self.search is not None:
+        self.search_fusion = str(cfg.get("search_fusion", "rrf"))
+        if self.search_fusion not in ("rrf", "score"):
+            raise ValueError(f"params.search_fusion must be 'rrf' or 'score', got "
+                             f"{self.search_fusion!r}")
+        if self.search is not None and self.search_fusion == "score":
+            items, scores = self.bm25.retrieve_scores(queries, self.depth)
+            other = self.pred.score_search(users, queries, "valid", items)
+            self.w_search, fusion["search"] = tune_lambda(items, scores, other,
+                                                          eq["item"].to_numpy())
+        elif self.search is not None:
             gen = self.pred.search(users, queries, "valid", 30, self._beam(30))
             base = self.bm25.retrieve(queries, self.depth)
             self.w_search, fusion["search"] = tune_weight(base, gen, eq["item"].to_numpy())
@@ -140,8 +148,14 @@ class FusedJointAdapter(JointAdapter):
         return log
 
     def search(self, users: np.ndarray, queries: list[str], k: int) -> np.ndarray:  # type: ignore[override]
-        from onefeed.search.fusion import rrf
+        from onefeed.search.fusion import rrf, score_fusion
 
+        if self.search_fusion == "score":
+            items, scores = self.bm25.retrieve_scores(queries, max(self.depth, k))
+            if not self.w_search:
+                return items[:, :k]
+            other = self.pred.score_search(users, queries, self.split, items)
+            return score_fusion(items, scores, other, self.w_search, k)
         base = self.bm25.retrieve(queries, max(self.depth, k))
         if not self.w_search:
             return base[:, :k]

@@ -196,6 +196,8 @@ def eval_rec(model: Any, cases: RecCases, proto: Protocol, n_items: int, tail: n
         metrics[f"coverage@{kk}"] = catalogue_coverage(topk[:, :kk], n_items)
         hits = long_tail_hits(ranks, cases.targets, tail, kk)
         metrics[f"tail_recall@{kk}"] = float(hits.mean()) if len(hits) else 0.0
+    if proto.popularity_split:
+        metrics.update(popularity_recalls(ranks, cases.targets, tail, proto.ks))
     per_case["rank"] = ranks.astype(np.float64)
     curve = [float(((ranks >= 0) & (ranks < c)).mean()) if len(ranks) else 0.0
              for c in range(1, min(proto.curve_k, k) + 1)]
@@ -216,7 +218,19 @@ def search_cases(ds: Dataset, split: str) -> pl.DataFrame:
     return eq.unique(["user"], keep="first", maintain_order=True)
 
 
-def eval_search(model: Any, ds: Dataset, proto: Protocol
+def popularity_recalls(ranks: np.ndarray, targets: np.ndarray, tail: np.ndarray,
+                       ks: list[int]) -> dict[str, float]:
+    """head_recall@K and tail_recall@K: Recall@K over the cases whose target is a head (top
+    ``tail_head_frac`` by train popularity) or a tail item (Spotify Table 2's head/torso split)."""
+    out = {}
+    for kk in ks:
+        for name, mask in (("head", ~tail), ("tail", tail)):
+            hits = long_tail_hits(ranks, targets, mask, kk)
+            out[f"{name}_recall@{kk}"] = float(hits.mean()) if len(hits) else 0.0
+    return out
+
+
+def eval_search(model: Any, ds: Dataset, proto: Protocol, tail: np.ndarray | None = None
                 ) -> tuple[dict[str, float], dict[str, np.ndarray], np.ndarray, list[float], float]:
     eq = search_cases(ds, proto.search_split)
     k = max(max(proto.search_ks), proto.curve_k)
@@ -232,6 +246,9 @@ def eval_search(model: Any, ds: Dataset, proto: Protocol
     per_case = {m: v for m, v in full.items() if not m.startswith("hr@")}
     per_case["rank"] = ranks.astype(np.float64)
     metrics = {m: float(v.mean()) if len(v) else 0.0 for m, v in per_case.items() if m != "rank"}
+    if proto.popularity_split and tail is not None:
+        metrics.update(popularity_recalls(ranks, eq["item"].to_numpy().astype(np.int64), tail,
+                                          proto.search_ks))
     curve = [float(((ranks >= 0) & (ranks < c)).mean()) if len(ranks) else 0.0
              for c in range(1, proto.curve_k + 1)]
     return metrics, per_case, eq["user"].to_numpy().astype(np.int64), curve, infer
@@ -327,7 +344,7 @@ def run_model(name: str, spec: ModelSpec, seed: int, ctx: BenchContext, quick: b
         out["rec"] = RunOutput(m, pc, cases.users, train_seconds, infer, curve, log_dict)
     if task == "search" or getattr(model, "retrieve", None) is not None or \
             getattr(model, "search", None) is not None:
-        m, pc, users, curve, infer = eval_search(model, ctx.ds, ctx.proto)
+        m, pc, users, curve, infer = eval_search(model, ctx.ds, ctx.proto, ctx.tail)
         out["search"] = RunOutput(m, pc, users, train_seconds, infer, curve, log_dict)
     if task == "query" or getattr(model, "generate", None) is not None:
         m, pc, infer = eval_query(model, q_cases, ctx.q_refs, ctx.proto, ctx.bm25)

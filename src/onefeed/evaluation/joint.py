@@ -73,6 +73,36 @@ class JointPredictor:
         return self._decode(idx, "NSIP", "search", max(beam or k, k), k)[0]
 
     @torch.no_grad()
+    def score_search(self, users: np.ndarray, queries: list[str], split: str,
+                     candidates: np.ndarray) -> np.ndarray:
+        """NSIP log p(item | history, query) of given candidates: (n, D) items (-1 = empty) ->
+        (n, D) float32 (-inf at empty slots). Teacher-forced over the search identifier path,
+        so any item can be scored, e.g. an index's candidates (OneFeed §3.7 fusion)."""
+        rows = query_index(self.jd, queries)
+        idx = history_before(self.jd, np.asarray(users), split, self.max_len, rows,
+                             self.max_items)
+        candidates = np.asarray(candidates, dtype=np.int64)
+        out = np.full(candidates.shape, -np.inf, dtype=np.float32)
+        path_codes = torch.as_tensor(self.layout.path_codes("search"))
+        cols = self.model.cols("search")
+        step = max(1, self.batch_size // 4)
+        for start in range(0, len(idx), step):
+            sl = slice(start, min(start + step, len(idx)))
+            cand = torch.as_tensor(candidates[sl])
+            valid = cand >= 0
+            state = self._states(idx[sl], "NSIP")  # (b, d)
+            h = state.unsqueeze(1).expand(-1, cand.shape[1], -1)[valid]  # (m, d)
+            codes = path_codes[cand[valid]]  # (m, L)
+            logp = torch.zeros(len(codes))
+            for j in range(len(cols)):
+                logits = self.model.path_logits(h, codes, cols, j).float()
+                logp += logits.log_softmax(-1).gather(1, codes[:, j:j + 1]).squeeze(1)
+            block = np.full(cand.shape, -np.inf, dtype=np.float32)
+            block[valid.numpy()] = logp.numpy()
+            out[sl] = block
+        return out
+
+    @torch.no_grad()
     def generate_queries(self, users: np.ndarray, split: str, k: int, beam: int | None = None,
                          max_words: int = 10, length_penalty: float = 0.0) -> list[list[str]]:
         """NSQP: (n,) users -> per user the top-k next queries (distinct strings)."""

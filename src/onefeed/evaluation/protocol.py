@@ -25,6 +25,7 @@ class Protocol:
     edit_distance: int = 2  # ED-HR tolerance (OneBar §5.1)
     query_max_cases: int = 0  # score query generation on a fixed random subset (0 = all)
     tail_head_frac: float = 0.2  # tail = items outside the top 20% by train popularity
+    popularity_split: bool = False  # also head_/tail_recall@K of rec and search (Spotify Table 2)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,6 +52,8 @@ class Protocol:
             "ROUGE-L, Distinct-2, retrievability (top-1 query matches >= 1 item under BM25)"
             + (f", on a fixed random subset of {self.query_max_cases} cases."
                if self.query_max_cases else "."),
-            f"- Long tail: items outside the top {self.tail_head_frac:.0%} by train popularity.",
+            f"- Long tail: items outside the top {self.tail_head_frac:.0%} by train popularity"
+            + (" (`head_` / `tail_` columns: Recall@K over the cases whose target is a head / "
+               "tail item, for recommendation and search)." if self.popularity_split else "."),
         ]
         return "\n".join(lines)

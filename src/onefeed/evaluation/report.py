@@ -18,9 +18,11 @@ from onefeed.evaluation.significance import paired_bootstrap, paired_ttest
 TABLES = {  # task key in results.json -> (title, key metric, columns)
     "metrics": ("Recommendation", "ndcg@10",
                 ["recall@5", "recall@10", "ndcg@10", "recall@20", "ndcg@20", "mrr@10",
-                 "coverage@10", "tail_recall@10"]),
+                 "coverage@10", "tail_recall@10", "recall@30", "head_recall@30",
+                 "tail_recall@30"]),
     "metrics_search": ("Search (held-out weak queries)", "ndcg@10",
-                       ["recall@1", "recall@10", "ndcg@10", "mrr@10", "recall@20"]),
+                       ["recall@1", "recall@10", "ndcg@10", "mrr@10", "recall@20", "recall@30",
+                        "head_recall@30", "tail_recall@30"]),
     "metrics_query": ("Query generation", "hr@10",
                       ["hr@1", "hr@10", "mrr@10", "ed_hr@10", "bleu@1", "bleu@10", "rouge_l@1",
                        "distinct_2@10", "retrievability@1"]),

@@ -40,9 +40,10 @@ class TextHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(cfg.n_text_vocab))
 
     def forward(self, cond: torch.Tensor, word_emb: torch.Tensor, out_weight: torch.Tensor,
-                last_only: bool = False) -> torch.Tensor:
+                last_only: bool = False, keep: torch.Tensor | None = None) -> torch.Tensor:
         """cond (N, d), word_emb (N, t, d) -> (N, t + 1, V_text) next-word logits
-        (``last_only``: (N, V_text) at the last position, for decoding)."""
+        (``last_only``: (N, V_text) at the last position, for decoding; ``keep`` (N, t + 1)
+        bool: (M, V_text) at the kept positions only, so training skips padded targets)."""
         x = torch.cat([cond.unsqueeze(1), word_emb], dim=1)
         t = x.shape[1]
         x = x + self.pos(torch.arange(t, device=x.device))
@@ -51,6 +52,8 @@ class TextHead(nn.Module):
             x = block(x, mask)
         if last_only:
             x = x[:, -1]
+        elif keep is not None:
+            x = x[keep]
         return self.ln(x) @ out_weight.t() + self.bias
 
 
@@ -132,6 +135,17 @@ class JointModel(GenerativeRecommender):
         """cond (N, d), words (N, W) vocab ids (0 = pad) -> (N, W + 1, V_text) logits whose
         targets are ``text_targets(words)``."""
         return self.text(cond, self.tok(words), self.text_out_weight())
+
+    def text_loss_inputs(self, cond: torch.Tensor, words: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training form of ``text_logits``: -> (M, V_text) logits and (M,) targets at the M
+        positions that have a target (words and EOS; padding after EOS is never projected).
+        Trailing all-pad columns are dropped first: the text head is causal, so this is exact."""
+        width = int((words > 0).sum(1).max()) if words.numel() else 0
+        words = words[:, :max(width, 1)]
+        targets = self.text_targets(words)
+        keep = targets != -100
+        return self.text(cond, self.tok(words), self.text_out_weight(), keep=keep), targets[keep]
 
     def text_targets(self, words: torch.Tensor) -> torch.Tensor:
         """(N, W) vocab ids -> (N, W + 1) local targets: the words then EOS (0), -100 after."""

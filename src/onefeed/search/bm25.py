@@ -51,12 +51,17 @@ class BM25Retriever:
 
     def retrieve(self, queries: list[str], k: int) -> np.ndarray:
         """(n, k) item ids best first; -1 where the query matches fewer than k items."""
+        return self.retrieve_scores(queries, k)[0]
+
+    def retrieve_scores(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``retrieve`` plus each slot's BM25 score: (n, k) ids, (n, k) float32 (0 at -1)."""
         if self.index is None:
             raise RuntimeError("BM25Retriever.retrieve called before fit")
         k = min(k, self.n_items)
         out = np.full((len(queries), k), -1, dtype=np.int64)
+        out_scores = np.zeros((len(queries), k), dtype=np.float32)
         if not queries:
-            return out
+            return out, out_scores
         tokens = bm25s.tokenize(queries, stopwords=self.cfg.stopwords, return_ids=False,
                                 show_progress=False)
         for row, toks in enumerate(tokens):
@@ -66,7 +71,8 @@ class BM25Retriever:
             top = np.argsort(-scores, kind="stable")[:k]
             top = top[scores[top] > 0]
             out[row, :len(top)] = top
-        return out
+            out_scores[row, :len(top)] = scores[top]
+        return out, out_scores
 
     def n_matches(self, queries: list[str]) -> np.ndarray:
         """(n,) number of corpus items with a positive BM25 score for each query."""

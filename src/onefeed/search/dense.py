@@ -35,6 +35,7 @@ class DenseRetriever:
     def __init__(self) -> None:
         self.cfg = DenseConfig()
         self.index: faiss.IndexFlatIP | None = None
+        self.emb = np.zeros((0, 0), dtype=np.float32)
         self.encoder = None
 
     def fit(self, ds: Dataset, cfg: DenseConfig, seed: int = 0) -> None:
@@ -51,8 +52,9 @@ class DenseRetriever:
         cache = runs_root() / "cache" / "content" if self.cfg.cache else None
         emb, _ = content_embeddings(texts, cache, self.cfg.model_dir, self.cfg.batch_size,
                                     self.cfg.progress)
+        self.emb = np.ascontiguousarray(emb, dtype=np.float32)
         self.index = faiss.IndexFlatIP(emb.shape[1])
-        self.index.add(np.ascontiguousarray(emb, dtype=np.float32))
+        self.index.add(self.emb)
         self.encoder = load_encoder(self.cfg.model_dir)
 
     def encode(self, queries: list[str]) -> np.ndarray:
@@ -60,6 +62,15 @@ class DenseRetriever:
         return self.encoder.encode(queries, batch_size=self.cfg.batch_size,
                                    normalize_embeddings=True, convert_to_numpy=True,
                                    show_progress_bar=False).astype(np.float32)
+
+    def score(self, queries: list[str], candidates: np.ndarray) -> np.ndarray:
+        """(n, D) cosine of each query with its candidate items (-1 slots -> -1.0)."""
+        if self.index is None:
+            raise RuntimeError("DenseRetriever.score called before fit")
+        candidates = np.asarray(candidates, dtype=np.int64)
+        q = self.encode(queries) if queries else np.zeros((0, self.emb.shape[1]), np.float32)
+        cos = np.einsum("nd,nkd->nk", q, self.emb[np.maximum(candidates, 0)])
+        return np.where(candidates >= 0, cos, -1.0).astype(np.float32)
 
     def retrieve(self, queries: list[str], k: int) -> np.ndarray:
         """(n, k) item ids by cosine similarity, best first."""

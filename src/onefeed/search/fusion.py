@@ -54,3 +54,45 @@ def tune_weight(base: np.ndarray, other: np.ndarray, targets: np.ndarray,
         table[float(w)] = float(metric(target_ranks(fused, targets)).mean())
     best = max(table.values())
     return min(w for w, s in table.items() if s == best), table
+
+
+LAMBDA_GRID = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+SCORE_FLOOR = -50.0  # log-probs below this (and -inf) count as this in score fusion
+
+
+def score_fusion(items: np.ndarray, base: np.ndarray, other: np.ndarray, lam: float, k: int
+                 ) -> np.ndarray:
+    """Re-rank each row's candidates by ``base / max(base) + lam * other``.
+
+    items (n, D) candidate ids (-1 = empty slot, always last), base (n, D) first-stage scores
+    (e.g. BM25, > 0), other (n, D) a second scorer on the same candidates (a model's
+    log-probability, a cosine), floored at ``SCORE_FLOOR``. The first-stage score is
+    max-normalised per row so ``lam`` does not depend on the query's BM25 scale. Ties keep the
+    first-stage order; lam = 0 reproduces it. -> (n, k) item ids (-1 padded).
+    """
+    items = np.asarray(items)
+    if items.shape != np.shape(base) or items.shape != np.shape(other):
+        raise ValueError(f"items {items.shape}, base {np.shape(base)} and other "
+                         f"{np.shape(other)} must have one shape")
+    base = np.asarray(base, dtype=np.float64)
+    top = np.max(np.where(items >= 0, base, -np.inf), axis=1, keepdims=True)
+    norm = np.where(np.isfinite(top) & (top > 0), base / np.where(top > 0, top, 1.0), 0.0)
+    fused = norm + lam * np.maximum(np.asarray(other, dtype=np.float64), SCORE_FLOOR)
+    fused = np.where(items >= 0, fused, -np.inf)
+    order = np.argsort(-fused, axis=1, kind="stable")[:, :k]
+    out = np.take_along_axis(items, order, axis=1)
+    if out.shape[1] < k:
+        out = np.concatenate([out, np.full((len(out), k - out.shape[1]), -1, out.dtype)], 1)
+    return out
+
+
+def tune_lambda(items: np.ndarray, base: np.ndarray, other: np.ndarray, targets: np.ndarray,
+                grid: Sequence[float] = LAMBDA_GRID,
+                metric: Callable[[np.ndarray], np.ndarray] = lambda r: ndcg_at_k(r, 10)
+                ) -> tuple[float, dict[float, float]]:
+    """The ``score_fusion`` weight maximising mean ``metric`` on the given (validation) cases;
+    ties go to the smaller weight. Returns (lam, score per lam)."""
+    table = {float(lam): float(metric(target_ranks(
+        score_fusion(items, base, other, lam, items.shape[1]), targets)).mean()) for lam in grid}
+    best = max(table.values())
+    return min(lam for lam, s in table.items() if s == best), table

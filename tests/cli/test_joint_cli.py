@@ -63,3 +63,23 @@ def test_bad_input_is_named(run_dir, tmp_path):
     assert res.exit_code != 0 and "at most 1000" in res.output
     res = r.invoke(app, ["joint", "suggest", "--run", str(tmp_path), "--user", "u0"])
     assert res.exit_code != 0 and "not a joint run" in res.output
+
+
+def test_search_fused_with_bm25(run_dir):
+    """--bm25-lam 0 is BM25's own ranking; a positive lam re-ranks BM25's candidates only."""
+    from onefeed.data.schemas import Dataset
+    from onefeed.search.bm25 import BM25Config, BM25Retriever
+
+    ds = Dataset.load(run_dir.parent / "data")
+    query = ds.items.sort("item")["title"][3]
+    bm25 = BM25Retriever()
+    bm25.fit(ds, BM25Config())
+    ids = ds.items.sort("item")["item_id"]
+    cands = [ids[int(i)] for i in bm25.retrieve([query], 5)[0] if i >= 0]
+    r = CliRunner(env={"COLUMNS": "300"})
+    base = ["joint", "search", "--run", str(run_dir), "--user", "u1", "--query", query,
+            "-k", "3", "--bm25-depth", "5"]
+    plain = _json(r.invoke(app, base + ["--bm25-lam", "0"]))
+    assert [x["item_id"] for x in plain["items"]] == cands[:3]
+    fused = _json(r.invoke(app, base + ["--bm25-lam", "0.5"]))
+    assert {x["item_id"] for x in fused["items"]} <= set(cands)

@@ -94,8 +94,13 @@ def recommend_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
 def search_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
                query: str = typer.Option(..., help="free text (up to 12 word pieces are read)"),
                k: int = typer.Option(10, "-k", "--k", min=1, max=200), split: str = typer.Option("test"),
-               beam: int = typer.Option(20)) -> None:
-    """Items for a query, personalised by the user's history (NSIP)."""
+               beam: int = typer.Option(20),
+               bm25_lam: float = typer.Option(
+                   None, min=0.0, help="fuse with BM25: its top --bm25-depth items re-scored by "
+                   "bm25/max + lam * the model's log p (the bench's onefeed-hybrid row; its lam "
+                   "tuned on valid is `fusion.w_search` in results.json, 0.03 on Beauty)"),
+               bm25_depth: int = typer.Option(100, min=1, max=1000)) -> None:
+    """Items for a query, personalised by the user's history (NSIP; optionally fused with BM25)."""
     import numpy as np
 
     from onefeed.tasks.joint import encode_texts
@@ -112,7 +117,17 @@ def search_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
         words = encode_texts([query], pred.vocab, pred.jd.query_words.shape[1])
         pred.jd = dataclasses.replace(pred.jd, query_words=np.concatenate(
             [pred.jd.query_words, words]), query_text=pred.jd.query_text + [query])
-    out = pred.search(np.array([u]), [query], split, k, max(beam, k))[0]
+    if bm25_lam is None:
+        out = pred.search(np.array([u]), [query], split, k, max(beam, k))[0]
+    else:
+        from onefeed.search.bm25 import BM25Config, BM25Retriever
+        from onefeed.search.fusion import score_fusion
+
+        bm25 = BM25Retriever()
+        bm25.fit(ds, BM25Config())
+        items, scores = bm25.retrieve_scores([query], max(bm25_depth, k))
+        model = pred.score_search(np.array([u]), [query], split, items)
+        out = score_fusion(items, scores, model, bm25_lam, k)[0]
     typer.echo(json.dumps({"user": user, "query": query, "items": _items(ds, out)}, indent=2))
 
 

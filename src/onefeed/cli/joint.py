@@ -95,10 +95,11 @@ def search_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
                query: str = typer.Option(..., help="free text (up to 12 word pieces are read)"),
                k: int = typer.Option(10, "-k", "--k", min=1, max=200), split: str = typer.Option("test"),
                beam: int = typer.Option(20),
-               bm25_lam: float = typer.Option(
+               bm25_lam: float | None = typer.Option(
                    None, min=0.0, help="fuse with BM25: its top --bm25-depth items re-scored by "
                    "bm25/max + lam * the model's log p (the bench's onefeed-hybrid row; its lam "
-                   "tuned on valid is `fusion.w_search` in results.json, 0.03 on Beauty)"),
+                   "tuned on valid is `fusion.w_search` in results.json: 0.02-0.03 on Beauty, "
+                   "0.1 on ML-100K)"),
                bm25_depth: int = typer.Option(100, min=1, max=1000)) -> None:
     """Items for a query, personalised by the user's history (NSIP; optionally fused with BM25)."""
     import numpy as np

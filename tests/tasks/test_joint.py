@@ -89,3 +89,14 @@ def test_unknown_behaviour_is_named(world):
                      world.manifest)
     with pytest.raises(ValueError, match="unknown behaviours.*purchase"):
         joint_data(ds, Vocab.build((2, 3, 2)))
+
+
+def test_from_halves_adds_its_own_disambiguation_when_borrowing_is_not_enough():
+    # the table's last column separates full rows only: rec half [c1] + c2 still collides
+    codes = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 1]])
+    lay = IdLayout.from_halves(codes, (2, 2, 2), (0,), (1,), "separate")
+    lay.check_unique()
+    assert lay.codes.shape[1] == 5 and lay.codebook_sizes == (2, 2, 2, 2, 2)
+    assert lay.search_cols == (0, 3) and lay.rec_cols == (1, 4)
+    assert lay.codes[:, 3].tolist() == [0, 0, 1, 1]  # item-id order within each group
+    assert lay.codes[:, 4].tolist() == [0, 1, 0, 1]

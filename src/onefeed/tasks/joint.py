@@ -48,6 +48,10 @@ TASK_NAMES = {NRIP: "NRIP", NSIP: "NSIP", NSQP: "NSQP"}
 
 
 # ---- identifiers ---------------------------------------------------------------------------------
+def _unique_rows(codes: np.ndarray) -> bool:
+    return np.unique(codes, axis=0).shape[0] == codes.shape[0]
+
+
 @dataclass(frozen=True)
 class IdLayout:
     """A combined code table and, per task, the columns forming that task's identifier."""
@@ -126,15 +130,26 @@ class IdLayout:
     @classmethod
     def from_halves(cls, codes: np.ndarray, sizes: tuple[int, ...], search: tuple[int, ...],
                     rec: tuple[int, ...], kind: str) -> "IdLayout":
-        """Two identifiers side by side; a half that is not unique on its own borrows the
-        table's trailing disambiguation column(s) (those in neither half)."""
+        """Two identifiers side by side. A half that is not unique on its own borrows the
+        table's trailing disambiguation column(s) (those in neither half); if it is still not
+        unique (the table's column was fitted to the whole row), it gets its own TIGER-style
+        disambiguation column, appended to the table (deterministic: item-id order)."""
+        from onefeed.sid.collisions import disambiguate
+
+        codes, sizes = np.asarray(codes, np.int64), tuple(sizes)
         extra = tuple(c for c in range(codes.shape[1]) if c not in search and c not in rec)
         paths = []
         for cols in (search, rec):
-            if np.unique(codes[:, list(cols)], axis=0).shape[0] < codes.shape[0]:
-                cols = cols + extra
-            paths.append(cols)
-        return cls(np.asarray(codes, np.int64), tuple(sizes), paths[1], paths[0], kind)
+            if _unique_rows(codes[:, list(cols)]):
+                paths.append(cols)
+            elif _unique_rows(codes[:, list(cols + extra)]):
+                paths.append(cols + extra)
+            else:
+                full, size = disambiguate(codes[:, list(cols)])
+                codes = np.concatenate([codes, full[:, -1:]], axis=1)
+                sizes = sizes + (size,)
+                paths.append(cols + (codes.shape[1] - 1,))
+        return cls(codes, sizes, paths[1], paths[0], kind)
 
     def check_unique(self) -> None:
         for name in ("rec", "search"):

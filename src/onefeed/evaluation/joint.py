@@ -67,10 +67,13 @@ class JointPredictor:
     def search(self, users: np.ndarray, queries: list[str], split: str, k: int,
                beam: int | None = None) -> np.ndarray:
         """NSIP: history before ``split`` + the query -> (n, k) items, best first."""
-        rows = query_index(self.jd, queries)
-        idx = history_before(self.jd, np.asarray(users), split, self.max_len, rows,
-                             self.max_items)
+        idx = self._search_history(users, queries, split)
         return self._decode(idx, "NSIP", "search", max(beam or k, k), k)[0]
+
+    def _search_history(self, users: np.ndarray, queries: list[str], split: str) -> np.ndarray:
+        """Event indices of each user's history before ``split`` with the query appended."""
+        return history_before(self.jd, np.asarray(users), split, self.max_len,
+                              query_index(self.jd, queries), self.max_items)
 
     @torch.no_grad()
     def score_search(self, users: np.ndarray, queries: list[str], split: str,
@@ -78,9 +81,7 @@ class JointPredictor:
         """NSIP log p(item | history, query) of given candidates: (n, D) items (-1 = empty) ->
         (n, D) float32 (-inf at empty slots). Teacher-forced over the search identifier path,
         so any item can be scored, e.g. an index's candidates (OneFeed §3.7 fusion)."""
-        rows = query_index(self.jd, queries)
-        idx = history_before(self.jd, np.asarray(users), split, self.max_len, rows,
-                             self.max_items)
+        idx = self._search_history(users, queries, split)
         candidates = np.asarray(candidates, dtype=np.int64)
         out = np.full(candidates.shape, -np.inf, dtype=np.float32)
         path_codes = torch.as_tensor(self.layout.path_codes("search"))

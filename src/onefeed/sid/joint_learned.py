@@ -27,6 +27,7 @@ from torch import nn
 
 from onefeed.embeddings.fusion import l2_normalise
 from onefeed.sid.rq_kmeans import RQKMeans, RQKMeansConfig
+from onefeed.sid.rqvae import mlp
 
 if TYPE_CHECKING:
     from onefeed.sid.joint import JointConfig
@@ -41,15 +42,6 @@ class LearnedJointConfig:
     batch_size: int = 1024
     reset_every: int = 10  # epochs between dead-code resets (0 = never)
     threads: int = 1
-
-
-def _mlp(dims: list[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i in range(len(dims) - 1):
-        layers.append(nn.Linear(dims[i], dims[i + 1]))
-        if i < len(dims) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 def _books(levels: int, size: int, dim: int) -> nn.ParameterList:
@@ -85,8 +77,8 @@ class LearnedJoint(nn.Module):
         super().__init__()
         self.d_s, self.d_c, self.cfg = d_s, d_c, cfg
         d, k, h = cfg.dim, cfg.codebook_size, list(cfg.learned.hidden)
-        self.enc_s, self.enc_c = _mlp([d_s, *h, d]), _mlp([d_c, *h, d])
-        self.dec_s, self.dec_c = _mlp([d, *reversed(h), d_s]), _mlp([d, *reversed(h), d_c])
+        self.enc_s, self.enc_c = mlp([d_s, *h, d]), mlp([d_c, *h, d])
+        self.dec_s, self.dec_c = mlp([d, *reversed(h), d_s]), mlp([d, *reversed(h), d_c])
         self.shared = _books(cfg.shared_levels, k, 2 * d)
         self.semantic = _books(cfg.specific_levels, k, d)
         self.collab = _books(cfg.specific_levels, k, d)

@@ -36,7 +36,8 @@ class RQVAEConfig:
     threads: int = 1  # torch threads while training (small MLPs thrash with more on 2 cores)
 
 
-def _mlp(dims: list[int]) -> nn.Sequential:
+def mlp(dims: list[int]) -> nn.Sequential:
+    """Linear layers of widths ``dims`` with ReLU between them (none after the last)."""
     layers: list[nn.Module] = []
     for i in range(len(dims) - 1):
         layers.append(nn.Linear(dims[i], dims[i + 1]))
@@ -51,8 +52,8 @@ class RQVAE(nn.Module):
     def __init__(self, input_dim: int, cfg: RQVAEConfig):
         super().__init__()
         self.input_dim, self.cfg = input_dim, cfg
-        self.encoder = _mlp([input_dim, *cfg.hidden, cfg.latent_dim])
-        self.decoder = _mlp([cfg.latent_dim, *reversed(cfg.hidden), input_dim])
+        self.encoder = mlp([input_dim, *cfg.hidden, cfg.latent_dim])
+        self.decoder = mlp([cfg.latent_dim, *reversed(cfg.hidden), input_dim])
         self.codebooks = nn.ParameterList(
             [nn.Parameter(torch.zeros(cfg.codebook_size, cfg.latent_dim)) for _ in
              range(cfg.levels)])

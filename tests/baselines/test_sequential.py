@@ -9,7 +9,7 @@ from onefeed.baselines.gru4rec import GRU4Rec, GRU4RecConfig
 from onefeed.baselines.sasrec import SASRec, SASRecConfig, SASRecNet, attention_mask
 from onefeed.baselines.sequential import history_tokens, left_pad, length_batches, trim_left
 from onefeed.data.views import rec_cases
-from onefeed.evaluation.bench import synthetic_dataset
+from onefeed.data.synthetic import tiny_dataset
 from onefeed.evaluation.metrics import hit_at_k, target_ranks
 
 
@@ -63,7 +63,7 @@ def test_sasrec_is_causal_and_padding_invariant():
 ])
 def test_learns_successor_pattern(cls, cfg):
     """Users walk items in order (i -> i+1): a trained model must beat MostPop by far."""
-    ds = synthetic_dataset(80, 20, seed=0)
+    ds = tiny_dataset(80, 20, seed=0)
     model = cls()
     log = model.fit(ds, cfg, seed=0)
     assert log.best_epoch >= 1 and len(log.loss) == len(log.valid_ndcg10)
@@ -133,7 +133,7 @@ def test_sasrec_variants_are_causal_and_padding_invariant():
 
 def test_seen_bias_learns_no_repeat_and_rejects_bce():
     """On the successor toy the next item is never a history item: the offsets go negative."""
-    ds = synthetic_dataset(80, 20, seed=0)
+    ds = tiny_dataset(80, 20, seed=0)
     cfg = SASRecConfig(max_history=8, d_model=32, n_heads=2, dropout=0.0, lr=1e-2, max_epochs=5,
                        patience=5, batch_size=32, progress=False, embed_norm=True, seen_bias=True)
     model = SASRec()

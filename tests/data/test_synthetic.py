@@ -125,3 +125,18 @@ def test_bad_config_is_rejected():
         load_raw("synthetic", search_rate=1.5)
     with pytest.raises(ConfigError, match="n_users"):
         load_raw("synthetic", n_users="many")
+
+
+def test_tiny_dataset_is_a_valid_leave_one_out_world():
+    from onefeed.data.synthetic import tiny_dataset
+
+    ds = tiny_dataset(30, 12, seed=3)
+    ev = ds.events
+    last = ev.group_by("user").agg(pl.col("split").sort_by("position").tail(2))
+    assert all(s.to_list() == ["valid", "test"] for s in last["split"])
+    # users walk the catalogue in item order
+    seq = ev.filter(pl.col("user") == 0).sort("position")["item"].to_list()
+    assert all((b - a) % 12 == 1 for a, b in zip(seq, seq[1:]))
+    assert ds.items.height == 12 and ds.items["item_id"][5] == "i5"
+    assert ds.eval_queries.height == 2 * 30  # one valid + one test query per user
+    assert tiny_dataset(30, 12, seed=3).events.equals(ev)  # seeded

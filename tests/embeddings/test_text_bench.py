@@ -15,6 +15,9 @@ def test_embedding_bench_rows_and_merged_markdown(tmp_path):
     assert {r["threads"] for r in runs.values()} == {1, 2}
     for name in ("fast_default", "fast_default_1thread", "fast_fp32"):
         assert runs[name]["cosine_to_plain_fp32"]["min"] >= 0.999
+    speeds = runs["fast_default"]["items_per_s_runs"]  # the headline row: median of 3 runs
+    assert len(speeds) == 3 and runs["fast_default"]["items_per_s"] == sorted(speeds)[1]
+    assert "items_per_s_runs" not in runs["fast_fp32"]
     assert content["truncate_128_cosine_to_256"]["n_truncated"] == 0  # all texts are short
     previous = {"command": "onefeed bench sid", "commit": "abc", "load_average_before": [1, 1, 1],
                 "load_average_after": [1, 1, 1],
@@ -33,3 +36,4 @@ def test_embedding_bench_rows_and_merged_markdown(tmp_path):
     precision = content["default"]["resolved_precision"]
     assert f"MiniLM default: {precision} autocast" in text and "RQ-VAE train (200 epochs)" in text
     assert "at commit `abc`" in text
+    assert "median of 3 runs: " in text

@@ -49,6 +49,18 @@ def test_left_padding_does_not_change_the_last_state():
     assert torch.allclose(model.last_state(short), model.last_state(full), atol=1e-5)
 
 
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_last_only_encoding_equals_the_full_encodings_last_state(n_layers):
+    model, vocab = make(n_layers=n_layers)
+    hist = np.array([[-1, -1, 4, 3, 7, 9], [1, 2, 3, 4, 5, 6], [-1, -1, -1, -1, -1, 8]])
+    ev = history_events(hist, CODES, vocab)
+    full = model.encode(ev)
+    last = model.encode(ev, last_only=True)
+    assert last.shape == (3, 1, 16)
+    assert torch.allclose(last[:, 0], full[:, -1], atol=1e-6)
+    assert torch.allclose(model.last_state(ev), full[:, -1], atol=1e-6)
+
+
 def test_causal_states_ignore_the_future():
     model, vocab = make()
     a = model.encode(history_events(np.array([[1, 2, 3, 4, 5, 6]]), CODES, vocab))

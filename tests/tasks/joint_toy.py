@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from onefeed.data.schemas import EVAL_QUERY_SCHEMA, EVENT_SCHEMA, QUERY_SCHEMA, Dataset
+from onefeed.data.synthetic import prepared_items, prepared_users
 from onefeed.sid.table import SidTable
 
 N_ITEMS = 12
@@ -52,16 +53,9 @@ def make_world(n_users: int = 40, seed: int = 0) -> Dataset:
         erows.append((u, "test", test_item, f"{colour(test_item)} {KINDS[test_item % 3]}"))
     events = pl.DataFrame(rows, schema=EVENT_SCHEMA, orient="row")
     qrows = [(i, f"{colour(i)} {KINDS[i % 3]}", "title", "train") for i in range(N_ITEMS)]
-    items = pl.DataFrame({
-        "item": pl.Series(range(N_ITEMS), dtype=pl.Int32), "first_split": ["train"] * N_ITEMS,
-        "item_id": [f"i{i}" for i in range(N_ITEMS)], "title": [title(i) for i in range(N_ITEMS)],
-        "description": [None] * N_ITEMS, "brand": ["acme"] * N_ITEMS,
-        "categories": [["beauty", KINDS[i % 3]] for i in range(N_ITEMS)],
-        "tags": [[] for _ in range(N_ITEMS)]},
-        schema_overrides={"categories": pl.List(pl.Utf8), "tags": pl.List(pl.Utf8),
-                          "description": pl.Utf8})
-    users = pl.DataFrame({"user": pl.Series(range(n_users), dtype=pl.Int32),
-                          "user_id": [f"u{u}" for u in range(n_users)]})
+    items = prepared_items([title(i) for i in range(N_ITEMS)], ["acme"] * N_ITEMS,
+                           [["beauty", KINDS[i % 3]] for i in range(N_ITEMS)])
+    users = prepared_users(n_users)
     return Dataset(events, items, users, pl.DataFrame(qrows, schema=QUERY_SCHEMA, orient="row"),
                    pl.DataFrame(erows, schema=EVAL_QUERY_SCHEMA, orient="row"),
                    {"name": "joint-toy", "protocol": "leave_one_out", "seed": seed})

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import os
 
-import typer
+# Idle OpenMP threads sleep instead of spinning. libgomp reads this once, when torch loads, so it
+# is set before any sub-app imports torch; the environment still wins. On this shared 2-core box
+# spinning threads made 2-thread text encoding ~3x slower under load (docs/SEMANTIC_IDS.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import typer  # noqa: E402
 
 app = typer.Typer(help="onefeed: unified generative search and recommendation.",
                   no_args_is_help=True, pretty_exceptions_enable=False)

@@ -23,9 +23,6 @@ from rich.console import Console
 
 console = Console()
 INT8_SAMPLE = 2000  # the int8 comparison encodes only the first N texts (time on a shared box)
-# Idle OpenMP threads sleep instead of spinning: on this shared 2-core box, spinning threads
-# made 2-thread encoding ~3x slower under load (docs/SEMANTIC_IDS.md). Override via the env.
-OMP_WAIT_POLICY = "PASSIVE"
 
 
 def _beauty_texts(data: Path | None) -> tuple[list[str], str]:
@@ -57,11 +54,13 @@ def _cosine(a, b) -> dict:
     return {"mean": float(cos.mean()), "min": float(cos.min())}
 
 
-def run_embedding(texts: list[str]) -> tuple[dict, np.ndarray]:
+def run_embedding(texts: list[str], repeats: int = 3) -> tuple[dict, np.ndarray]:
     """Throughput of the plain and fast text-encoding paths; fidelity vs plain fp32 on all texts.
 
     Returns (results, the default fast embeddings (n, 384)). Threads: 1 and 2 (torch threads
-    are restored afterwards). The machine is shared: items per CPU-second is the steadier number.
+    are restored afterwards). The headline row (default path, 2 threads) is run ``repeats``
+    times and reports the median, so one lucky or unlucky run on a shared machine decides
+    nothing. The machine is shared: items per CPU-second is the steadier number.
     """
     import torch
 
@@ -74,26 +73,31 @@ def run_embedding(texts: list[str]) -> tuple[dict, np.ndarray]:
     lengths = token_lengths(model, texts)
     rows, embs = {}, {}
 
-    def measure(name: str, fn, count: int = n, threads: int = 2) -> None:
+    def measure(name: str, fn, count: int = n, threads: int = 2, repeats: int = 1) -> None:
+        """``repeats`` > 1: the row reports the median run; every run's items/s is kept."""
         before_threads = torch.get_num_threads()
         torch.set_num_threads(threads)
         load = os.getloadavg()
-        console.print(f"[dim]{name}: {count} texts, {threads} thread(s), load {load[0]:.1f}")
+        console.print(f"[dim]{name}: {count} texts, {threads} thread(s), {repeats} run(s), "
+                      f"load {load[0]:.1f}")
         try:
-            emb, wall, cpu = _timed(fn)
+            runs = [_timed(fn) for _ in range(repeats)]
         finally:
             torch.set_num_threads(before_threads)
+        emb, wall, cpu = sorted(runs, key=lambda r: r[1])[len(runs) // 2]
         embs[name] = emb
         rows[name] = {"threads": threads, "n": count, "encode_s": wall,
                       "items_per_s": count / wall, "items_per_cpu_s": count / cpu,
                       "load_average_before": load, "load_average_after": os.getloadavg()}
+        if repeats > 1:
+            rows[name]["items_per_s_runs"] = [count / r[1] for r in runs]
 
     default = TextEncoderConfig()
     for precision in ("fp32", "bf16"):  # warm-up: first-call kernel set-up is not throughput
         encode_fast(model, texts[:64], TextEncoderConfig(precision), progress=False)
     measure("plain_fp32", lambda: encode_plain(model, texts))  # the reference
     measure("fast_fp32", lambda: encode_fast(model, texts, TextEncoderConfig("fp32")))
-    measure("fast_default", lambda: encode_fast(model, texts, default))
+    measure("fast_default", lambda: encode_fast(model, texts, default), repeats=repeats)
     measure("fast_default_1thread", lambda: encode_fast(model, texts, default), threads=1)
     ref = embs["plain_fp32"]
     for name in ("fast_fp32", "fast_default", "fast_default_1thread"):
@@ -125,11 +129,11 @@ def run_embedding(texts: list[str]) -> tuple[dict, np.ndarray]:
 
 
 def run(data: Path | None, rqvae_epochs: int | None, seed: int, limit: int | None,
-        embedding_only: bool = False) -> dict:
+        embedding_only: bool = False, repeats: int = 3) -> dict:
     texts, source = _beauty_texts(data)
     texts = texts[:limit] if limit else texts
     load_before = os.getloadavg()
-    content, emb = run_embedding(texts)
+    content, emb = run_embedding(texts, repeats)
     out = {"input": {"source": source, "n_items": len(texts)}, "content_embedding": content,
            "load_average_before": load_before, "seed": seed}
     if not embedding_only:
@@ -184,9 +188,13 @@ def _embedding_lines(ce: dict) -> list[str]:
         fid = (f"; cosine to plain fp32 mean {cos['mean']:.6f}, min {cos['min']:.6f}"
                if cos else " (the fidelity reference)")
         label = label.format(precision=ce["default"]["resolved_precision"])
+        runs = row.get("items_per_s_runs")
+        spread = (f"median of {len(runs)} runs: " + ", ".join(f"{x:.0f}" for x in runs) + "; "
+                  if runs else "")
         lines.append(
             f"| content embedding, {label}, {row['n']} items | {row['items_per_s']:.0f} items/s "
-            f"({row['encode_s']:.1f} s; {row['items_per_cpu_s']:.0f} items per CPU-second; "
+            f"({spread}"
+            f"{row['encode_s']:.1f} s; {row['items_per_cpu_s']:.0f} items per CPU-second; "
             f"load {row['load_average_before'][0]:.1f}){fid} | >= 300 items/s "
             f"({ok(row['items_per_s'] >= 300)}) |")
     t = ce["truncate_128_cosine_to_256"]
@@ -256,17 +264,14 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(None, help="Results dir (default bench/results)."),
         embedding_only: bool = typer.Option(False, help="Only the text-encoding rows; keep the "
                                                         "quantizer rows of the previous sid.json."),
+        repeats: int = typer.Option(3, min=1, help="Runs of the headline embedding row "
+                                                   "(the median is reported)."),
     ) -> None:
         """Content-embedding throughput, RQ-KMeans 3x256 and RQ-VAE times on Beauty."""
-        import sys
-
         from onefeed.artifacts import atomic_write_text, git_commit, machine_info, write_json
         from onefeed.paths import results_root
 
-        if "torch" not in sys.modules:  # libgomp reads this once, when torch loads
-            os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
-
-        result = run(data, rqvae_epochs, seed, limit, embedding_only)
+        result = run(data, rqvae_epochs, seed, limit, embedding_only, repeats)
         result.update(commit=git_commit(), machine=machine_info(),
                       command="onefeed bench sid" + (f" --data {data}" if data else "")
                       + (" --embedding-only" if embedding_only else ""))

@@ -27,7 +27,8 @@ import polars as pl
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from onefeed.config import ConfigError, from_dict
-from onefeed.data.schemas import BEHAVIOURS, ITEM_SCHEMA, RAW_EVENT_SCHEMA, RawData, conform
+from onefeed.data.schemas import (BEHAVIOURS, EVAL_QUERY_SCHEMA, EVENT_SCHEMA, ITEM_SCHEMA,
+                                  QUERY_SCHEMA, RAW_EVENT_SCHEMA, Dataset, RawData, conform)
 
 TOPIC_NAMES: dict[str, list[str]] = {
     "sports": ["running", "cycling", "swimming", "climbing"],
@@ -352,3 +353,54 @@ def load_synthetic(**options) -> RawData:
     """``load_raw("synthetic", **options)``: options are ``SyntheticConfig`` fields (checked)."""
     cfg = from_dict(SyntheticConfig, dict(options))
     return generate(cfg)[1]
+
+
+# ---- tiny prepared datasets for tests and CI smoke runs ----------------------------------------
+def prepared_items(titles: list[str], brands: list[str], categories: list[list[str]]
+                   ) -> pl.DataFrame:
+    """A prepared items frame (``Dataset.items``): every item first seen in train, item ids
+    ``i<n>``, no description or tags."""
+    n = len(titles)
+    return pl.DataFrame({
+        "item": pl.Series(range(n), dtype=pl.Int32), "first_split": ["train"] * n,
+        "item_id": [f"i{i}" for i in range(n)], "title": titles,
+        "description": [None] * n, "brand": brands, "categories": categories,
+        "tags": [[] for _ in range(n)]},
+        schema_overrides={"categories": pl.List(pl.Utf8), "tags": pl.List(pl.Utf8),
+                          "description": pl.Utf8})
+
+
+def prepared_users(n_users: int) -> pl.DataFrame:
+    return pl.DataFrame({"user": pl.Series(range(n_users), dtype=pl.Int32),
+                         "user_id": [f"u{u}" for u in range(n_users)]})
+
+
+def tiny_dataset(n_users: int, n_items: int, seed: int = 0) -> Dataset:
+    """A tiny prepared leave-one-out dataset with learnable structure (each user walks the
+    catalogue in item order from a random start), text, weak queries and eval queries: the
+    smoke-test world of the bench harness (``[dataset] synthetic = true``). Unlike
+    ``generate``, it skips ``prepare`` and is built in milliseconds."""
+    rng = np.random.default_rng(seed)
+    words = ["red", "blue", "green", "soft", "matte", "gloss", "mini", "pro"]
+    kinds = ["lipstick", "polish", "cream", "shampoo", "serum"]
+    rows, qrows, erows = [], [], []
+    for u in range(n_users):
+        start, length = int(rng.integers(n_items)), int(rng.integers(5, 10))
+        seq = [(start + j) % n_items for j in range(length)]
+        for p, item in enumerate(seq):
+            split = "test" if p == length - 1 else "valid" if p == length - 2 else "train"
+            rows.append((u, item, p, None, "rec_click", None, None, split))
+    titles = [f"{words[i % 8]} {words[(i // 8) % 8]} {kinds[i % 5]} {i}" for i in range(n_items)]
+    for i, t in enumerate(titles):
+        w = t.split()
+        qrows += [(i, f"{w[0]} {w[2]}", "title", "train"), (i, f"{w[1]} {w[2]}", "keyword", "test")]
+    held = {i: f"{t.split()[1]} {t.split()[2]}" for i, t in enumerate(titles)}
+    events = pl.DataFrame(rows, schema=EVENT_SCHEMA, orient="row")
+    for r in events.filter(pl.col("split") != "train").iter_rows(named=True):
+        erows.append((r["user"], r["split"], r["item"], held[r["item"]]))
+    items = prepared_items(titles, [f"brand{i % 4}" for i in range(n_items)],
+                           [["beauty", kinds[i % 5]] for i in range(n_items)])
+    return Dataset(events, items, prepared_users(n_users),
+                   pl.DataFrame(qrows, schema=QUERY_SCHEMA, orient="row"),
+                   pl.DataFrame(erows, schema=EVAL_QUERY_SCHEMA, orient="row"),
+                   {"name": "synthetic", "protocol": "leave_one_out", "seed": seed})

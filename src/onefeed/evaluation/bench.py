@@ -28,7 +28,8 @@ from onefeed.artifacts import git_commit, machine_info, write_json
 from onefeed.baselines import load_entry, resolve, task_of
 from onefeed.baselines.pop import train_popularity
 from onefeed.baselines.query_baselines import query_cases
-from onefeed.data.schemas import EVAL_QUERY_SCHEMA, EVENT_SCHEMA, QUERY_SCHEMA, DataError, Dataset
+from onefeed.data.schemas import DataError, Dataset
+from onefeed.data.synthetic import tiny_dataset
 from onefeed.data.views import RecCases, rec_cases
 from onefeed.evaluation.coverage import catalogue_coverage, long_tail_hits, tail_mask
 from onefeed.evaluation.metrics import per_case_metrics, target_ranks
@@ -110,47 +111,11 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> SuiteCon
     return cfg
 
 
-def synthetic_dataset(n_users: int, n_items: int, seed: int = 0) -> Dataset:
-    """A tiny leave-one-out dataset with learnable structure (users walk item clusters in
-    order), text, weak queries and eval queries, for CI smoke runs of the whole harness."""
-    rng = np.random.default_rng(seed)
-    words = ["red", "blue", "green", "soft", "matte", "gloss", "mini", "pro"]
-    kinds = ["lipstick", "polish", "cream", "shampoo", "serum"]
-    rows, qrows, erows = [], [], []
-    for u in range(n_users):
-        start, length = int(rng.integers(n_items)), int(rng.integers(5, 10))
-        seq = [(start + j) % n_items for j in range(length)]
-        for p, item in enumerate(seq):
-            split = "test" if p == length - 1 else "valid" if p == length - 2 else "train"
-            rows.append((u, item, p, None, "rec_click", None, None, split))
-    titles = [f"{words[i % 8]} {words[(i // 8) % 8]} {kinds[i % 5]} {i}" for i in range(n_items)]
-    for i, t in enumerate(titles):
-        w = t.split()
-        qrows += [(i, f"{w[0]} {w[2]}", "title", "train"), (i, f"{w[1]} {w[2]}", "keyword", "test")]
-    held = {i: f"{t.split()[1]} {t.split()[2]}" for i, t in enumerate(titles)}
-    events = pl.DataFrame(rows, schema=EVENT_SCHEMA, orient="row")
-    for r in events.filter(pl.col("split") != "train").iter_rows(named=True):
-        erows.append((r["user"], r["split"], r["item"], held[r["item"]]))
-    items = pl.DataFrame({
-        "item": pl.Series(range(n_items), dtype=pl.Int32), "first_split": ["train"] * n_items,
-        "item_id": [f"i{i}" for i in range(n_items)], "title": titles,
-        "description": [None] * n_items, "brand": [f"brand{i % 4}" for i in range(n_items)],
-        "categories": [["beauty", kinds[i % 5]] for i in range(n_items)],
-        "tags": [[] for _ in range(n_items)]},
-        schema_overrides={"categories": pl.List(pl.Utf8), "tags": pl.List(pl.Utf8),
-                          "description": pl.Utf8})
-    users = pl.DataFrame({"user": pl.Series(range(n_users), dtype=pl.Int32),
-                          "user_id": [f"u{u}" for u in range(n_users)]})
-    return Dataset(events, items, users, pl.DataFrame(qrows, schema=QUERY_SCHEMA, orient="row"),
-                   pl.DataFrame(erows, schema=EVAL_QUERY_SCHEMA, orient="row"),
-                   {"name": "synthetic", "protocol": "leave_one_out", "seed": seed})
-
-
 def load_dataset(spec: DatasetSpec, override_dir: str | None = None) -> Dataset:
     if override_dir:
         return Dataset.load(override_dir)
     if spec.synthetic:
-        return synthetic_dataset(spec.synthetic_users, spec.synthetic_items)
+        return tiny_dataset(spec.synthetic_users, spec.synthetic_items)
     if not spec.dir:
         raise cfglib.ConfigError("dataset.dir is empty and dataset.synthetic is false")
     if not (Path(spec.dir) / "manifest.json").exists():
@@ -542,4 +507,4 @@ def _summarise_model(name: str, spec: ModelSpec, runs: dict[int, dict[str, RunOu
     return entry
 
 
-__all__ = ["SuiteConfig", "ModelSpec", "load_suite", "run_suite", "synthetic_dataset"]
+__all__ = ["SuiteConfig", "ModelSpec", "load_suite", "run_suite"]

@@ -175,7 +175,7 @@ class JointModel(GenerativeRecommender):
         return self.encode(ev)[:, -1]
 
     def last_state(self, ev: Events) -> torch.Tensor:
-        return self.encode(trim_left(ev))[:, -1]
+        return self.encode(trim_left(ev), last_only=True)[:, -1]
 
 
 def text_vocab_tokens(vocab: Vocab, word_rows: list[torch.Tensor]) -> torch.Tensor:

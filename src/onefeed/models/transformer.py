@@ -67,14 +67,28 @@ class Block(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.p_attn = cfg.dropout
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (B, T, d), mask (B, 1, T, T) bool (True = may attend) -> (B, T, d)."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False
+                ) -> torch.Tensor:
+        """x (B, T, d), mask (B, 1, T, T) bool (True = may attend) -> (B, T, d).
+
+        ``last_only``: only the last position's output, (B, 1, d). Keys and values still come
+        from every position, but the query, projection and MLP run on one position (decoding
+        needs only the state after the most recent event)."""
         b, t, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
-        q, k, v = (z.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2) for z in (q, k, v))
+        hd = d // self.n_heads
+        z = self.ln1(x)
+        if last_only:
+            q = F.linear(z[:, -1:], self.qkv.weight[:d], self.qkv.bias[:d])
+            k, v = F.linear(z, self.qkv.weight[d:], self.qkv.bias[d:]).split(d, dim=2)
+            x, mask, t_q = x[:, -1:], mask[..., -1:, :], 1
+        else:
+            q, k, v = self.qkv(z).split(d, dim=2)
+            t_q = t
+        q = q.view(b, t_q, self.n_heads, hd).transpose(1, 2)
+        k, v = (u.view(b, t, self.n_heads, hd).transpose(1, 2) for u in (k, v))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                            dropout_p=self.p_attn if self.training else 0.0)
-        x = x + self.drop(self.proj(y.transpose(1, 2).reshape(b, t, d)))
+        x = x + self.drop(self.proj(y.transpose(1, 2).reshape(b, t_q, d)))
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
@@ -153,8 +167,11 @@ class GenerativeRecommender(nn.Module):
         x = x + self.pos(torch.arange(self.cfg.max_len - t, self.cfg.max_len, device=x.device))
         return x * valid.unsqueeze(-1)
 
-    def encode(self, ev: Events) -> torch.Tensor:
-        """Events (B, T) -> states (B, T, d); state t summarises events <= t."""
+    def encode(self, ev: Events, last_only: bool = False) -> torch.Tensor:
+        """Events (B, T) -> states (B, T, d); state t summarises events <= t.
+
+        ``last_only``: (B, 1, d), the state after the last event only (the final block skips
+        the other positions' queries and MLPs; equal to ``encode(ev)[:, -1:]``)."""
         if ev.items.shape[1] > self.cfg.max_len:
             raise ValueError(f"history length {ev.items.shape[1]} > max_len {self.cfg.max_len}")
         valid = event_mask(ev)
@@ -163,8 +180,8 @@ class GenerativeRecommender(nn.Module):
         eye = torch.eye(t, dtype=torch.bool, device=valid.device)
         mask = (causal & (valid[:, None, :] | eye)).unsqueeze(1)  # pads attend to themselves
         x = self.drop(self.embed(ev))
-        for block in self.blocks:
-            x = block(x, mask)
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, last_only=last_only and i == len(self.blocks) - 1)
         return self.ln_f(x)
 
     # ---- per-level generation head ------------------------------------------------------------
@@ -197,7 +214,7 @@ class GenerativeRecommender(nn.Module):
     # ---- decoding interface (see onefeed.decoding: a step function, no model class) ----------
     def last_state(self, ev: Events) -> torch.Tensor:
         """(B, T) histories -> (B, d) state after the most recent event."""
-        return self.encode(trim_left(ev))[:, -1]
+        return self.encode(trim_left(ev), last_only=True)[:, -1]
 
     def step(self, state: torch.Tensor, prefix: torch.Tensor, level: int
              ) -> tuple[torch.Tensor, torch.Tensor]:

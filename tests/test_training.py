@@ -127,7 +127,7 @@ def test_drop_seen_and_evaluation_ranks(inputs):
     from onefeed.data.schemas import Dataset
     from onefeed.data.views import rec_cases
     from onefeed.decoding.trie import Trie
-    from onefeed.evaluation.generative import Protocol, drop_seen, evaluate_cases, recommend
+    from onefeed.evaluation.generative import RunProtocol, drop_seen, evaluate_cases, recommend
     from onefeed.tasks.rec import sid_tensor
 
     assert drop_seen(np.array([[3, 1, 2, 5]]), np.array([[-1, 1, 3]]), 3).tolist() == [[2, 5, -1]]
@@ -139,11 +139,11 @@ def test_drop_seen_and_evaluation_ranks(inputs):
     trie = Trie.from_table(sid.codes, sid.codebook_sizes)
     top, _ = recommend(model, cases.history, sid_tensor(sid), vocab, trie, 20, 20)
     res = evaluate_cases(model, cases.users, cases.history, cases.targets, sid_tensor(sid), vocab,
-                         trie, Protocol("test", 8))
+                         trie, RunProtocol("test", 8))
     expected = [list(row).index(t) if t in row else -1 for row, t in zip(top, cases.targets)]
     assert res.per_user["rank"].to_list() == expected
     filtered = evaluate_cases(model, cases.users, cases.history, cases.targets, sid_tensor(sid),
-                              vocab, trie, Protocol("test", 8, filter_seen=True))
+                              vocab, trie, RunProtocol("test", 8, filter_seen=True))
     assert filtered.metrics["recall@10"] >= res.metrics["recall@10"]
 
 

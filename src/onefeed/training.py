@@ -34,7 +34,7 @@ from onefeed.artifacts import atomic_dir, file_sha256, git_commit, machine_info,
 from onefeed.data.schemas import Dataset
 from onefeed.data.views import rec_cases, train_sequences
 from onefeed.decoding.trie import Trie
-from onefeed.evaluation.generative import Protocol, evaluate_cases
+from onefeed.evaluation.generative import RunProtocol, evaluate_cases
 from onefeed.models import GenerativeRecommender, ModelConfig, build_config, build_model
 from onefeed.objectives.generation import sid_nll
 from onefeed.sid.table import SidTable
@@ -209,7 +209,7 @@ def train(ds: Dataset, sid: SidTable, run_cfg: RunConfig, out: str | Path,
             "kind": "generative-recommender", "config": config_lib.to_dict(run_cfg),
             "n_windows": int(len(windows)), "world_size": world, "commit": git_commit(),
             "machine": machine_info(), **(provenance or {})})
-    protocol = Protocol("valid", run_cfg.model.max_len, beam=cfg.eval_beam)
+    protocol = RunProtocol("valid", run_cfg.model.max_len, beam=cfg.eval_beam)
     t_start = time.time() - state["train_seconds"]
     stop = state.get("stopped", False)
     with Progress(*progress_columns(), disable=rank != 0) as bar:
@@ -272,7 +272,7 @@ def train(ds: Dataset, sid: SidTable, run_cfg: RunConfig, out: str | Path,
 
 
 def _validate(model: GenerativeRecommender, valid: Any, shard: np.ndarray, codes: torch.Tensor,
-              vocab: Vocab, trie: Trie, protocol: Protocol) -> dict[str, float]:
+              vocab: Vocab, trie: Trie, protocol: RunProtocol) -> dict[str, float]:
     """Validation metrics summed over ranks (each rank evaluates its shard of users)."""
     res = evaluate_cases(model, valid.users[shard], valid.history[shard], valid.targets[shard],
                          codes, vocab, trie, protocol)

@@ -61,7 +61,7 @@ def _evaluate_split(run: Path, split: str, beam: int, filter_seen: bool):  # -> 
     from onefeed.data.schemas import Dataset
     from onefeed.data.views import rec_cases
     from onefeed.decoding.trie import Trie
-    from onefeed.evaluation.generative import Protocol, evaluate_cases
+    from onefeed.evaluation.generative import RunProtocol, evaluate_cases
     from onefeed.sid.table import SidTable
     from onefeed.tasks.rec import sid_tensor
     from onefeed.training import load_model
@@ -70,7 +70,7 @@ def _evaluate_split(run: Path, split: str, beam: int, filter_seen: bool):  # -> 
     ds, sid_table = Dataset.load(manifest["data"]), SidTable.load(manifest["sid"])
     model, run_cfg, vocab = load_model(run / "best")
     torch.set_num_threads(run_cfg.train.threads)
-    protocol = Protocol(split, run_cfg.model.max_len, filter_seen=filter_seen, beam=beam)
+    protocol = RunProtocol(split, run_cfg.model.max_len, filter_seen=filter_seen, beam=beam)
     cases = rec_cases(ds, split, protocol.max_history)
     trie = Trie.from_table(sid_table.codes, sid_table.codebook_sizes)
     with Progress() as bar:

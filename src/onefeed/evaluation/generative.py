@@ -27,7 +27,10 @@ from onefeed.tokens import Vocab
 
 
 @dataclass(frozen=True)
-class Protocol:
+class RunProtocol:
+    """How one trained run is evaluated (``onefeed evaluate``, validation during training).
+    Bench suites use ``evaluation.protocol.Protocol``, which adds search and query settings."""
+
     split: str  # valid | test
     max_history: int  # most recent events kept
     filter_seen: bool = False  # drop history items from the ranking (TIGER: no)
@@ -42,7 +45,7 @@ class Protocol:
 
 
 class EvalResult(NamedTuple):
-    protocol: Protocol
+    protocol: RunProtocol
     metrics: dict[str, float]
     per_user: pl.DataFrame  # user, target, rank, one column per metric
 
@@ -97,7 +100,7 @@ def drop_seen(topk: np.ndarray, histories: np.ndarray, k: int) -> np.ndarray:
 
 def evaluate_cases(model: GenerativeRecommender, users: np.ndarray, histories: np.ndarray,
                    targets: np.ndarray, codes: torch.Tensor, vocab: Vocab, trie: Trie,
-                   protocol: Protocol, progress: Any = None) -> EvalResult:
+                   protocol: RunProtocol, progress: Any = None) -> EvalResult:
     k = max(protocol.ks)
     if protocol.beam < k:
         raise ValueError(f"beam {protocol.beam} < largest K {k}")
@@ -112,7 +115,7 @@ def evaluate_cases(model: GenerativeRecommender, users: np.ndarray, histories: n
 
 
 def evaluate(model: GenerativeRecommender, ds: Dataset, codes: torch.Tensor, vocab: Vocab,
-             trie: Trie, protocol: Protocol, progress: Any = None) -> EvalResult:
+             trie: Trie, protocol: RunProtocol, progress: Any = None) -> EvalResult:
     """Full-ranking evaluation of every user with a target in ``protocol.split``."""
     cases = rec_cases(ds, protocol.split, protocol.max_history)
     return evaluate_cases(model, cases.users, cases.history, cases.targets, codes, vocab, trie,

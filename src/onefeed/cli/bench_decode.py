@@ -35,6 +35,8 @@ def bench_decode(
     seed: int = typer.Option(0),
     out: Path = typer.Option(None, help="default bench/results/decode.{json,md}"),
 ) -> None:
+    """Trie beam search vs per-beam prefix masking (HF/GENRE) on one trained run: users/s,
+    masking share, single-request latency."""
     import numpy as np
     import torch
     from rich.progress import Progress

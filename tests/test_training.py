@@ -122,6 +122,26 @@ def test_cli_train_evaluate_recommend(inputs, monkeypatch):
     assert res.exit_code == 0, res.output
     assert res.output.count("shoe") >= 5
 
+    # a run whose manifest names no data / SID dir (bench adapters train from memory)
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["data"], manifest["sid"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    wide = CliRunner(env={"COLUMNS": "300"})
+    res = wide.invoke(app, ["evaluate", "--run", str(out)])
+    assert res.exit_code != 0 and "names no data dir" in res.output and "--data" in res.output
+    res = wide.invoke(app, ["evaluate", "--run", str(out), "--data", str(inputs / "data"),
+                            "--sid", str(inputs / "sid")])
+    assert res.exit_code == 0, res.output
+    again = pl.read_parquet(out / "eval" / "per_user_test.parquet")
+    assert again["rank"].to_list() == per_user["rank"].to_list()
+    res = wide.invoke(app, ["evaluate", "--run", str(out), "--data", str(inputs / "nope"),
+                            "--sid", str(inputs / "sid")])
+    assert res.exit_code != 0 and "does not exist" in res.output
+    res = wide.invoke(app, ["evaluate", "--run", str(inputs / "no_run")])
+    assert res.exit_code != 0 and "no trained run here" in res.output
+    res = wide.invoke(app, ["evaluate", "--run", str(out), "--split", "train"])
+    assert res.exit_code != 0 and "expected valid or test" in res.output
+
 
 def test_drop_seen_and_evaluation_ranks(inputs):
     from onefeed.data.schemas import Dataset
@@ -145,6 +165,27 @@ def test_drop_seen_and_evaluation_ranks(inputs):
     filtered = evaluate_cases(model, cases.users, cases.history, cases.targets, sid_tensor(sid),
                               vocab, trie, RunProtocol("test", 8, filter_seen=True))
     assert filtered.metrics["recall@10"] >= res.metrics["recall@10"]
+
+    from onefeed.evaluation.generative import choose_seen_rule, recommend_unseen
+    from onefeed.evaluation.metrics import ndcg_at_k, target_ranks
+
+    codes = sid_tensor(sid)
+    unseen = recommend_unseen(model, cases.history, codes, vocab, trie, 10, 5)
+    for row, hist in zip(unseen, cases.history):
+        assert not set(row[row >= 0].tolist()) & set(hist[hist >= 0].tolist())
+    wide, _ = recommend(model, cases.history, codes, vocab, trie, 18, 18)  # beam 10 + history 8
+    assert unseen.tolist() == drop_seen(wide, cases.history, 5).tolist()
+    # targets taken from the history: excluding history items can only lose -> keep
+    planted = cases.history[:, -1]
+    rule = choose_seen_rule(model, cases.history, planted, codes, vocab, trie, 20)
+    keep, _ = recommend(model, cases.history, codes, vocab, trie, 20, 10)
+    expected = float(ndcg_at_k(target_ranks(keep, planted), 10).mean())
+    assert rule["seen_valid_ndcg@10"] == {"keep": pytest.approx(expected), "exclude": 0.0}
+    assert rule["seen"] == "keep" and rule["seen_cases"] == len(planted)
+    sub = choose_seen_rule(model, cases.history, cases.targets, codes, vocab, trie, 20,
+                           max_cases=3)
+    assert sub["seen_cases"] == 3
+    assert sub["seen"] == max(sub["seen_valid_ndcg@10"], key=sub["seen_valid_ndcg@10"].get)
 
 
 def test_encoder_decoder_trains_and_evaluates(inputs):

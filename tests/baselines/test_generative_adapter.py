@@ -59,3 +59,28 @@ def test_checkpoint_template_loads_one_trained_run_per_seed(tmp_path):
                          / "results.json").read_text())["models"]["tiger"]
     assert not (tmp_path / "x").exists()  # nothing was trained
     assert loaded["metrics"]["ndcg@10"]["per_seed"] == trained["metrics"]["ndcg@10"]["per_seed"]
+
+
+def test_seen_rule_is_picked_on_validation_and_logged(tmp_path):
+    make_tiny_dataset(SEQS, 12).save(tmp_path / "data")
+    SidTable(CODES, (3, 2, 2)).save(tmp_path / "sid")
+    params = {"sid": str(tmp_path / "sid"), "out": str(tmp_path / "gen"), "overrides": SMALL,
+              "beam": 10, "seen": "auto"}
+    row = {"kind": "external", "entry": "onefeed.baselines.generative:GenerativeAdapter",
+           "max_k": 10, "params": params}
+    cfg = SuiteConfig(suite="t", seeds=[0], headline=["tiger"], models={"tiger": row})
+    cfg.protocol.ks = [5, 10]
+    doc = json.loads((run_suite(cfg, tmp_path / "b", data_dir=str(tmp_path / "data"))
+                      / "results.json").read_text())
+    choices = doc["models"]["tiger"]["training"]["0"]["choices"]
+    assert choices["seen"] in ("keep", "exclude")
+    ndcg = choices["seen_valid_ndcg@10"]
+    assert choices["seen"] == ("exclude" if ndcg["exclude"] > ndcg["keep"] else "keep")
+
+    from onefeed.baselines.generative import GenerativeAdapter
+    from onefeed.data.schemas import Dataset
+
+    bad = GenerativeAdapter()
+    with pytest.raises(ValueError, match="params.seen 'sometimes'"):
+        bad.fit(Dataset.load(tmp_path / "data"),
+                dict(params, seen="sometimes", checkpoint=str(tmp_path / "gen/seed0/best")), 0)

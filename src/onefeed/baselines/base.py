@@ -33,6 +33,7 @@ class TrainLog:
     valid_ndcg10: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
     best_epoch: int = -1
+    choices: dict[str, Any] = field(default_factory=dict)  # settings picked on validation
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

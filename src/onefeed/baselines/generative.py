@@ -10,6 +10,9 @@ Suite row (``kind = "external"``)::
     params = { sid = "runs/beauty/sid/rqkmeans", config = "configs/model/beauty.toml",
                out = "runs/beauty/bench-tiger", beam = 50, overrides = [] }
 
+``params.seen``: "keep" (default), "exclude" or "auto" (chosen on validation NDCG@10) — whether
+the model's own lists may contain the user's history items (``_seen_rule``).
+
 ``params.checkpoint`` (a trained model dir with config.json + model.safetensors; ``{seed}`` in
 it is replaced by the seed, e.g. ``runs/beauty/model/tiger-seed{seed}/best``) skips training. Otherwise ``fit`` trains with ``train.seed = seed`` into ``<out>/seed<seed>`` and
 loads its ``best`` checkpoint. ``recommend`` is the trie-constrained beam search of
@@ -64,15 +67,38 @@ class GenerativeAdapter:
         self.max_len = int(run_cfg.model.max_len)  # the model's window (histories are cut)
         self.codes = sid_tensor(sid)
         self.trie = Trie.from_table(sid.codes, sid.codebook_sizes)
+        self.seen = self._seen_rule(ds, log)
         torch.set_grad_enabled(True)
         return log
 
+    def _seen_rule(self, ds: Dataset, log: TrainLog) -> str:
+        """``params.seen``: "keep" (default: history items may be recommended), "exclude", or
+        "auto" (whichever is better on validation NDCG@10; the choice goes to the log)."""
+        from onefeed.data.views import rec_cases
+        from onefeed.evaluation.generative import choose_seen_rule
+
+        rule = str(self.params.get("seen", "keep"))
+        if rule not in ("keep", "exclude", "auto"):
+            raise ValueError(f"generative adapter: params.seen {rule!r}: expected keep, "
+                             "exclude or auto")
+        if rule == "auto":
+            valid = rec_cases(ds, "valid", self.max_len)
+            choice = choose_seen_rule(self.model, valid.history, valid.targets, self.codes,
+                                      self.vocab, self.trie, int(self.params.get("beam", 20)))
+            log.choices.update(choice)
+            rule = choice["seen"]
+        log.choices["seen"] = rule
+        return rule
+
     def recommend(self, cases: RecCases, k: int) -> np.ndarray:
-        from onefeed.evaluation.generative import recommend
+        from onefeed.evaluation.generative import recommend, recommend_unseen
 
         if self.model is None:
             raise RuntimeError("GenerativeAdapter.recommend called before fit")
         beam = max(int(self.params.get("beam", k)), k)
-        items, _ = recommend(self.model, cases.history[:, -self.max_len:], self.codes, self.vocab, self.trie,
-                             beam, k)
+        history = cases.history[:, -self.max_len:]
+        if self.seen == "exclude":
+            return recommend_unseen(self.model, history, self.codes, self.vocab, self.trie,
+                                    beam, k)
+        items, _ = recommend(self.model, history, self.codes, self.vocab, self.trie, beam, k)
         return items[:, :k]

@@ -11,7 +11,6 @@ Wall-clock figures are kept in the JSON too.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +41,7 @@ def bench_decode(
     from rich.progress import Progress
 
     from onefeed.artifacts import git_commit, machine_info, write_json
+    from onefeed.cli.model import run_inputs
     from onefeed.data.schemas import Dataset
     from onefeed.data.views import rec_cases
     from onefeed.decoding import beam as beam_module
@@ -56,8 +56,8 @@ def bench_decode(
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     clock = time.thread_time if threads == 1 else time.perf_counter
-    manifest = json.loads((run / "manifest.json").read_text())
-    ds, sid = Dataset.load(manifest["data"]), SidTable.load(manifest["sid"])
+    _, data_dir, sid_dir = run_inputs(run)
+    ds, sid = Dataset.load(data_dir), SidTable.load(sid_dir)
     model, run_cfg, vocab = load_model(run / "best")
     codes = sid_tensor(sid)
     cases = rec_cases(ds, split, run_cfg.model.max_len)

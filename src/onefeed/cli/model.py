@@ -34,8 +34,31 @@ def train_cmd(
                f"{state['best_epoch']} ({state['train_seconds'] / 60:.1f} min)")
 
 
+def run_inputs(run: Path, data: Path | None = None, sid: Path | None = None
+               ) -> tuple[dict, Path, Path]:
+    """A run's manifest and the dataset / SID dirs it was trained on (``data`` / ``sid``
+    override the manifest: runs trained by a bench adapter from in-memory data name no data
+    dir). Clear errors for a missing run, manifest or input."""
+    if not (run / "best").is_dir():
+        raise typer.BadParameter(f"{run}: no trained run here (no best/ checkpoint dir)")
+    path = run / "manifest.json"
+    if not path.exists():
+        raise typer.BadParameter(f"{run}: no manifest.json (not written by onefeed train)")
+    manifest = json.loads(path.read_text())
+    found = {"data": data or manifest.get("data"), "sid": sid or manifest.get("sid")}
+    for name, value in found.items():
+        if not value:
+            raise typer.BadParameter(f"{run}: its manifest names no {name} dir (trained from "
+                                     f"in-memory data, e.g. by a bench adapter); pass --{name}")
+        if not Path(value).is_dir():
+            raise typer.BadParameter(f"{run}: {name} dir {value} does not exist")
+    return manifest, Path(found["data"]), Path(found["sid"])
+
+
 def evaluate_cmd(
     run: Path = typer.Option(..., help="run dir written by onefeed train"),
+    data: Optional[Path] = typer.Option(None, help="dataset dir (default: the run's manifest)"),
+    sid: Optional[Path] = typer.Option(None, help="SID table dir (default: the run's manifest)"),
     split: str = typer.Option("test", help="valid | test"),
     beam: int = typer.Option(20, help="beam size (>= 20, the largest K)"),
     filter_seen: bool = typer.Option(False, help="drop history items from the ranking"),
@@ -43,18 +66,21 @@ def evaluate_cmd(
                                          "bench/results/<record>.{json,md}"),
 ) -> None:
     """Full-ranking evaluation of the best checkpoint; per-user results saved for pairing."""
+    if split not in ("valid", "test"):
+        raise typer.BadParameter(f"split {split!r}: expected valid or test")
     results = {}
     for one in (["valid", "test"] if record else [split]):
-        res = _evaluate_split(run, one, beam, filter_seen)
+        res = _evaluate_split(run, one, beam, filter_seen, data, sid)
         typer.echo(res.report())
         typer.echo(f"per-user results: {run / 'eval' / f'per_user_{one}.parquet'}\n")
         results[one] = res
     if record:
-        path = _record(run, record, results)
+        path = _record(run, record, results, data, sid)
         typer.echo(f"recorded: {path}.json / .md")
 
 
-def _evaluate_split(run: Path, split: str, beam: int, filter_seen: bool):  # -> EvalResult
+def _evaluate_split(run: Path, split: str, beam: int, filter_seen: bool,
+                    data: Path | None = None, sid: Path | None = None):  # -> EvalResult
     import torch
     from rich.progress import Progress
 
@@ -66,8 +92,8 @@ def _evaluate_split(run: Path, split: str, beam: int, filter_seen: bool):  # -> 
     from onefeed.tasks.rec import sid_tensor
     from onefeed.training import load_model
 
-    manifest = json.loads((run / "manifest.json").read_text())
-    ds, sid_table = Dataset.load(manifest["data"]), SidTable.load(manifest["sid"])
+    _, data_dir, sid_dir = run_inputs(run, data, sid)
+    ds, sid_table = Dataset.load(data_dir), SidTable.load(sid_dir)
     model, run_cfg, vocab = load_model(run / "best")
     torch.set_num_threads(run_cfg.train.threads)
     protocol = RunProtocol(split, run_cfg.model.max_len, filter_seen=filter_seen, beam=beam)
@@ -82,30 +108,32 @@ def _evaluate_split(run: Path, split: str, beam: int, filter_seen: bool):  # -> 
     return res
 
 
-def _record(run: Path, name: str, results: dict) -> Path:
+def _record(run: Path, name: str, results: dict, data: Path | None = None,
+            sid: Path | None = None) -> Path:
     """bench/results/<name>.{json,md}: seed, config, commit, metrics, train wall time."""
     from dataclasses import asdict
 
     from onefeed.artifacts import git_commit, machine_info, write_json
     from onefeed.paths import results_root
 
-    manifest = json.loads((run / "manifest.json").read_text())
+    manifest, data_dir, sid_dir = run_inputs(run, data, sid)
     state = json.loads((run / "last" / "state.json").read_text())
     train_cfg = manifest["config"]["train"]
-    cmd_train = (f"onefeed train --data {manifest['data']} --sid {manifest['sid']}"
+    cmd_train = (f"onefeed train --data {data_dir} --sid {sid_dir}"
                  + (f" --config {manifest['config_file']}" if manifest.get("config_file") else "")
                  + "".join(f" --set {o}" for o in manifest.get("overrides", []))
                  + f" --out {run}")
     out = {
         "name": name, "run": str(run), "seed": train_cfg["seed"], "config": manifest["config"],
-        "data": manifest["data"], "sid": manifest["sid"], "sid_sha256": manifest.get("sid_sha256"),
+        "data": str(data_dir), "sid": str(sid_dir), "sid_sha256": manifest.get("sid_sha256"),
         "commit": git_commit(), "train_commit": manifest.get("commit"), "machine": machine_info(),
         "train_wall_seconds": state["train_seconds"], "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"], "selection": "best validation NDCG@10",
         "protocol": {s: asdict(r.protocol) for s, r in results.items()},
         "metrics": {s: r.metrics for s, r in results.items()},
         "n_cases": {s: r.per_user.height for s, r in results.items()},
-        "commands": [cmd_train, f"onefeed evaluate --run {run} --record {name}"],
+        "commands": [cmd_train, f"onefeed evaluate --run {run} --record {name}"
+                     + (f" --data {data} --sid {sid}" if data or sid else "")],
         "validation_history": state["history"],
     }
     path = results_root() / name
@@ -146,14 +174,14 @@ def recommend_cmd(
     from onefeed.tasks.rec import sid_tensor
     from onefeed.training import load_model
 
-    manifest = json.loads((run / "manifest.json").read_text())
-    ds, sid_table = Dataset.load(manifest["data"]), SidTable.load(manifest["sid"])
+    _, data_dir, sid_dir = run_inputs(run)
+    ds, sid_table = Dataset.load(data_dir), SidTable.load(sid_dir)
     model, run_cfg, vocab = load_model(run / "best")
     match = ds.users.filter(pl.col("user_id") == user)
     if match.height == 0 and user.isdigit() and int(user) < ds.n_users:
         match = ds.users.filter(pl.col("user") == int(user))
     if match.height == 0:
-        raise typer.BadParameter(f"user {user!r} not found in {manifest['data']}/users.parquet")
+        raise typer.BadParameter(f"user {user!r} not found in {data_dir}/users.parquet")
     uid = int(match["user"][0])
     items = item_events(ds).filter(pl.col("user") == uid)["item"].to_numpy()
     hist = np.full((1, run_cfg.model.max_len), -1, dtype=np.int64)

@@ -98,6 +98,37 @@ def drop_seen(topk: np.ndarray, histories: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def recommend_unseen(model: GenerativeRecommender, histories: np.ndarray, codes: torch.Tensor,
+                     vocab: Vocab, trie: Trie, beam: int, k: int) -> np.ndarray:
+    """(n, k) item ids that are not in each row's history: the beam is widened by the history
+    length so excluded items cannot crowd the others out, then history items are dropped."""
+    wide = beam + histories.shape[1]
+    topk, _ = recommend(model, histories, codes, vocab, trie, wide, wide)
+    return drop_seen(topk, histories, k)
+
+
+def choose_seen_rule(model: GenerativeRecommender, histories: np.ndarray, targets: np.ndarray,
+                     codes: torch.Tensor, vocab: Vocab, trie: Trie, beam: int,
+                     max_cases: int = 5000, seed: int = 0) -> dict[str, Any]:
+    """Keep or exclude history items from the model's own lists, whichever gives the higher
+    NDCG@10 on these (validation) cases; at most ``max_cases`` of them, a seeded sample.
+
+    The model-side counterpart of SASRec's learned seen-item offset: on data where a user never
+    consumes an item twice (ratings, most purchases) excluding wins, on re-consumption data
+    keeping does. The evaluation protocol itself filters nothing.
+    """
+    rows = np.arange(len(histories))
+    if len(rows) > max_cases:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_cases, replace=False))
+    hist, tgt = histories[rows], targets[rows]
+    keep, _ = recommend(model, hist, codes, vocab, trie, beam, 10)
+    excl = recommend_unseen(model, hist, codes, vocab, trie, beam, 10)
+    ndcg = {name: float(per_case_metrics(target_ranks(top, tgt), (10,))["ndcg@10"].mean())
+            for name, top in (("keep", keep), ("exclude", excl))}
+    return {"seen": "exclude" if ndcg["exclude"] > ndcg["keep"] else "keep",
+            "seen_valid_ndcg@10": ndcg, "seen_cases": int(len(rows))}
+
+
 def evaluate_cases(model: GenerativeRecommender, users: np.ndarray, histories: np.ndarray,
                    targets: np.ndarray, codes: torch.Tensor, vocab: Vocab, trie: Trie,
                    protocol: RunProtocol, progress: Any = None) -> EvalResult:

@@ -20,7 +20,8 @@ from onefeed.data.schemas import Dataset
 from onefeed.data.views import rec_cases
 from onefeed.decoding.beam import beam_search
 from onefeed.decoding.trie import Trie
-from onefeed.evaluation.metrics import DEFAULT_KS, per_case_metrics, summarise, target_ranks
+from onefeed.evaluation.metrics import (DEFAULT_KS, ndcg_at_k, per_case_metrics, summarise,
+                                        target_ranks)
 from onefeed.models.transformer import GenerativeRecommender
 from onefeed.tasks.rec import history_events
 from onefeed.tokens import Vocab
@@ -123,7 +124,7 @@ def choose_seen_rule(model: GenerativeRecommender, histories: np.ndarray, target
     hist, tgt = histories[rows], targets[rows]
     keep, _ = recommend(model, hist, codes, vocab, trie, beam, 10)
     excl = recommend_unseen(model, hist, codes, vocab, trie, beam, 10)
-    ndcg = {name: float(per_case_metrics(target_ranks(top, tgt), (10,))["ndcg@10"].mean())
+    ndcg = {name: float(ndcg_at_k(target_ranks(top, tgt), 10).mean())
             for name, top in (("keep", keep), ("exclude", excl))}
     return {"seen": "exclude" if ndcg["exclude"] > ndcg["keep"] else "keep",
             "seen_valid_ndcg@10": ndcg, "seen_cases": int(len(rows))}

@@ -121,6 +121,11 @@ def test_cli_train_evaluate_recommend(inputs, monkeypatch):
     res = runner.invoke(app, ["recommend", "--run", str(out), "--user", "u3", "-k", "5"])
     assert res.exit_code == 0, res.output
     assert res.output.count("shoe") >= 5
+    res = runner.invoke(app, ["recommend", "--run", str(out), "--user", "u3", "-k", "5",
+                              "--exclude-seen"])
+    assert res.exit_code == 0, res.output
+    ranked = [line.split("] item ")[1] for line in res.output.splitlines() if "] item " in line]
+    assert sorted(int(r.split()[0]) for r in ranked) == [5, 6, 7, 8]  # all u3 has not seen
 
     # a run whose manifest names no data / SID dir (bench adapters train from memory)
     manifest = json.loads((out / "manifest.json").read_text())
@@ -147,10 +152,10 @@ def test_drop_seen_and_evaluation_ranks(inputs):
     from onefeed.data.schemas import Dataset
     from onefeed.data.views import rec_cases
     from onefeed.decoding.trie import Trie
-    from onefeed.evaluation.generative import RunProtocol, drop_seen, evaluate_cases, recommend
+    from onefeed.evaluation.generative import RunProtocol, evaluate_cases, recommend
+    from onefeed.evaluation.metrics import drop_seen
     from onefeed.tasks.rec import sid_tensor
 
-    assert drop_seen(np.array([[3, 1, 2, 5]]), np.array([[-1, 1, 3]]), 3).tolist() == [[2, 5, -1]]
     training.run(inputs / "data", inputs / "sid", None, inputs / "r",
                  SMALL + ["train.max_steps=2", "train.eval_every=100"])
     model, run_cfg, vocab = training.load_model(inputs / "r" / "best")
@@ -170,11 +175,14 @@ def test_drop_seen_and_evaluation_ranks(inputs):
     from onefeed.evaluation.metrics import ndcg_at_k, target_ranks
 
     codes = sid_tensor(sid)
-    unseen = recommend_unseen(model, cases.history, codes, vocab, trie, 10, 5)
+    unseen, unseen_scores = recommend_unseen(model, cases.history, codes, vocab, trie, 10, 5)
     for row, hist in zip(unseen, cases.history):
         assert not set(row[row >= 0].tolist()) & set(hist[hist >= 0].tolist())
-    wide, _ = recommend(model, cases.history, codes, vocab, trie, 18, 18)  # beam 10 + history 8
+    wide, wide_scores = recommend(model, cases.history, codes, vocab, trie, 18, 18)  # 10 + 8
     assert unseen.tolist() == drop_seen(wide, cases.history, 5).tolist()
+    for items, scores, w_items, w_scores in zip(unseen, unseen_scores, wide, wide_scores):
+        score_of = dict(zip(w_items.tolist(), w_scores.tolist()))
+        assert scores.tolist() == [score_of[i] if i >= 0 else -np.inf for i in items.tolist()]
     # targets taken from the history: excluding history items can only lose -> keep
     planted = cases.history[:, -1]
     rule = choose_seen_rule(model, cases.history, planted, codes, vocab, trie, 20)

@@ -13,7 +13,7 @@ def test_embedding_bench_rows_and_merged_markdown(tmp_path):
     assert emb.shape == (4, 384)
     runs = content["runs"]
     assert {r["threads"] for r in runs.values()} == {1, 2}
-    for name in ("fast_default", "fast_default_1thread", "fast_fp32"):
+    for name in ("fast_default", "fast_default_ops", "fast_default_1thread", "fast_fp32"):
         assert runs[name]["cosine_to_plain_fp32"]["min"] >= 0.999
     speeds = runs["fast_default"]["items_per_s_runs"]  # the headline row: median of 3 runs
     assert len(speeds) == 3 and runs["fast_default"]["items_per_s"] == sorted(speeds)[1]
@@ -37,3 +37,6 @@ def test_embedding_bench_rows_and_merged_markdown(tmp_path):
     assert f"MiniLM default: {precision} autocast" in text and "RQ-VAE train (200 epochs)" in text
     assert "at commit `abc`" in text
     assert "median of 3 runs: " in text
+    assert len(runs["fast_default_ops"]["items_per_s_runs"]) == 3  # measured side by side
+    ratio = runs["fast_default"]["items_per_s"] / runs["fast_default_ops"]["items_per_s"]
+    assert f"| {ratio:.2f}x items/s |" in text

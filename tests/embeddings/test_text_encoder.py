@@ -79,3 +79,29 @@ def test_cache_key_includes_encoder_settings(tmp_path):
     assert ((fp32 * bf16).sum(1) >= 0.999).all()
     again, info = content_embeddings(texts, tmp_path, progress=False, precision="bf16")
     assert info["cache_hit"] and np.array_equal(again, bf16)
+
+
+def test_batch_parallel_workers_give_the_single_thread_vectors(model):
+    one = encode_fast(model, TEXTS, TextEncoderConfig("fp32", 2, threads=1), False)
+    two = encode_fast(model, TEXTS, TextEncoderConfig("fp32", 2, threads=2), False)
+    assert np.array_equal(one, two)  # each batch is encoded whole by one thread
+    ops = encode_fast(model, TEXTS, TextEncoderConfig("fp32", 2, threads=2, parallel="ops"),
+                      False)
+    assert ((ops * two).sum(1) >= 0.99999).all()
+    bf16 = encode_fast(model, TEXTS, TextEncoderConfig("bf16", 2, threads=2), False)
+    assert ((bf16 * one).sum(1) >= 0.999).all()
+    assert not np.array_equal(bf16, one)  # autocast is entered in every worker thread
+    with pytest.raises(ValueError, match="parallel 'cores'"):
+        encode_fast(model, TEXTS, TextEncoderConfig(parallel="cores"), False)
+
+
+def test_a_failing_worker_raises_and_restores_settings(model, monkeypatch):
+    before = torch.get_num_threads()
+
+    def broken(_texts):
+        raise RuntimeError("tokeniser broke")
+
+    monkeypatch.setattr(model, "preprocess", broken)
+    with pytest.raises(RuntimeError, match="tokeniser broke"):
+        encode_fast(model, TEXTS, TextEncoderConfig("fp32", 2, threads=2), False)
+    assert torch.get_num_threads() == before and model.max_seq_length == 256

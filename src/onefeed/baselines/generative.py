@@ -98,7 +98,8 @@ class GenerativeAdapter:
         beam = max(int(self.params.get("beam", k)), k)
         history = cases.history[:, -self.max_len:]
         if self.seen == "exclude":
-            return recommend_unseen(self.model, history, self.codes, self.vocab, self.trie,
-                                    beam, k)
+            items, _ = recommend_unseen(self.model, history, self.codes, self.vocab,
+                                        self.trie, beam, k)
+            return items
         items, _ = recommend(self.model, history, self.codes, self.vocab, self.trie, beam, k)
         return items[:, :k]

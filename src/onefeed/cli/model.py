@@ -161,6 +161,9 @@ def recommend_cmd(
     user: str = typer.Option(..., help="user id as in the source data (or integer user index)"),
     k: int = typer.Option(10, "-k", help="how many items"),
     beam: int = typer.Option(20),
+    exclude_seen: bool = typer.Option(False, "--exclude-seen/--keep-seen",
+                                      help="leave out items already in the user's history "
+                                           "(the beam is widened by the history length)"),
 ) -> None:
     """Recommend the next items for one user (history = all their events) and print titles."""
     import numpy as np
@@ -169,7 +172,7 @@ def recommend_cmd(
     from onefeed.data.schemas import Dataset
     from onefeed.data.views import item_events
     from onefeed.decoding.trie import Trie
-    from onefeed.evaluation.generative import recommend
+    from onefeed.evaluation.generative import recommend, recommend_unseen
     from onefeed.sid.table import SidTable
     from onefeed.tasks.rec import sid_tensor
     from onefeed.training import load_model
@@ -188,7 +191,8 @@ def recommend_cmd(
     tail = items[-run_cfg.model.max_len:]
     hist[0, hist.shape[1] - len(tail):] = tail
     trie = Trie.from_table(sid_table.codes, sid_table.codebook_sizes)
-    top, scores = recommend(model, hist, sid_tensor(sid_table), vocab, trie, max(beam, k), k)
+    decode = recommend_unseen if exclude_seen else recommend
+    top, scores = decode(model, hist, sid_tensor(sid_table), vocab, trie, max(beam, k), k)
     titles = dict(zip(ds.items["item"].to_list(), ds.items["title"].to_list()))
     typer.echo(f"user {match['user_id'][0]} ({len(items)} events); last: "
                f"{titles.get(int(items[-1])) if len(items) else '-'}")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,10 +79,15 @@ def texts_sha256(texts: list[str]) -> str:
 #   2. bf16 autocast for the Linear, attention and GELU maths (fp32 accumulation; the residual
 #      stream, LayerNorm and pooling stay fp32) where the CPU has native bf16 (AVX512-BF16 /
 #      AMX): ~2x the GEMM rate at cosine >= 0.9999 to the fp32 vectors.
-# (Measured and rejected: eager attention, slower than SDPA; dynamic int8, cosine 0.93. Not
-# tried: ONNX Runtime / torch.compile, which could only trim the ~18% outside the GEMMs.)
+#   3. the cores share the work by batch, not by op: with torch's intra-op threads every op
+#      (LayerNorm, GELU, a small GEMM) ends in a barrier where one core waits for the other;
+#      two worker threads on one intra-op thread each never wait (torch releases the GIL
+#      inside ops), ~10% more items/s on this 2-core machine (``onefeed bench sid``).
+# (Measured and rejected: eager attention, slower than SDPA; dynamic int8, cosine 0.93;
+# ONNX Runtime fp32 and torch.compile, no faster — docs/SEMANTIC_IDS.md.)
 
 PRECISIONS = ("auto", "fp32", "bf16")
+PARALLEL = ("batches", "ops")
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,9 @@ class TextEncoderConfig:
     precision: str = "auto"  # "auto": bf16 where the CPU has native bf16, else fp32
     batch_size: int = 64  # texts per forward pass (32-128 measured within noise)
     max_seq_length: int = 256  # MiniLM's limit; no Beauty text exceeds it (max 224 pieces)
-    threads: int | None = None  # torch intra-op threads for the encode; None = torch's default
+    threads: int | None = None  # cores for the encode; None = torch's current thread count
+    parallel: str = "batches"  # "batches": each core encodes whole batches on one thread;
+    # "ops": every op split across the cores (torch intra-op threads, the older path)
 
 
 def native_bf16() -> bool:
@@ -167,30 +176,48 @@ def encode_fast(model, texts: list[str], cfg: TextEncoderConfig = TextEncoderCon
                 progress: bool = True) -> np.ndarray:
     """(n, dim) float32 unit vectors, row i for texts[i]; parity with ``encode_plain`` is tested.
 
-    Token-length batches + bf16 autocast (see the section comment). Each batch is one
-    ``model.encode`` call so the model's own tokenisation, pooling and normalisation are used.
+    Token-length batches + bf16 autocast + batch-parallel cores (see the section comment).
+    Every batch goes through the model's own tokeniser and modules (transformer, pooling,
+    normalisation), so the vectors are ``model.encode``'s; a batch is always encoded whole by
+    one thread, so the result does not depend on ``threads`` or ``parallel``.
     """
     import torch
     from rich.progress import Progress
 
     from onefeed.embeddings.content import embedding_dim
 
+    if cfg.parallel not in PARALLEL:
+        raise ValueError(f"text encoder parallel {cfg.parallel!r}: expected one of {PARALLEL}")
     out = np.zeros((len(texts), embedding_dim(model)), dtype=np.float32)
     if not texts:
         return out
     bf16 = resolve_precision(cfg.precision) == "bf16"
+    cores = cfg.threads or torch.get_num_threads()
+    workers = cores if cfg.parallel == "batches" else 1
     seq_before, model.max_seq_length = model.max_seq_length, cfg.max_seq_length
     try:
-        with _torch_threads(cfg.threads), torch.inference_mode(), \
-                torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16), \
-                Progress(disable=not progress, transient=True) as bar:
+        batches = length_batches(token_lengths(model, texts), cfg.batch_size)
+        with _torch_threads(cores // workers), Progress(disable=not progress,
+                                                        transient=True) as bar:
             task = bar.add_task("encoding item text", total=len(texts))
-            for idx in length_batches(token_lengths(model, texts), cfg.batch_size):
-                emb = model.encode([texts[i] for i in idx], batch_size=len(idx),
-                                   normalize_embeddings=True, convert_to_tensor=True,
-                                   show_progress_bar=False)
-                out[idx] = emb.float().numpy()
-                bar.advance(task, len(idx))
+            tokenizer_lock = threading.Lock()  # HF fast tokenisers are not re-entrant
+
+            def encode(worker: int) -> None:
+                # autocast and inference mode are per-thread: each worker enters its own
+                with torch.inference_mode(), \
+                        torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    for idx in batches[worker::workers]:
+                        with tokenizer_lock:
+                            features = model.preprocess([texts[i] for i in idx])
+                        emb = model(features)["sentence_embedding"].float()
+                        out[idx] = torch.nn.functional.normalize(emb, dim=1).numpy()
+                        bar.advance(task, len(idx))
+
+            if workers == 1:
+                encode(0)
+            else:
+                with ThreadPoolExecutor(workers) as pool:
+                    list(pool.map(encode, range(workers)))  # list(): re-raise worker errors
     finally:
         model.max_seq_length = seq_before
     return out

@@ -32,7 +32,7 @@ from onefeed.data.schemas import DataError, Dataset
 from onefeed.data.synthetic import tiny_dataset
 from onefeed.data.views import RecCases, rec_cases
 from onefeed.evaluation.coverage import catalogue_coverage, long_tail_hits, tail_mask
-from onefeed.evaluation.metrics import per_case_metrics, target_ranks
+from onefeed.evaluation.metrics import drop_seen, per_case_metrics, target_ranks
 from onefeed.evaluation.protocol import Protocol
 from onefeed.evaluation.query_metrics import query_per_case, retrievable
 from onefeed.evaluation.text_metrics import bleu_at_k, distinct_n, rouge_l
@@ -153,7 +153,7 @@ def eval_rec(model: Any, cases: RecCases, proto: Protocol, n_items: int, tail: n
     topk = np.asarray(model.recommend(cases, k))
     infer = time.perf_counter() - start
     if proto.filter_seen and not getattr(getattr(model, "cfg", None), "filter_seen", False):
-        topk = _drop_seen(topk, cases.history)
+        topk = drop_seen(topk, cases.history)
     ranks = target_ranks(topk, cases.targets)
     per_case = per_case_metrics(ranks, tuple(proto.ks))
     metrics = {m: float(v.mean()) if len(v) else 0.0 for m, v in per_case.items()}
@@ -167,15 +167,6 @@ def eval_rec(model: Any, cases: RecCases, proto: Protocol, n_items: int, tail: n
     curve = [float(((ranks >= 0) & (ranks < c)).mean()) if len(ranks) else 0.0
              for c in range(1, min(proto.curve_k, k) + 1)]
     return metrics, per_case, curve, infer
-
-
-def _drop_seen(topk: np.ndarray, history: np.ndarray) -> np.ndarray:
-    out = np.full_like(topk, -1)
-    for row in range(len(topk)):
-        seen = set(history[row][history[row] >= 0].tolist())
-        keep = [i for i in topk[row] if i not in seen]
-        out[row, :len(keep)] = keep
-    return out
 
 
 def search_cases(ds: Dataset, split: str) -> pl.DataFrame:

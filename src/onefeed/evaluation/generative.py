@@ -20,8 +20,8 @@ from onefeed.data.schemas import Dataset
 from onefeed.data.views import rec_cases
 from onefeed.decoding.beam import beam_search
 from onefeed.decoding.trie import Trie
-from onefeed.evaluation.metrics import (DEFAULT_KS, ndcg_at_k, per_case_metrics, summarise,
-                                        target_ranks)
+from onefeed.evaluation.metrics import (DEFAULT_KS, drop_seen, ndcg_at_k, per_case_metrics,
+                                        summarise, target_ranks, unseen_positions)
 from onefeed.models.transformer import GenerativeRecommender
 from onefeed.tasks.rec import history_events
 from onefeed.tokens import Vocab
@@ -89,23 +89,17 @@ def recommend(model: GenerativeRecommender, histories: np.ndarray, codes: torch.
     return items_out, scores_out
 
 
-def drop_seen(topk: np.ndarray, histories: np.ndarray, k: int) -> np.ndarray:
-    """(n, K') ranked items minus each row's history items, cut to (n, k) (-1 padded)."""
-    out = np.full((len(topk), k), -1, dtype=np.int64)
-    for row, (ranked, hist) in enumerate(zip(topk, histories)):
-        seen = set(hist[hist >= 0].tolist())
-        kept = [i for i in ranked.tolist() if i >= 0 and i not in seen][:k]
-        out[row, :len(kept)] = kept
-    return out
-
-
 def recommend_unseen(model: GenerativeRecommender, histories: np.ndarray, codes: torch.Tensor,
-                     vocab: Vocab, trie: Trie, beam: int, k: int) -> np.ndarray:
-    """(n, k) item ids that are not in each row's history: the beam is widened by the history
-    length so excluded items cannot crowd the others out, then history items are dropped."""
+                     vocab: Vocab, trie: Trie, beam: int, k: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(n, k) item ids not in each row's history, and their scores (-1 / -inf where fewer
+    remain): the beam is widened by the history length so excluded items cannot crowd the
+    others out, then history items are dropped."""
     wide = beam + histories.shape[1]
-    topk, _ = recommend(model, histories, codes, vocab, trie, wide, wide)
-    return drop_seen(topk, histories, k)
+    topk, scores = recommend(model, histories, codes, vocab, trie, wide, wide)
+    pos, valid = unseen_positions(topk, histories, k)
+    items = np.where(valid, np.take_along_axis(topk, pos, 1), -1)
+    return items, np.where(valid, np.take_along_axis(scores, pos, 1), -np.inf)
 
 
 def choose_seen_rule(model: GenerativeRecommender, histories: np.ndarray, targets: np.ndarray,
@@ -123,7 +117,7 @@ def choose_seen_rule(model: GenerativeRecommender, histories: np.ndarray, target
         rows = np.sort(np.random.default_rng(seed).choice(rows, max_cases, replace=False))
     hist, tgt = histories[rows], targets[rows]
     keep, _ = recommend(model, hist, codes, vocab, trie, beam, 10)
-    excl = recommend_unseen(model, hist, codes, vocab, trie, beam, 10)
+    excl, _ = recommend_unseen(model, hist, codes, vocab, trie, beam, 10)
     ndcg = {name: float(ndcg_at_k(target_ranks(top, tgt), 10).mean())
             for name, top in (("keep", keep), ("exclude", excl))}
     return {"seen": "exclude" if ndcg["exclude"] > ndcg["keep"] else "keep",

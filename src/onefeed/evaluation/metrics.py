@@ -21,6 +21,37 @@ def target_ranks(topk: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return np.where(found, hit.argmax(axis=1), -1)
 
 
+def unseen_positions(topk: np.ndarray, histories: np.ndarray, k: int | None = None,
+                     chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Where each row's first ``k`` items outside its history sit in ``topk``.
+
+    topk: (n, K') ranked item ids (-1 = empty); histories: (n, H) item ids (-1 = padding).
+    Returns (positions (n, k) into topk's columns, valid (n, k)): kept items keep their order;
+    ``valid`` is False where fewer than k remain. ``chunk`` rows at a time bound the
+    (rows, K', H) comparison.
+    """
+    topk, histories = np.asarray(topk), np.asarray(histories)
+    if len(topk) != len(histories):
+        raise ValueError(f"{len(topk)} ranked lists but {len(histories)} histories")
+    k = topk.shape[1] if k is None else k
+    pos = np.zeros((len(topk), k), dtype=np.int64)
+    valid = np.zeros((len(topk), k), dtype=bool)
+    width = min(k, topk.shape[1])
+    for start in range(0, len(topk), chunk):
+        ranked, hist = topk[start:start + chunk], histories[start:start + chunk]
+        drop = (ranked[:, :, None] == hist[:, None, :]).any(2) | (ranked < 0)
+        order = np.argsort(drop, axis=1, kind="stable")[:, :width]  # kept first, in order
+        pos[start:start + chunk, :width] = order
+        valid[start:start + chunk, :width] = ~np.take_along_axis(drop, order, 1)
+    return pos, valid
+
+
+def drop_seen(topk: np.ndarray, histories: np.ndarray, k: int | None = None) -> np.ndarray:
+    """(n, K') ranked item ids minus each row's history items, cut to (n, k), -1 padded."""
+    pos, valid = unseen_positions(topk, histories, k)
+    return np.where(valid, np.take_along_axis(np.asarray(topk), pos, 1), -1).astype(np.int64)
+
+
 def hit_at_k(ranks: np.ndarray, k: int) -> np.ndarray:
     """Per case 1.0 when the target is in the top k. With one target, Recall@K == HR@K."""
     ranks = np.asarray(ranks)

@@ -26,3 +26,12 @@ def test_unmatched_query_and_n_matches():
     assert r.retrieve(["zzz unknown"], 3).tolist() == [[-1, -1, -1]]
     assert r.n_matches(["zzz", "nail", "dry hair"]).tolist() == [0, 2, 2]
     assert r.retrieve([], 3).shape == (0, 3)
+
+
+def test_no_item_text_is_a_clear_error():
+    import pytest
+
+    from onefeed.data.schemas import DataError
+
+    with pytest.raises(DataError, match="none of the 3 item texts has a word"):
+        BM25Retriever().fit_texts(["", "", "the"])  # "the" is a stopword

@@ -68,6 +68,7 @@ class Reference:
 
     name: str = ""
     source: str = ""
+    category: str = ""  # a template suite's dataset variant it belongs to ("" = always shown)
     metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -239,8 +240,19 @@ class BenchContext:
     q_cases: RecCases
     q_refs: list[str]
     tail: np.ndarray
-    bm25: Any = None  # shared BM25 over item text (retrievability)
+    _bm25: Any = None
     _by_history: dict[int, tuple[RecCases, RecCases]] = field(default_factory=dict)
+
+    @property
+    def bm25(self) -> Any:
+        """BM25 over item text for the retrievability metric, built when a query row first
+        needs it (a dataset without item text never builds it unless such a row runs)."""
+        if self._bm25 is None:
+            from onefeed.search.bm25 import BM25Config, BM25Retriever
+
+            self._bm25 = BM25Retriever()
+            self._bm25.fit(self.ds, BM25Config())
+        return self._bm25
 
     def rec_and_query_cases(self, history: int) -> tuple[RecCases, RecCases]:
         """Test cases (and their query-eval subset) with ``history`` items (0 = protocol's)."""
@@ -265,15 +277,11 @@ def subsample_query_cases(cases: RecCases, refs: list[str], n: int
 
 
 def make_context(ds: Dataset, proto: Protocol) -> BenchContext:
-    from onefeed.search.bm25 import BM25Config, BM25Retriever
-
     cases = rec_cases(ds, proto.split, proto.max_history)
     q_cases, q_refs = subsample_query_cases(*query_cases(ds, cases, proto.search_split),
                                             proto.query_max_cases)
-    bm25 = BM25Retriever()
-    bm25.fit(ds, BM25Config())
     tail = tail_mask(train_popularity(ds), proto.tail_head_frac)
-    return BenchContext(ds, proto, cases, q_cases, q_refs, tail, bm25)
+    return BenchContext(ds, proto, cases, q_cases, q_refs, tail)
 
 
 def run_model(name: str, spec: ModelSpec, seed: int, ctx: BenchContext, quick: bool

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import bm25s
 import numpy as np
 
-from onefeed.data.schemas import Dataset
+from onefeed.data.schemas import Dataset, DataError
 from onefeed.embeddings.text import item_texts
 
 
@@ -36,10 +36,13 @@ class BM25Retriever:
 
     def fit_texts(self, texts: list[str], cfg: BM25Config | None = None) -> None:
         self.cfg = cfg or BM25Config()
+        tokens = bm25s.tokenize(texts, stopwords=self.cfg.stopwords, show_progress=False)
+        if not tokens.vocab:
+            raise DataError(f"BM25: none of the {len(texts)} item texts has a word to index "
+                            "(a dataset without item text has no keyword search)")
         self.n_items = len(texts)
         self.index = bm25s.BM25(k1=self.cfg.k1, b=self.cfg.b)
-        self.index.index(bm25s.tokenize(texts, stopwords=self.cfg.stopwords, show_progress=False),
-                         show_progress=False)
+        self.index.index(tokens, show_progress=False)
 
     def scores(self, queries: list[str]) -> np.ndarray:
         """(n, n_items) BM25 scores (plain reference path; fine for small corpora)."""

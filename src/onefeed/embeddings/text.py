@@ -82,7 +82,7 @@ def texts_sha256(texts: list[str]) -> str:
 #   3. the cores share the work by batch, not by op: with torch's intra-op threads every op
 #      (LayerNorm, GELU, a small GEMM) ends in a barrier where one core waits for the other;
 #      two worker threads on one intra-op thread each never wait (torch releases the GIL
-#      inside ops), ~10% more items/s on this 2-core machine (``onefeed bench sid``).
+#      inside ops): 1.07-1.29x the items/s on this 2-core machine (``onefeed bench sid``).
 # (Measured and rejected: eager attention, slower than SDPA; dynamic int8, cosine 0.93;
 # ONNX Runtime fp32 and torch.compile, no faster — docs/SEMANTIC_IDS.md.)
 

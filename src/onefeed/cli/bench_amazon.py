@@ -38,7 +38,7 @@ def ensure_data(category: str, raw: Path | None, out: Path, overrides: list[str]
     from onefeed.data.prepare import load_config, prepare_to_dir
 
     if (out / "manifest.json").exists():
-        console.print(f"using prepared data {out}")
+        console.print(f"using prepared data {out} (delete it to prepare again)")
         return out
     cfg = load_config(PREPARE, [f"name={category_name(category)}",
                                 f"options.category={category}", *overrides])
@@ -56,7 +56,7 @@ def ensure_sid(data_dir: Path, out: Path, overrides: list[str]) -> Path:
     from onefeed.sid.build import SidConfig, build
 
     if (out / "manifest.json").exists():
-        console.print(f"using semantic IDs {out}")
+        console.print(f"using semantic IDs {out} (delete it to build again)")
         return out
     cfg = cfg_mod.load(SidConfig, SID_CONFIG, overrides)
     console.print(f"building semantic IDs ({cfg.strategy} {cfg.quantizer}) -> {out}")

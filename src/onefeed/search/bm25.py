@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import bm25s
 import numpy as np
 
-from onefeed.data.schemas import Dataset, DataError
+from onefeed.data.schemas import DataError, Dataset
 from onefeed.embeddings.text import item_texts
 
 

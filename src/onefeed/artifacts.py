@@ -41,6 +41,22 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def dir_lock(directory: str | Path, name: str = ".lock") -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``directory/name`` (created) until the block ends, so
+    processes that read, merge and rewrite the same files there take turns."""
+    import fcntl
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / name, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a file via a temp file + rename."""
     path = Path(path)

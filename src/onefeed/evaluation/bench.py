@@ -24,7 +24,7 @@ import torch
 from rich.console import Console
 
 from onefeed import config as cfglib
-from onefeed.artifacts import git_commit, machine_info, write_json
+from onefeed.artifacts import dir_lock, git_commit, machine_info, write_json
 from onefeed.baselines import load_entry, resolve, task_of
 from onefeed.baselines.pop import train_popularity
 from onefeed.baselines.query_baselines import query_cases
@@ -394,16 +394,17 @@ def run_suite(cfg: SuiteConfig, out_dir: str | Path | None = None, quick: bool =
         "models": results,
         "references": [dataclasses.asdict(r) for r in cfg.reference_rows()],
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if models:  # a subset run updates the suite's existing results instead of replacing them
-        per_case_frames = _merge_previous(doc, out_dir, per_case_frames)
-    order = list(cfg.models)
-    doc["models"] = dict(sorted(doc["models"].items(),
-                                key=lambda kv: order.index(kv[0]) if kv[0] in order else 999))
-    if per_case_frames:
-        pl.concat(per_case_frames, how="diagonal").write_parquet(out_dir / "per_case.parquet")
-    write_report(doc, out_dir)  # adds significance into doc["models"][...] before saving
-    write_json(out_dir / "results.json", doc)
+    # runs of one suite in parallel (e.g. one seed each) take turns to merge and write
+    with dir_lock(out_dir):
+        if models:  # a subset run updates the suite's existing results instead of replacing them
+            per_case_frames = _merge_previous(doc, out_dir, per_case_frames)
+        order = list(cfg.models)
+        doc["models"] = dict(sorted(doc["models"].items(),
+                                    key=lambda kv: order.index(kv[0]) if kv[0] in order else 999))
+        if per_case_frames:
+            pl.concat(per_case_frames, how="diagonal").write_parquet(out_dir / "per_case.parquet")
+        write_report(doc, out_dir)  # adds significance into doc["models"][...] before saving
+        write_json(out_dir / "results.json", doc)
     return out_dir
 
 

@@ -21,7 +21,8 @@ from onefeed.data.views import rec_cases
 from onefeed.decoding.beam import beam_search
 from onefeed.decoding.trie import Trie
 from onefeed.evaluation.metrics import (DEFAULT_KS, drop_seen, ndcg_at_k, per_case_metrics,
-                                        summarise, target_ranks, unseen_positions)
+                                        summarise, take_kept, target_ranks,
+                                        unseen_positions)
 from onefeed.models.transformer import GenerativeRecommender
 from onefeed.tasks.rec import history_events
 from onefeed.tokens import Vocab
@@ -98,8 +99,7 @@ def recommend_unseen(model: GenerativeRecommender, histories: np.ndarray, codes:
     wide = beam + histories.shape[1]
     topk, scores = recommend(model, histories, codes, vocab, trie, wide, wide)
     pos, valid = unseen_positions(topk, histories, k)
-    items = np.where(valid, np.take_along_axis(topk, pos, 1), -1)
-    return items, np.where(valid, np.take_along_axis(scores, pos, 1), -np.inf)
+    return take_kept(topk, pos, valid, -1), take_kept(scores, pos, valid, -np.inf)
 
 
 def choose_seen_rule(model: GenerativeRecommender, histories: np.ndarray, targets: np.ndarray,

@@ -46,10 +46,15 @@ def unseen_positions(topk: np.ndarray, histories: np.ndarray, k: int | None = No
     return pos, valid
 
 
+def take_kept(values: np.ndarray, pos: np.ndarray, valid: np.ndarray, fill: float) -> np.ndarray:
+    """Row-wise ``values[pos]`` with ``fill`` where not ``valid`` (``unseen_positions``' output)."""
+    return np.where(valid, np.take_along_axis(np.asarray(values), pos, 1), fill)
+
+
 def drop_seen(topk: np.ndarray, histories: np.ndarray, k: int | None = None) -> np.ndarray:
     """(n, K') ranked item ids minus each row's history items, cut to (n, k), -1 padded."""
     pos, valid = unseen_positions(topk, histories, k)
-    return np.where(valid, np.take_along_axis(np.asarray(topk), pos, 1), -1).astype(np.int64)
+    return take_kept(topk, pos, valid, -1).astype(np.int64)
 
 
 def hit_at_k(ranks: np.ndarray, k: int) -> np.ndarray:

@@ -80,6 +80,38 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+class ArtifactError(ValueError):
+    """An artifact on disk is missing a file, or a file does not match its manifest."""
+
+
+def hash_files(directory: str | Path, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """``{relative path: {"sha256", "bytes"}}`` for ``names`` (default: every regular file under
+    ``directory`` except manifest.json and hidden files), sorted by path."""
+    directory = Path(directory)
+    if names is None:
+        names = sorted(str(p.relative_to(directory)) for p in directory.rglob("*")
+                       if p.is_file() and p.name != "manifest.json"
+                       and not any(part.startswith(".") for part in p.relative_to(directory).parts))
+    return {n: {"sha256": file_sha256(directory / n), "bytes": (directory / n).stat().st_size}
+            for n in sorted(names)}
+
+
+def verify_files(directory: str | Path, expected: dict[str, dict[str, Any]], artifact: str) -> None:
+    """Raise :class:`ArtifactError` naming the file and ``artifact`` when a file listed in
+    ``expected`` (as written by :func:`hash_files`) is missing or its size / sha256 differ."""
+    directory = Path(directory)
+    for name, want in expected.items():
+        path = directory / name
+        if not path.is_file():
+            raise ArtifactError(f"{artifact}: {path} is missing (its manifest lists it)")
+        if "bytes" in want and path.stat().st_size != want["bytes"]:
+            raise ArtifactError(f"{artifact}: {path} has {path.stat().st_size} bytes, its manifest "
+                                f"says {want['bytes']} (the file was changed or truncated)")
+        if file_sha256(path) != want["sha256"]:
+            raise ArtifactError(f"{artifact}: {path} does not match the sha256 in its manifest "
+                                "(the file was changed or corrupted)")
+
+
 def git_commit(cwd: str | Path | None = None) -> str:
     """The current commit (with ``+dirty`` when the tree has changes), or ``unknown``."""
     cwd = cwd or Path(__file__).resolve().parent

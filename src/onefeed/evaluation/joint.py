@@ -114,7 +114,9 @@ class JointPredictor:
         for start in range(0, len(idx), self.batch_size):
             rows = np.arange(start, min(start + self.batch_size, len(idx)))
             cond = self._states(idx[rows], "NSQP")
-            tokens, scores = self._text_beam(cond, beam, beam, max_words, length_penalty)
+            # more hypotheses than k: distinct word-piece sequences may decode to one string
+            n_hyp = min(beam * max_words, max(beam, 4 * k))
+            tokens, scores = self._text_beam(cond, beam, n_hyp, max_words, length_penalty)
             words = torch.where(tokens > 0, self.model.text_vocab[tokens], 0)
             for r, toks, sc in zip(rows, words.tolist(), scores.tolist()):
                 out[r] = self._strings(toks, sc, k)

@@ -258,9 +258,9 @@ def _recover_last(out: Path) -> Path:
         os.replace(old, last)
         warnings.warn(f"{last} was missing after an interrupted save; recovered it from "
                       f"{old.name}", stacklevel=3)
-    elif any(out.glob(".last.*")):
-        raise CheckpointError(f"{out}: last/ is missing and none of its leftovers "
-                              f"{sorted(p.name for p in out.glob('.last.*'))} verify")
+    elif any(out.glob(".last.old-*")):  # (a .last.tmp-* was never committed: ignored)
+        raise CheckpointError(f"{out}: last/ is missing and none of its previous copies "
+                              f"{sorted(p.name for p in out.glob('.last.old-*'))} verify")
     return last
 
 

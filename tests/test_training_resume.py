@@ -155,12 +155,49 @@ def test_flipped_byte_in_optimizer_state_refuses_resume(world, tmp_path):
 
     out = tmp_path / "run"
     shutil.copytree(world / "ref", out)
-    path = out / "last" / "optimizer.safetensors"
-    blob = bytearray(path.read_bytes())
-    blob[len(blob) // 2] ^= 0x40
-    path.write_bytes(bytes(blob))
+    _flip_middle(out / "last" / "optimizer.safetensors")
     before = (out / "last" / "state.json").read_text()
     proc = _run(world, out, extra=["train.epochs=6"])
     assert proc.returncode != 0
     assert "optimizer.safetensors" in proc.stderr and "sha256" in proc.stderr, proc.stderr[-2000:]
     assert (out / "last" / "state.json").read_text() == before  # nothing trained or saved
+
+
+def _resume_in_process(world: Path, out: Path) -> dict:
+    return training.run(world / "data", world / "sid", None, out, ARGS + ["train.epochs=6"])
+
+
+def test_best_that_disagrees_with_last_state_is_refused(world, tmp_path):
+    import shutil
+
+    from onefeed.checkpoint import CheckpointError
+
+    out = tmp_path / "run"
+    shutil.copytree(world / "ref", out)
+    shutil.rmtree(out / "best")
+    shutil.copytree(out / "last", out / "best")  # epoch 5's weights; state names epoch 4's
+    with pytest.raises(CheckpointError, match="does not hold the best checkpoint"):
+        _resume_in_process(world, out)
+
+
+def test_checkpoints_without_a_usable_last_are_refused_not_restarted(world, tmp_path):
+    import shutil
+
+    from onefeed.checkpoint import CheckpointError
+
+    out = tmp_path / "run"
+    shutil.copytree(world / "ref", out)
+    os.replace(out / "last", out / ".last.old-123")
+    _flip_middle(out / ".last.old-123" / "model.safetensors")
+    with pytest.raises(CheckpointError, match="none of its previous copies"):
+        _resume_in_process(world, out)
+    shutil.rmtree(out / ".last.old-123")
+    with pytest.raises(CheckpointError, match="has best/ but no last/"):
+        _resume_in_process(world, out)
+    assert not (out / "last").exists()
+
+
+def _flip_middle(path: Path) -> None:
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0x40
+    path.write_bytes(bytes(blob))

@@ -38,7 +38,8 @@ def test_manifest_lists_every_file_and_loads_verify(tmp_path):
     assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
     again = torch.optim.AdamW(torch.nn.Linear(3, 2).parameters(), lr=0.1)
     checkpoint.load_optimizer(d, again)
-    assert torch.equal(again.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+    assert torch.equal(again.state_dict()["state"][0]["exp_avg"],
+                       opt.state_dict()["state"][0]["exp_avg"])
 
 
 @pytest.mark.parametrize("name", ["model.safetensors", "optimizer.safetensors", "optimizer.json"])

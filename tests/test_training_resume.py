@@ -22,7 +22,8 @@ def _load_sibling(name: str):
     """A test module beside this one, by path (tests/ is not a package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(f"_onefeed_{name}", Path(__file__).parent / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_onefeed_{name}",
+                                                  Path(__file__).parent / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -31,7 +32,8 @@ def _load_sibling(name: str):
 _t = _load_sibling("test_training")
 CODES, SEQS, SMALL, make_tiny_dataset = _t.CODES, _t.SEQS, _t.SMALL, _t.make_tiny_dataset
 
-ARGS = SMALL + ["train.epochs=5", "train.eval_every=1", "train.patience=10", "train.seed=2"]  # best at 1, 2, 4
+# validation improves at epochs 1, 2 and 4 (so best/ is saved three times, last/ five)
+ARGS = SMALL + ["train.epochs=5", "train.eval_every=1", "train.patience=10", "train.seed=2"]
 
 # Runs ``python -m onefeed.training`` and SIGKILLs itself at the moment named by KILL_AT:
 #   step:N           when step N starts (mid-epoch)
@@ -110,13 +112,15 @@ def _run(root: Path, out: Path, kill_at: str | None = None, extra: list[str] | N
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(training.__file__).parents[1]),
                KILL_AT=kill_at or "none")
     cmd = [sys.executable, str(root / "driver.py"), "--data", str(root / "data"),
-           "--sid", str(root / "sid"), "--out", str(out), *[a for s in ARGS + (extra or []) for a in ("--set", s)]]
+           "--sid", str(root / "sid"), "--out", str(out),
+           *[a for s in ARGS + (extra or []) for a in ("--set", s)]]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
 
 
 def _assert_same_run(a: Path, b: Path) -> None:
     for ckpt in ("last", "best"):
-        wa, wb = load_file(a / ckpt / "model.safetensors"), load_file(b / ckpt / "model.safetensors")
+        wa = load_file(a / ckpt / "model.safetensors")
+        wb = load_file(b / ckpt / "model.safetensors")
         assert wa.keys() == wb.keys()
         assert all(torch.equal(wa[k], wb[k]) for k in wa), ckpt
     sa, sb = (json.loads((d / "last" / "state.json").read_text()) for d in (a, b))

@@ -194,7 +194,7 @@ def load_rng(directory: Path, generators: Mapping[str, np.random.Generator] | No
     return True
 
 
-# ---- the best/last pair of a run -------------------------------------------------------------------
+# ---- the best/last pair of a run ----------------------------------------------------------------
 def commit(out: Path, model: torch.nn.Module, config: dict[str, Any],
            optimizer: torch.optim.Optimizer, state: dict[str, Any], improved: bool,
            score: float | None = None,

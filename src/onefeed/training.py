@@ -156,7 +156,7 @@ def grad_norm(model: torch.nn.Module, clip: float) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm([p.grad for p in params])))
 
 
-# ---- checkpoints (format and commit in onefeed.checkpoint) ----------------------------------------
+# ---- checkpoints (format and commit in onefeed.checkpoint) -------------------------------------
 def checkpoint_config(run_cfg: Any, vocab: Vocab) -> dict[str, Any]:
     """config.json of a checkpoint: the resolved run config and the vocabulary."""
     return {"run": config_lib.to_dict(run_cfg), "vocab": vocab.to_dict()}

@@ -17,6 +17,10 @@ A run keeps ``out/last`` (resume from here) and ``out/best`` (the best validated
 (epoch, step, score, sha256 of model.safetensors), then ``best/`` when the score improved, so a
 crash anywhere leaves a pair :func:`resume` can check and, in the one window where ``best/``
 lags behind ``last/``, rebuild (best's weights are then last's). Nothing here pickles.
+
+The loops commit at epoch ends and derive each epoch's data order from ``(seed, epoch)``, so
+the RNG streams above plus ``state["epoch"]`` are all a resumed run needs to repeat the
+uninterrupted one bit for bit (no position inside an epoch is stored).
 """
 
 from __future__ import annotations

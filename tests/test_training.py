@@ -91,6 +91,14 @@ def test_torchrun_two_processes_agree(inputs):
     assert manifest["world_size"] == 2
     state = json.loads((out / "last" / "state.json").read_text())
     assert state["step"] == 3
+    # resumed under DDP: rank 0 checks (and could repair) the checkpoints, then all ranks load
+    cmd = [a for a in cmd if a != "--no-resume"]
+    cmd[cmd.index("train.max_steps=3")] = "train.max_steps=5"
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((out / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1]
+    assert json.loads((out / "last" / "state.json").read_text())["step"] == 5
 
 
 def test_cli_train_evaluate_recommend(inputs, monkeypatch):

@@ -91,6 +91,14 @@ def test_torchrun_two_processes_agree(inputs):
     assert manifest["world_size"] == 2
     state = json.loads((out / "last" / "state.json").read_text())
     assert state["step"] == 3
+    # resumed under DDP: rank 0 checks (and could repair) the checkpoints, then all ranks load
+    cmd = [a for a in cmd if a != "--no-resume"]
+    cmd[cmd.index("train.max_steps=3")] = "train.max_steps=5"
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((out / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1]
+    assert json.loads((out / "last" / "state.json").read_text())["step"] == 5
 
 
 def test_cli_train_evaluate_recommend(inputs, monkeypatch):
@@ -203,3 +211,81 @@ def test_encoder_decoder_trains_and_evaluates(inputs):
     assert state["step"] == 3 and state["history"]
     model, run_cfg, _ = training.load_model(inputs / "ed" / "best")
     assert run_cfg.model.arch == "encoder_decoder" and type(model).__name__.startswith("Encoder")
+
+
+# ---- guards against non-finite losses and gradients ---------------------------------------
+def _linear_step(cfg, poison=None):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    if poison == "grad":
+        model.weight.register_hook(lambda g: g * float("inf"))
+    loss = model(torch.ones(2, 3)).sum() * (float("nan") if poison == "loss" else 1.0)
+    before = [p.detach().clone() for p in model.parameters()]
+    return model, opt, loss, before
+
+
+@pytest.mark.parametrize("poison", ["loss", "grad"])
+def test_guarded_step_stops_or_skips_on_non_finite(poison):
+    stop = training.TrainConfig(grad_clip=1.0)
+    model, opt, loss, before = _linear_step(stop, poison)
+    with pytest.raises(training.NonFiniteError, match="step 5: non-finite"):
+        training.guarded_step(loss, model, opt, stop, {"step": 5})
+    assert all(torch.equal(a, p) for a, p in zip(before, model.parameters()))
+    skip = training.TrainConfig(grad_clip=0.0, nonfinite="skip", max_skipped_steps=1)
+    state = {"step": 5}
+    model, opt, loss, before = _linear_step(skip, poison)
+    assert training.guarded_step(loss, model, opt, skip, state) is False
+    assert state["skipped_steps"] == 1 and not opt.state  # no AdamW moment was touched
+    assert all(torch.equal(a, p) for a, p in zip(before, model.parameters()))
+    model, opt, loss, _ = _linear_step(skip, poison)
+    with pytest.raises(training.NonFiniteError, match="max_skipped_steps=1"):
+        training.guarded_step(loss, model, opt, skip, state)
+
+
+def test_guarded_step_steps_on_finite_loss():
+    cfg = training.TrainConfig(grad_clip=0.0)  # 0 = no clipping (gradients are kept)
+    model, opt, loss, before = _linear_step(cfg)
+    assert training.guarded_step(loss, model, opt, cfg, {"step": 0})
+    assert not torch.equal(before[0], model.weight)
+    with pytest.raises(ValueError, match="nonfinite"):
+        training.guarded_step(loss, model, opt, training.TrainConfig(nonfinite="ignore"), {})
+
+
+def _nan_loss_at(monkeypatch, step):
+    calls = {"n": 0}
+    real = training.sid_nll
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        return real(*args, **kwargs) * (float("nan") if calls["n"] == step else 1.0)
+
+    monkeypatch.setattr(training, "sid_nll", poisoned)
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(inputs, monkeypatch):
+    from onefeed import checkpoint
+
+    _nan_loss_at(monkeypatch, 5)  # in epoch 2 (3 steps per epoch)
+    out = inputs / "nan"
+    with pytest.raises(training.NonFiniteError, match="step 4: non-finite loss"):
+        training.run(inputs / "data", inputs / "sid", None, out,
+                     SMALL + ["train.epochs=3", "train.eval_every=1"])
+    state = json.loads((out / "last" / "state.json").read_text())
+    assert state["step"] == 3 and state["epoch"] == 1
+    checkpoint.verify(out / "last")
+    weights = load_file(out / "last" / "model.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+
+
+def test_nan_loss_is_skipped_and_counted(inputs, monkeypatch):
+    _nan_loss_at(monkeypatch, 5)
+    out = inputs / "skip"
+    state = training.run(inputs / "data", inputs / "sid", None, out,
+                         SMALL + ["train.epochs=3", "train.eval_every=1",
+                                  "train.nonfinite=skip"])
+    assert state["skipped_steps"] == 1 and state["step"] == 9
+    assert [h["skipped_steps"] for h in state["history"]] == [0, 1, 1]
+    assert all(np.isfinite(h["loss"]) for h in state["history"])
+    weights = load_file(out / "last" / "model.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())

@@ -114,3 +114,67 @@ def test_text_loss_on_kept_positions_equals_the_full_loss(trained):
     logits, targets = model.text_loss_inputs(cond, words)
     assert logits.shape[0] == 3 + 1 + 2 + 3  # words + one EOS per row, no padding
     torch.testing.assert_close(text_nll(logits[None], targets[None]), full)
+
+
+TINY = OVERRIDES[:5] + ["train.epochs=3", "train.eval_every=1", "train.batch_size=16",
+                        "train.warmup_steps=2", "train.eval_beam=4", "tasks.desc_batch=6",
+                        "tasks.id2desc_batch=3", "tasks.valid_search_users=4",
+                        "model.dropout=0.1"]  # dropout draws on torch's RNG: resume restores it
+
+
+def test_interrupted_and_resumed_joint_run_is_bit_identical(tmp_path, monkeypatch):
+    """Exact resume (RNG, optimizer, data order) of the joint loop, interrupted right after
+    its second checkpoint; the SIGKILL variants are in tests/test_training_resume.py."""
+    from safetensors.torch import load_file
+
+    from onefeed import checkpoint
+
+    ds, sid = make_world(n_users=8), sid_dir(tmp_path)
+    cfg = tj.load_run_config(None, TINY)
+    ref = tj.train_joint(ds, sid, cfg, tmp_path / "ref")
+    real, calls = checkpoint.commit, []
+
+    def commit_then_crash(*args, **kwargs):
+        real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "commit", commit_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        tj.train_joint(ds, sid, cfg, tmp_path / "cut")
+    monkeypatch.setattr(checkpoint, "commit", real)
+    again = tj.train_joint(ds, sid, cfg, tmp_path / "cut")
+    assert again["step"] == ref["step"] and again["best"] == ref["best"]
+    assert [h["loss"] for h in again["history"]] == [h["loss"] for h in ref["history"]]
+    for name in ("last", "best"):
+        a = load_file(tmp_path / "ref" / name / "model.safetensors")
+        b = load_file(tmp_path / "cut" / name / "model.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_joint_loop_stops_on_nan_loss_and_refuses_a_corrupted_checkpoint(tmp_path, monkeypatch):
+    from onefeed.artifacts import ArtifactError
+    from onefeed.checkpoint import NonFiniteError
+
+    ds, sid = make_world(n_users=8), sid_dir(tmp_path)
+    cfg = tj.load_run_config(None, TINY + ["train.epochs=1"])
+    real, calls = tj.joint_loss, []
+
+    def poisoned(*args, **kwargs):
+        calls.append(1)
+        loss, parts = real(*args, **kwargs)
+        return loss * float("nan"), parts
+
+    monkeypatch.setattr(tj, "joint_loss", poisoned)
+    with pytest.raises(NonFiniteError, match="step 0: non-finite loss"):
+        tj.train_joint(ds, sid, cfg, tmp_path / "nan")
+    assert not (tmp_path / "nan" / "last").exists() and not (tmp_path / "nan" / "best").exists()
+    monkeypatch.setattr(tj, "joint_loss", real)
+    tj.train_joint(ds, sid, cfg, tmp_path / "ok")
+    path = tmp_path / "ok" / "best" / "model.safetensors"
+    blob = bytearray(path.read_bytes())
+    blob[-3] ^= 0x10
+    path.write_bytes(bytes(blob))
+    with pytest.raises(ArtifactError, match="model.safetensors"):
+        tj.load_joint(tmp_path / "ok" / "best")

@@ -1,8 +1,9 @@
 """One readable training loop for the generative recommender.
 
 AdamW, linear warm-up then cosine decay, gradient clipping, early stopping on validation
-NDCG@10, checkpoints (safetensors weights + optimizer state, config JSON) with resume, rich
-progress bars and fixed seeds. The same code runs under ``torchrun --nproc_per_node N``
+NDCG@10, checkpoints (``onefeed.checkpoint``: safetensors weights, optimizer and RNG state,
+checksums) with exact resume, guards against non-finite losses and gradients, rich progress
+bars and fixed seeds. The same code runs under ``torchrun --nproc_per_node N``
 (DDP, gloo): each rank trains on its shard of the windows, evaluates its shard of the
 validation users, and metrics are summed across ranks so every rank takes the same
 early-stopping decision.
@@ -27,10 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file, save_file
-
+from onefeed import checkpoint
 from onefeed import config as config_lib
-from onefeed.artifacts import atomic_dir, file_sha256, git_commit, machine_info, write_json
+from onefeed.artifacts import file_sha256, git_commit, machine_info, write_json
+from onefeed.checkpoint import NonFiniteError, load_optimizer  # noqa: F401 (re-exported)
 from onefeed.data.schemas import Dataset
 from onefeed.data.views import rec_cases, train_sequences
 from onefeed.decoding.trie import Trie
@@ -61,6 +62,8 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     time_limit_min: float = 0.0  # stop (and keep the best checkpoint) after this wall time
+    nonfinite: str = "stop"  # a NaN/inf loss or gradient: "stop" the run, or "skip" the step
+    max_skipped_steps: int = 10  # with "skip": stop anyway after more skipped steps than this
 
 
 @dataclass
@@ -112,50 +115,72 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
                              lr=cfg.lr, betas=cfg.betas)
 
 
-# ---- checkpoints ---------------------------------------------------------------------------------
-def save_checkpoint(directory: Path, model: torch.nn.Module, run_cfg: RunConfig, vocab: Vocab,
+def guarded_step(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 cfg: TrainConfig, state: dict[str, Any]) -> bool:
+    """Backward, clip and step, unless the loss or the gradients are not finite.
+
+    Then ``cfg.nonfinite == "stop"`` raises :class:`NonFiniteError`; ``"skip"`` drops the
+    step, counts it in ``state["skipped_steps"]`` and raises once more than
+    ``cfg.max_skipped_steps`` were skipped. Returns whether the optimizer stepped. DDP ranks
+    agree (the decision is summed over ranks).
+    """
+    if cfg.nonfinite not in ("stop", "skip"):
+        raise ValueError(f"train.nonfinite must be 'stop' or 'skip', not {cfg.nonfinite!r}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = grad_norm(model, cfg.grad_clip)
+    finite = bool(torch.isfinite(loss.detach()) & torch.isfinite(norm))
+    if all_sum(np.array([float(not finite)]))[0] == 0:
+        optimizer.step()
+        return True
+    optimizer.zero_grad(set_to_none=True)
+    what = (f"step {state['step']}: non-finite loss ({loss.item():.4g}) or gradients (norm "
+            f"{norm.item():.4g})")
+    if cfg.nonfinite == "stop":
+        raise NonFiniteError(f"{what}; stopped (train.nonfinite=stop; 'skip' skips such steps). "
+                             "The last checkpoint saved before it is intact.")
+    state["skipped_steps"] = state.get("skipped_steps", 0) + 1
+    if state["skipped_steps"] > cfg.max_skipped_steps:
+        raise NonFiniteError(f"{what}; {state['skipped_steps']} steps skipped, more than "
+                             f"train.max_skipped_steps={cfg.max_skipped_steps}: stopped")
+    return False
+
+
+def grad_norm(model: torch.nn.Module, clip: float) -> torch.Tensor:
+    """Total L2 norm of the gradients (fused per-tensor norms), clipped to ``clip`` if > 0."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    if clip > 0:
+        return torch.nn.utils.clip_grad_norm_(params, clip)
+    if not params:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm([p.grad for p in params])))
+
+
+# ---- checkpoints (format and commit in onefeed.checkpoint) -------------------------------------
+def checkpoint_config(run_cfg: Any, vocab: Vocab) -> dict[str, Any]:
+    """config.json of a checkpoint: the resolved run config and the vocabulary."""
+    return {"run": config_lib.to_dict(run_cfg), "vocab": vocab.to_dict()}
+
+
+def save_checkpoint(directory: Path, model: torch.nn.Module, run_cfg: Any, vocab: Vocab,
                     optimizer: torch.optim.Optimizer | None = None,
                     state: dict[str, Any] | None = None) -> None:
-    """weights (safetensors), config.json, optimizer.safetensors + optimizer.json, state.json."""
-    with atomic_dir(directory) as tmp:
-        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()},
-                  tmp / "model.safetensors")
-        write_json(tmp / "config.json", {"run": config_lib.to_dict(run_cfg),
-                                         "vocab": vocab.to_dict()})
-        if optimizer is not None:
-            tensors, groups = _flatten_optimizer(optimizer)
-            save_file(tensors, tmp / "optimizer.safetensors")
-            write_json(tmp / "optimizer.json", groups)
-        if state is not None:
-            write_json(tmp / "state.json", state)
-
-
-def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], Any]:
-    sd = opt.state_dict()
-    tensors = {f"{idx}.{key}": (val if torch.is_tensor(val) else torch.tensor(val)).contiguous()
-               for idx, st in sd["state"].items() for key, val in st.items()}
-    return tensors, sd["param_groups"]
-
-
-def load_optimizer(directory: Path, opt: torch.optim.Optimizer) -> None:
-    tensors = load_file(directory / "optimizer.safetensors")
-    groups = json.loads((directory / "optimizer.json").read_text())
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, val in tensors.items():
-        idx, name = key.split(".", 1)
-        state.setdefault(int(idx), {})[name] = val
-    opt.load_state_dict({"state": state, "param_groups": groups})
+    """One checkpoint directory: weights, config.json, optionally optimizer and state, with a
+    checksum manifest (see ``onefeed.checkpoint``)."""
+    checkpoint.save_checkpoint(directory, model, checkpoint_config(run_cfg, vocab), optimizer,
+                               state)
 
 
 def load_model(directory: str | Path, run_cls: type = RunConfig
                ) -> tuple[GenerativeRecommender, Any, Vocab]:
     """Rebuild a model from ``directory``'s config.json (read as ``run_cls``) and load its
-    safetensors weights."""
+    safetensors weights, verified against the checkpoint's manifest."""
     directory = Path(directory)
+    weights = checkpoint.load_weights(directory)
     info = json.loads((directory / "config.json").read_text())
     run_cfg = config_lib.from_dict(run_cls, info["run"])
     model = build_model(run_cfg.model)
-    model.load_state_dict(load_file(directory / "model.safetensors"))
+    model.load_state_dict(weights)
     model.eval()
     return model, run_cfg, Vocab.from_dict(info["vocab"])
 
@@ -198,11 +223,11 @@ def train(ds: Dataset, sid: SidTable, run_cfg: RunConfig, out: str | Path,
         (1 if (len(windows) // world) % cfg.batch_size else 0)
     total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
     state: dict[str, Any] = {"epoch": 0, "step": 0, "best_ndcg10": -1.0, "best_epoch": -1,
-                             "bad_evals": 0, "history": [], "train_seconds": 0.0}
-    if resume and (out / "last" / "state.json").exists():
-        model.load_state_dict(load_file(out / "last" / "model.safetensors"))
-        load_optimizer(out / "last", optimizer)
-        state = json.loads((out / "last" / "state.json").read_text())
+                             "bad_evals": 0, "history": [], "train_seconds": 0.0,
+                             "skipped_steps": 0, "best": None}
+    if resume:
+        state = resume_state(out, model, optimizer, rank, world) or state
+    saved_config = checkpoint_config(run_cfg, vocab)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     if rank == 0:
         write_json(out / "manifest.json", {
@@ -227,11 +252,8 @@ def train(ds: Dataset, sid: SidTable, run_cfg: RunConfig, out: str | Path,
                 logits = ddp(batch.events, batch.target_codes)
                 targets = batch.target_codes[batch.target_codes[..., 0] >= 0]
                 loss = sid_nll(logits, targets, cfg.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                losses.append(loss.item())
+                if guarded_step(loss, model, optimizer, cfg, state):
+                    losses.append(loss.item())
                 state["step"] += 1
                 bar.update(task, advance=1, info=f"epoch {epoch} loss {np.mean(losses[-50:]):.3f}")
                 if state["step"] >= total_steps:
@@ -240,18 +262,19 @@ def train(ds: Dataset, sid: SidTable, run_cfg: RunConfig, out: str | Path,
             last_epoch = state["epoch"] >= cfg.epochs or state["step"] >= total_steps
             over_time = bool(cfg.time_limit_min) and time.time() - t_start > 60 * cfg.time_limit_min
             over_time = bool(all_sum(np.array([float(over_time)]))[0] > 0)  # ranks must agree
+            improved = False
             if state["epoch"] % cfg.eval_every == 0 or last_epoch or over_time:
                 ndcg = _validate(model, valid, valid_shard, codes, vocab, trie, protocol)
                 state["history"].append({"epoch": state["epoch"], "step": state["step"],
                                          "loss": float(np.mean(losses)) if losses else None,
                                          "valid_ndcg@10": ndcg["ndcg@10"],
                                          "valid_recall@10": ndcg["recall@10"],
+                                         "skipped_steps": state.get("skipped_steps", 0),
                                          "seconds": time.time() - t_start})
-                if ndcg["ndcg@10"] > state["best_ndcg10"]:
+                improved = ndcg["ndcg@10"] > state["best_ndcg10"]
+                if improved:
                     state.update(best_ndcg10=ndcg["ndcg@10"], best_epoch=state["epoch"],
                                  bad_evals=0, best_valid=ndcg)
-                    if rank == 0:
-                        save_checkpoint(out / "best", model, run_cfg, vocab)
                 else:
                     state["bad_evals"] += 1
                 stop = state["bad_evals"] >= cfg.patience or over_time
@@ -261,14 +284,26 @@ def train(ds: Dataset, sid: SidTable, run_cfg: RunConfig, out: str | Path,
                                       f"{ndcg['ndcg@10']:.4f} recall@10 {ndcg['recall@10']:.4f}"
                                       f" (best {state['best_ndcg10']:.4f} @ {state['best_epoch']})")
             state["train_seconds"] = time.time() - t_start
-            if rank == 0:
-                save_checkpoint(out / "last", model, run_cfg, vocab, optimizer, state)
+            if rank == 0:  # last/ then best/, consistently (onefeed.checkpoint.commit)
+                checkpoint.commit(out, model, saved_config, optimizer, state, improved,
+                                  state["best_ndcg10"])
     if rank == 0 and not (out / "best").exists():
-        save_checkpoint(out / "best", model, run_cfg, vocab)
+        checkpoint.commit(out, model, saved_config, optimizer, state, True, None)
     _record_rank_checksum(out, model, rank)
     if world > 1:
         dist.barrier()
     return state
+
+
+def resume_state(out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 rank: int = 0, world: int = 1) -> dict[str, Any] | None:
+    """``checkpoint.resume`` on every rank; rank 0 first repairs an interrupted commit."""
+    found = checkpoint.resume(out, model, optimizer) if rank == 0 else None
+    if world > 1:
+        dist.barrier()
+        if rank:
+            found = checkpoint.resume(out, model, optimizer, repair=False)
+    return found
 
 
 def _validate(model: GenerativeRecommender, valid: Any, shard: np.ndarray, codes: torch.Tensor,

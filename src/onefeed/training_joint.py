@@ -14,7 +14,6 @@ optimizer and checkpoints are ``onefeed.training``'s.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 import torch
-from safetensors.torch import load_file
 
+from onefeed import checkpoint
 from onefeed import config as config_lib
 from onefeed.artifacts import file_sha256, git_commit, machine_info, write_json
 from onefeed.data.schemas import Dataset
@@ -38,8 +37,8 @@ from onefeed.tasks.joint import (NRIP, NSIP, NSQP, S_I, S_Q, IdLayout, JointData
                                  training_windows)
 from onefeed.tasks.rec import length_bucketed_batches
 from onefeed.tokens import Vocab
-from onefeed.training import (TrainConfig, load_model, load_optimizer, lr_at, make_optimizer,
-                              progress_columns, save_checkpoint, seed_everything)
+from onefeed.training import (TrainConfig, checkpoint_config, guarded_step, load_model, lr_at,
+                              make_optimizer, progress_columns, resume_state, seed_everything)
 
 
 @dataclass
@@ -232,11 +231,11 @@ def train_joint(ds: Dataset, sid_dir: str | Path, run_cfg: JointRunConfig, out: 
     steps_per_epoch = -(-len(windows) // cfg.batch_size)
     total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
     state: dict[str, Any] = {"epoch": 0, "step": 0, "best_score": -1.0, "best_epoch": -1,
-                             "bad_evals": 0, "history": [], "train_seconds": 0.0}
-    if resume and (out / "last" / "state.json").exists():
-        model.load_state_dict(load_file(out / "last" / "model.safetensors"))
-        load_optimizer(out / "last", optimizer)
-        state = json.loads((out / "last" / "state.json").read_text())
+                             "bad_evals": 0, "history": [], "train_seconds": 0.0,
+                             "skipped_steps": 0, "best": None}
+    if resume:
+        state = resume_state(out, model, optimizer) or state
+    saved_config = checkpoint_config(run_cfg, p.vocab)
     write_json(out / "manifest.json", {
         "kind": "joint-generative", "config": config_lib.to_dict(run_cfg),
         "layout": p.layout.describe(), "n_windows": int(len(windows)),
@@ -258,13 +257,10 @@ def train_joint(ds: Dataset, sid_dir: str | Path, run_cfg: JointRunConfig, out: 
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(state["step"], total_steps, cfg)
                 loss, parts = joint_loss(model, p, windows[rows], codes, path_codes, tcfg, rng)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                losses.append(loss.item())
-                for k, v in parts.items():
-                    parts_acc.setdefault(k, []).append(v)
+                if guarded_step(loss, model, optimizer, cfg, state):
+                    losses.append(loss.item())
+                    for k, v in parts.items():
+                        parts_acc.setdefault(k, []).append(v)
                 state["step"] += 1
                 bar.update(task, advance=1, info=f"epoch {epoch} loss {np.mean(losses[-50:]):.3f}")
                 if state["step"] >= total_steps:
@@ -272,6 +268,7 @@ def train_joint(ds: Dataset, sid_dir: str | Path, run_cfg: JointRunConfig, out: 
             state["epoch"] = epoch + 1
             last = state["epoch"] >= cfg.epochs or state["step"] >= total_steps
             over_time = bool(cfg.time_limit_min) and time.time() - t_start > 60 * cfg.time_limit_min
+            improved = False
             if state["epoch"] % cfg.eval_every == 0 or last or over_time:
                 v = validate(pred, ds, tcfg, cfg.eval_beam, cfg.seed)
                 model.train()
@@ -280,11 +277,12 @@ def train_joint(ds: Dataset, sid_dir: str | Path, run_cfg: JointRunConfig, out: 
                                          "task_loss": {k: float(np.mean(x))
                                                        for k, x in parts_acc.items()},
                                          **{f"valid_{k}": x for k, x in v.items()},
+                                         "skipped_steps": state.get("skipped_steps", 0),
                                          "seconds": time.time() - t_start})
-                if v["score"] > state["best_score"]:
+                improved = v["score"] > state["best_score"]
+                if improved:
                     state.update(best_score=v["score"], best_epoch=state["epoch"], bad_evals=0,
                                  best_valid=v)
-                    save_checkpoint(out / "best", model, run_cfg, p.vocab)
                 else:
                     state["bad_evals"] += 1
                 stop = state["bad_evals"] >= cfg.patience or over_time
@@ -293,9 +291,10 @@ def train_joint(ds: Dataset, sid_dir: str | Path, run_cfg: JointRunConfig, out: 
                                   + " ".join(f"{k} {x:.4f}" for k, x in v.items())
                                   + f" (best {state['best_score']:.4f} @ {state['best_epoch']})")
             state["train_seconds"] = time.time() - t_start
-            save_checkpoint(out / "last", model, run_cfg, p.vocab, optimizer, state)
+            checkpoint.commit(out, model, saved_config, optimizer, state, improved,
+                              state["best_score"])
     if not (out / "best").exists():
-        save_checkpoint(out / "best", model, run_cfg, p.vocab)
+        checkpoint.commit(out, model, saved_config, optimizer, state, True, None)
     return state
 
 

@@ -1,0 +1,3 @@
+"""onefeed: unified generative search and recommendation over semantic IDs."""
+
+__version__ = "0.1.0"

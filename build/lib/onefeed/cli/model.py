@@ -1,0 +1,201 @@
+"""``onefeed train`` / ``onefeed evaluate`` / ``onefeed recommend``: parse, call, format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_cmd)
+    app.command("evaluate")(evaluate_cmd)
+    app.command("recommend")(recommend_cmd)
+
+
+def train_cmd(
+    data: Path = typer.Option(..., help="prepared dataset dir (onefeed data prepare)"),
+    sid: Path = typer.Option(..., help="SID table dir (onefeed sid build)"),
+    config: Optional[Path] = typer.Option(None, help="configs/model/<x>.toml"),
+    out: Optional[Path] = typer.Option(None, help="run dir (default runs/<data>/model/<config>)"),
+    set_: list[str] = typer.Option([], "--set", help="override, e.g. train.lr=5e-4"),
+    no_resume: bool = typer.Option(False, help="start over even if OUT/last exists"),
+) -> None:
+    """Train the generative recommender (also runs under torchrun: python -m onefeed.training)."""
+    from onefeed import training
+
+    if out is None:
+        stem = config.stem if config else "default"
+        out = data.parent / "model" / f"{sid.name}-{stem}"
+    state = training.run(data, sid, config, out, list(set_), resume=not no_resume)
+    typer.echo(f"run: {out}\nbest valid ndcg@10 {state['best_ndcg10']:.4f} at epoch "
+               f"{state['best_epoch']} ({state['train_seconds'] / 60:.1f} min)")
+
+
+def run_inputs(run: Path, data: Path | None = None, sid: Path | None = None
+               ) -> tuple[dict, Path, Path]:
+    """A run's manifest and the dataset / SID dirs it was trained on (``data`` / ``sid``
+    override the manifest: runs trained by a bench adapter from in-memory data name no data
+    dir). Clear errors for a missing run, manifest or input."""
+    if not (run / "best").is_dir():
+        raise typer.BadParameter(f"{run}: no trained run here (no best/ checkpoint dir)")
+    path = run / "manifest.json"
+    if not path.exists():
+        raise typer.BadParameter(f"{run}: no manifest.json (not written by onefeed train)")
+    manifest = json.loads(path.read_text())
+    found = {"data": data or manifest.get("data"), "sid": sid or manifest.get("sid")}
+    for name, value in found.items():
+        if not value:
+            raise typer.BadParameter(f"{run}: its manifest names no {name} dir (trained from "
+                                     f"in-memory data, e.g. by a bench adapter); pass --{name}")
+        if not Path(value).is_dir():
+            raise typer.BadParameter(f"{run}: {name} dir {value} does not exist")
+    return manifest, Path(found["data"]), Path(found["sid"])
+
+
+def evaluate_cmd(
+    run: Path = typer.Option(..., help="run dir written by onefeed train"),
+    data: Optional[Path] = typer.Option(None, help="dataset dir (default: the run's manifest)"),
+    sid: Optional[Path] = typer.Option(None, help="SID table dir (default: the run's manifest)"),
+    split: str = typer.Option("test", help="valid | test"),
+    beam: int = typer.Option(20, help="beam size (>= 20, the largest K)"),
+    filter_seen: bool = typer.Option(False, help="drop history items from the ranking"),
+    record: Optional[str] = typer.Option(None, help="also evaluate valid and write "
+                                         "bench/results/<record>.{json,md}"),
+) -> None:
+    """Full-ranking evaluation of the best checkpoint; per-user results saved for pairing."""
+    if split not in ("valid", "test"):
+        raise typer.BadParameter(f"split {split!r}: expected valid or test")
+    results = {}
+    for one in (["valid", "test"] if record else [split]):
+        res = _evaluate_split(run, one, beam, filter_seen, data, sid)
+        typer.echo(res.report())
+        typer.echo(f"per-user results: {run / 'eval' / f'per_user_{one}.parquet'}\n")
+        results[one] = res
+    if record:
+        path = _record(run, record, results, data, sid)
+        typer.echo(f"recorded: {path}.json / .md")
+
+
+def _evaluate_split(run: Path, split: str, beam: int, filter_seen: bool,
+                    data: Path | None = None, sid: Path | None = None):  # -> EvalResult
+    import torch
+    from rich.progress import Progress
+
+    from onefeed.data.schemas import Dataset
+    from onefeed.data.views import rec_cases
+    from onefeed.decoding.trie import Trie
+    from onefeed.evaluation.generative import RunProtocol, evaluate_cases
+    from onefeed.sid.table import SidTable
+    from onefeed.tasks.rec import sid_tensor
+    from onefeed.training import load_model
+
+    _, data_dir, sid_dir = run_inputs(run, data, sid)
+    ds, sid_table = Dataset.load(data_dir), SidTable.load(sid_dir)
+    model, run_cfg, vocab = load_model(run / "best")
+    torch.set_num_threads(run_cfg.train.threads)
+    protocol = RunProtocol(split, run_cfg.model.max_len, filter_seen=filter_seen, beam=beam)
+    cases = rec_cases(ds, split, protocol.max_history)
+    trie = Trie.from_table(sid_table.codes, sid_table.codebook_sizes)
+    with Progress() as bar:
+        task = bar.add_task(f"decode {split}", total=len(cases.users))
+        res = evaluate_cases(model, cases.users, cases.history, cases.targets,
+                             sid_tensor(sid_table), vocab, trie, protocol,
+                             progress=lambda n: bar.advance(task, n))
+    res.save(run / "eval")
+    return res
+
+
+def _record(run: Path, name: str, results: dict, data: Path | None = None,
+            sid: Path | None = None) -> Path:
+    """bench/results/<name>.{json,md}: seed, config, commit, metrics, train wall time."""
+    from dataclasses import asdict
+
+    from onefeed.artifacts import git_commit, machine_info, write_json
+    from onefeed.paths import results_root
+
+    manifest, data_dir, sid_dir = run_inputs(run, data, sid)
+    state = json.loads((run / "last" / "state.json").read_text())
+    train_cfg = manifest["config"]["train"]
+    cmd_train = (f"onefeed train --data {data_dir} --sid {sid_dir}"
+                 + (f" --config {manifest['config_file']}" if manifest.get("config_file") else "")
+                 + "".join(f" --set {o}" for o in manifest.get("overrides", []))
+                 + f" --out {run}")
+    out = {
+        "name": name, "run": str(run), "seed": train_cfg["seed"], "config": manifest["config"],
+        "data": str(data_dir), "sid": str(sid_dir), "sid_sha256": manifest.get("sid_sha256"),
+        "commit": git_commit(), "train_commit": manifest.get("commit"), "machine": machine_info(),
+        "train_wall_seconds": state["train_seconds"], "best_epoch": state["best_epoch"],
+        "epochs_run": state["epoch"], "selection": "best validation NDCG@10",
+        "protocol": {s: asdict(r.protocol) for s, r in results.items()},
+        "metrics": {s: r.metrics for s, r in results.items()},
+        "n_cases": {s: r.per_user.height for s, r in results.items()},
+        "commands": [cmd_train, f"onefeed evaluate --run {run} --record {name}"
+                     + (f" --data {data} --sid {sid}" if data or sid else "")],
+        "validation_history": state["history"],
+    }
+    path = results_root() / name
+    write_json(path.with_suffix(".json"), out)
+    keys = [f"{m}@{k}" for k in (5, 10, 20) for m in ("recall", "ndcg", "mrr")]
+    lines = [f"# {name}: generative recommender", "",
+             *(f"- {r.protocol.header()}" for r in results.values()),
+             f"- seed {out['seed']}, best epoch {state['best_epoch']} of {state['epoch']} run, "
+             f"train wall {state['train_seconds'] / 60:.1f} min, commit `{out['commit']}`",
+             f"- CPU {out['machine'].get('cpu_model', '?')} ({out['machine'].get('cpu_count')} "
+             "cores, shared with other jobs)", "",
+             "| split | cases | " + " | ".join(keys) + " |",
+             "|---|---|" + "---|" * len(keys)]
+    for split, r in results.items():
+        lines.append(f"| {split} | {r.per_user.height} | "
+                     + " | ".join(f"{r.metrics[k]:.4f}" for k in keys) + " |")
+    lines += ["", "Commands:", "", "```", *out["commands"], "```", "",
+              f"Config: `{json.dumps(manifest['config'])}`", ""]
+    path.with_suffix(".md").write_text("\n".join(lines))
+    return path
+
+
+def recommend_cmd(
+    run: Path = typer.Option(..., help="run dir written by onefeed train"),
+    user: str = typer.Option(..., help="user id as in the source data (or integer user index)"),
+    k: int = typer.Option(10, "-k", help="how many items"),
+    beam: int = typer.Option(20),
+    exclude_seen: bool = typer.Option(False, "--exclude-seen/--keep-seen",
+                                      help="leave out items already in the user's history "
+                                           "(the beam is widened by the history length)"),
+) -> None:
+    """Recommend the next items for one user (history = all their events) and print titles."""
+    import numpy as np
+    import polars as pl
+
+    from onefeed.data.schemas import Dataset
+    from onefeed.data.views import item_events
+    from onefeed.decoding.trie import Trie
+    from onefeed.evaluation.generative import recommend, recommend_unseen
+    from onefeed.sid.table import SidTable
+    from onefeed.tasks.rec import sid_tensor
+    from onefeed.training import load_model
+
+    _, data_dir, sid_dir = run_inputs(run)
+    ds, sid_table = Dataset.load(data_dir), SidTable.load(sid_dir)
+    model, run_cfg, vocab = load_model(run / "best")
+    match = ds.users.filter(pl.col("user_id") == user)
+    if match.height == 0 and user.isdigit() and int(user) < ds.n_users:
+        match = ds.users.filter(pl.col("user") == int(user))
+    if match.height == 0:
+        raise typer.BadParameter(f"user {user!r} not found in {data_dir}/users.parquet")
+    uid = int(match["user"][0])
+    items = item_events(ds).filter(pl.col("user") == uid)["item"].to_numpy()
+    hist = np.full((1, run_cfg.model.max_len), -1, dtype=np.int64)
+    tail = items[-run_cfg.model.max_len:]
+    hist[0, hist.shape[1] - len(tail):] = tail
+    trie = Trie.from_table(sid_table.codes, sid_table.codebook_sizes)
+    decode = recommend_unseen if exclude_seen else recommend
+    top, scores = decode(model, hist, sid_tensor(sid_table), vocab, trie, max(beam, k), k)
+    titles = dict(zip(ds.items["item"].to_list(), ds.items["title"].to_list()))
+    typer.echo(f"user {match['user_id'][0]} ({len(items)} events); last: "
+               f"{titles.get(int(items[-1])) if len(items) else '-'}")
+    for rank, (item, score) in enumerate(zip(top[0].tolist(), scores[0].tolist()), 1):
+        if item >= 0:
+            typer.echo(f"{rank:>3}. [{score:7.3f}] {titles.get(item) or ds.items['item_id'][item]}")

@@ -1,0 +1,93 @@
+"""``onefeed sid build`` / ``onefeed sid inspect``: parse, call onefeed.sid, format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Semantic IDs: build item code tables and inspect them.",
+                  no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def build(
+    data: Path = typer.Option(..., help="Prepared dataset dir (runs/<name>/data)."),
+    strategy: str | None = typer.Option(None, help="content (default)|collaborative|search|"
+                                                    "multitask|fused_concat|fused_svd|separate|"
+                                                    "prefix_share (Spotify; quantizer joint)"),
+    quantizer: str | None = typer.Option(None, help="rq_kmeans (default)|rqvae|joint (--set "
+                                                    "joint.method=learned: GenSAR Eq. 6-10)"),
+    out: Path | None = typer.Option(None, help="Output dir (default runs/<name>/sid/"
+                                               "<strategy>-<quantizer>)."),
+    config: Path | None = typer.Option(None, help="TOML file with SidConfig fields."),
+    set_: list[str] = typer.Option([], "--set", help="Override, e.g. --set levels=4 "
+                                                     "--set rqvae.epochs=50"),
+    quiet: bool = typer.Option(False, help="No progress bars."),
+) -> None:
+    """Build a SidTable from a prepared dataset."""
+    from onefeed import config as cfg_mod
+    from onefeed.data.schemas import Dataset
+    from onefeed.sid.build import SidConfig
+    from onefeed.sid.build import build as build_sid
+
+    if strategy == "prefix_share" and quantizer is None:
+        quantizer = "joint"  # Prefix-share IDs come out of the joint (shared + specific) quantiser
+    chosen = [f"{key}={value}" for key, value in (("strategy", strategy),
+                                                  ("quantizer", quantizer)) if value]
+    cfg = cfg_mod.load(SidConfig, config, [*chosen, *set_])
+    ds = Dataset.load(data)
+    out = out or data.resolve().parent / "sid" / f"{cfg.strategy}-{cfg.quantizer}"
+    table = build_sid(ds, cfg, out, progress=not quiet, data_dir=data)
+    console.print(f"wrote {out}: {table.n_items} items x {table.n_levels} levels "
+                  f"{list(table.codebook_sizes)}, collision rate before disambiguation "
+                  f"{table.meta['collision_rate']:.2f}%")
+
+
+@app.command()
+def inspect(
+    directory: Path = typer.Argument(..., help="A `onefeed sid build` output dir."),
+    data: Path | None = typer.Option(None, help="Dataset dir for titles/categories "
+                                                "(default: the one recorded in the manifest)."),
+    table_dir: str = typer.Option("", help="Sub-table to inspect (joint: sid_collab)."),
+) -> None:
+    """Print collision rate, utilisation, perplexity, prefix examples, coherence; write a PNG."""
+    from onefeed.artifacts import write_json
+    from onefeed.data.schemas import Dataset
+    from onefeed.sid.diagnostics import diagnose, plot_usage
+    from onefeed.sid.table import SidTable
+
+    table = SidTable.load(directory / table_dir if table_dir else directory)
+    manifest_path = directory / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    data = data or (Path(manifest["dataset"]["path"]) if manifest.get("dataset", {}).get("path")
+                    else None)
+    items = Dataset.load(data).items if data is not None and data.exists() else None
+    report = diagnose(table, items, seed=int(manifest.get("seed", 0)))
+    name = table_dir or "sid"
+    png = plot_usage(table, directory / f"{name}_code_usage.png")
+    write_json(directory / f"{name}_diagnostics.json", report)
+    _print(report)
+    console.print(f"code-usage plot: {png}\ndiagnostics: {directory / f'{name}_diagnostics.json'}")
+
+
+def _print(report: dict) -> None:
+    console.print(f"{report['n_items']} items, {report['n_levels']} levels, sizes "
+                  f"{report['codebook_sizes']}, unique={report['unique']}, collision rate "
+                  f"(before disambiguation) {report['collision_rate']:.2f}%")
+    t = Table("level", "codebook", "utilisation", "perplexity")
+    for j, size in enumerate(report["codebook_sizes"]):
+        t.add_row(str(j), str(size), f"{report['utilisation'][j]:.3f}",
+                  f"{report['perplexity'][j]:.1f}")
+    console.print(t)
+    for key, groups in report.get("examples", {}).items():
+        for g in groups:
+            console.print(f"[bold]{key} {g['prefix']}[/] ({g['n_items']} items): "
+                          + " | ".join(g["titles"]))
+    for key, c in report.get("coherence", {}).items():
+        console.print(f"coherence ({key}): P(share | same first code) {c['p_same_code']:.3f} / "
+                      f"P(share | random) {c['p_random']:.3f} = ratio {c['ratio']:.2f}")

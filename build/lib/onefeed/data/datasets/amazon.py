@@ -1,0 +1,122 @@
+"""Amazon Reviews 2014 in the P5/S3Rec preprocessed form used by TIGER.
+
+Files (any category; ``<root>/amazon2014-<Category>/``):
+
+* ``user_sequence.txt`` (required): ``USER ASIN ASIN ...`` per line, items in chronological
+  order (the S3Rec/P5 pipeline sorted each user's 5-core reviews by ``unixReviewTime``);
+* ``p5_datamaps.json.gz`` (optional): P5's id maps, used to cross-check users and items;
+* ``items.jsonl.gz`` (optional): ``{"asin", "title", "brand", "categories"}`` per line.
+
+The sequences carry ORDER BUT NO TIME: ``timestamp`` is null and ``order`` is the position
+in the sequence. Items without text still appear, with null text fields.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import polars as pl
+
+from onefeed.data.datasets.files import (items_for, json_lines, read_bytes, read_text, require,
+                                         source_record, unique_ids)
+from onefeed.data.schemas import ITEM_SCHEMA, RAW_EVENT_SCHEMA, DataError, RawData, conform
+from onefeed.paths import raw_root
+
+NO_TIME_NOTE = ("Amazon P5 sequences carry order but no timestamps: timestamp is null; "
+                "use leave-one-out, not a temporal split.")
+
+
+def unescape(text: str | None) -> str | None:
+    """HTML entities (``&amp;``, ``&#39;``) -> characters; blank -> None."""
+    if text is None:
+        return None
+    text = html.unescape(str(text)).strip()
+    return text or None
+
+
+def read_sequences(path: Path) -> pl.DataFrame:
+    """``user_sequence.txt`` -> rec_click events, ``order`` = position within the user."""
+    lines = pl.Series("line", read_text(path).splitlines()).str.strip_chars()
+    frame = (pl.DataFrame(lines).with_row_index("line_no", offset=1)
+             .filter(pl.col("line") != "")
+             .with_columns(pl.col("line").str.split(" ").list.eval(
+                 pl.element().filter(pl.element() != "")).alias("tokens")))
+    short = frame.filter(pl.col("tokens").list.len() < 2)
+    if short.height:
+        raise DataError(f"{path}: line {short['line_no'][0]}: expected 'USER ITEM [ITEM ...]', "
+                        f"got {short['line'][0]!r}")
+    frame = frame.with_columns(pl.col("tokens").list.first().alias("user_id"))
+    dup = frame.filter(pl.col("user_id").is_duplicated())
+    if dup.height:
+        first = dup.filter(pl.col("user_id") == dup["user_id"][0])["line_no"]
+        raise DataError(f"{path}: lines {first[0]} and {first[1]}: user {dup['user_id'][0]!r} "
+                        "has two sequences (expected one line per user)")
+    events = (frame.select(pl.col("tokens").list.first().alias("user_id"),
+                           pl.col("tokens").list.slice(1).alias("item_id"))
+              .explode("item_id")
+              .with_columns(pl.int_range(pl.len(), dtype=pl.Int64).over("user_id").alias("order"),
+                            pl.lit("rec_click").alias("behaviour")))
+    return conform(events, RAW_EVENT_SCHEMA, str(path))
+
+
+def check_datamaps(path: Path, events: pl.DataFrame) -> dict[str, int]:
+    """Cross-check users and items against P5's ``datamaps``; mismatches raise."""
+    try:
+        maps = json.loads(read_bytes(path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    for key, col in (("user2id", "user_id"), ("item2id", "item_id")):
+        if key not in maps:
+            raise DataError(f"{path}: missing key '{key}'")
+        ours = set(events[col].unique().to_list())
+        theirs = set(maps[key])
+        if ours != theirs:
+            extra = sorted(ours - theirs)[:3]
+            lacking = sorted(theirs - ours)[:3]
+            raise DataError(f"{path}: '{key}' disagrees with user_sequence.txt "
+                            f"(in sequences only: {extra}; in datamaps only: {lacking})")
+    return {"datamaps_users": len(maps["user2id"]), "datamaps_items": len(maps["item2id"])}
+
+
+def read_item_text(path: Path) -> pl.DataFrame:
+    """``items.jsonl.gz`` -> ITEM_SCHEMA rows with HTML entities unescaped."""
+    rows = []
+    for number, obj in json_lines(path):
+        if not obj.get("asin"):
+            raise DataError(f"{path}: line {number}, column 'asin' is missing")
+        cats = obj.get("categories") or []
+        if not isinstance(cats, list):
+            raise DataError(f"{path}: line {number}, column 'categories': expected a list")
+        rows.append({"item_id": str(obj["asin"]), "title": unescape(obj.get("title")),
+                     "brand": unescape(obj.get("brand")),
+                     "categories": [c for c in map(unescape, cats) if c]})
+    frame = pl.DataFrame(rows, schema={"item_id": pl.Utf8, "title": pl.Utf8, "brand": pl.Utf8,
+                                       "categories": pl.List(pl.Utf8)})
+    unique_ids(frame["item_id"], path, "asin")
+    return conform(frame, ITEM_SCHEMA, str(path))
+
+
+def load_amazon(path: str | Path | None = None, category: str = "Beauty") -> RawData:
+    """P5/S3Rec Amazon 2014 ``<category>`` -> RawData (order, no timestamps)."""
+    folder = Path(path) if path is not None else raw_root() / f"amazon2014-{category}"
+    (seq_path,) = require(folder, ["user_sequence.txt"],
+                          f"user_sequence.txt (P5/S3Rec preprocessed Amazon 2014 {category}; "
+                          "optionally also p5_datamaps.json.gz and items.jsonl.gz)")
+    events = read_sequences(seq_path)
+    files, notes, extra = [seq_path], [NO_TIME_NOTE], {}
+    maps = folder / "p5_datamaps.json.gz"
+    if maps.is_file():
+        extra.update(check_datamaps(maps, events))
+        files.append(maps)
+    text_path = folder / "items.jsonl.gz"
+    text = None
+    if text_path.is_file():
+        text = read_item_text(text_path)
+        files.append(text_path)
+    else:
+        notes.append("No items.jsonl.gz: items have ids only (all text fields null).")
+    items = items_for(events, text)
+    source = source_record(f"amazon-{category}", folder, files, False, notes, **extra)
+    return RawData(events, items, source)

@@ -1,0 +1,234 @@
+"""Raw loader output -> a clean, ordered, filtered event frame with integer ids.
+
+Pure functions on polars frames, applied in this order by ``onefeed.data.prepare``:
+
+    validate -> drop_duplicates [-> keep_first_per_user_item] -> chronological
+             -> k_core -> (split, see splits.py) -> remap_ids
+
+Between ``chronological`` and ``remap_ids`` the working frame has the raw columns with
+``user_id``/``item_id`` renamed to ``user``/``item`` (still the source's strings) plus a
+``position`` column: the 0-based chronological index of the event within its user. Rows stay
+grouped by user, users in order of first appearance in the source, so every later step can
+keep ``maintain_order`` and never re-sort.
+
+OneFeed §4.1: "we sort user interactions chronologically ... users and items with extremely
+sparse interactions are filtered following common sequential recommendation practice".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from onefeed.data.schemas import BEHAVIOURS, ITEM_SCHEMA, RAW_EVENT_SCHEMA, DataError, RawData
+
+ITEM_BEHAVIOURS: tuple[str, ...] = ("rec_click", "search_click")
+IS_ITEM_EVENT = pl.col("behaviour").is_in(ITEM_BEHAVIOURS)
+# Window key for "per user" in working frames, whose rows are grouped by user: a run id is a
+# cheap integer (no string hashing), ~3x faster than ``over("user")`` on string ids.
+USER_RUN = pl.col("user").rle_id()
+
+
+@dataclass
+class ValidationReport:
+    """What ``validate`` found that is worth knowing but not an error."""
+
+    n_events: int
+    n_users: int
+    n_items_with_metadata: int
+    events_by_behaviour: dict[str, int]
+    has_timestamps: bool
+    single_event_users: int  # users with exactly one event (they cannot be split; see splits.py)
+    single_event_examples: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _first_bad_row(frame: pl.DataFrame, mask: pl.Expr) -> tuple[int, int]:
+    bad = frame.with_row_index("_row").filter(mask)
+    return bad.height, (int(bad["_row"][0]) if bad.height else -1)
+
+
+def validate(raw: RawData) -> ValidationReport:
+    """Check the loader contract; raise ``DataError`` naming the first offending row/column.
+
+    Required: at least one event; ``user_id``, ``behaviour`` and ``order`` non-null;
+    ``behaviour`` one of GenSAR §3.1's three; ``item_id`` non-null for item events; ``query``
+    non-null for ``search_query``; item ids unique and non-null in the item table.
+    """
+    where = f"{raw.source.get('name', 'raw data')} events"
+    ev = raw.events
+    missing = [c for c in ("user_id", "item_id", "behaviour", "order") if c not in ev.columns]
+    if missing:
+        raise DataError(f"{where}: missing column(s) {missing}")
+    if ev.height == 0:
+        raise DataError(f"{where}: no events (empty dataset)")
+    checks = [
+        ("user_id", pl.col("user_id").is_null(), "is null"),
+        ("behaviour", pl.col("behaviour").is_null() | ~pl.col("behaviour").is_in(BEHAVIOURS),
+         f"is not one of {BEHAVIOURS}"),
+        ("order", pl.col("order").is_null(), "is null"),
+        ("item_id", IS_ITEM_EVENT & pl.col("item_id").is_null(), "is null for an item event"),
+    ]
+    if "query" in ev.columns:
+        checks.append(("query", (pl.col("behaviour") == "search_query")
+                       & (pl.col("query").is_null() | (pl.col("query").str.strip_chars() == "")),
+                       "is empty for a search_query event"))
+    for column, mask, what in checks:
+        n_bad, row = _first_bad_row(ev, mask)
+        if n_bad:
+            value = ev[column][row]
+            raise DataError(f"{where}: row {row}, column '{column}' {what} "
+                            f"(value {value!r}; {n_bad} such rows)")
+    items = raw.items
+    if "item_id" not in items.columns:
+        raise DataError(f"{raw.source.get('name', 'raw data')} items: missing column 'item_id'")
+    n_bad, row = _first_bad_row(items, pl.col("item_id").is_null())
+    if n_bad:
+        raise DataError(f"items: row {row}, column 'item_id' is null ({n_bad} such rows)")
+    n_bad, row = _first_bad_row(items, pl.col("item_id").is_duplicated())
+    if n_bad:
+        raise DataError(f"items: row {row}, column 'item_id' duplicate id "
+                        f"{items['item_id'][row]!r} ({n_bad} rows share a duplicated id)")
+    per_user = ev.group_by("user_id").len()
+    single = per_user.filter(pl.col("len") == 1)
+    counts = ev.group_by("behaviour").len()
+    has_ts = "timestamp" in ev.columns and ev["timestamp"].null_count() < ev.height
+    return ValidationReport(
+        n_events=ev.height, n_users=per_user.height, n_items_with_metadata=items.height,
+        events_by_behaviour={b: int(n) for b, n in zip(counts["behaviour"], counts["len"])},
+        has_timestamps=bool(has_ts), single_event_users=single.height,
+        single_event_examples=single["user_id"].head(5).to_list())
+
+
+def drop_duplicates(events: pl.DataFrame) -> pl.DataFrame:
+    """Drop repeated (user, item, behaviour, query, timestamp) events, keeping the first row.
+
+    Rows without a timestamp are never duplicates of each other: an order-only source gives
+    no evidence that two identical rows are the same event rather than a repeat.
+    """
+    key = pl.struct(["user_id", "item_id", "behaviour", "query", "timestamp"])
+    return events.filter(pl.col("timestamp").is_null() | key.is_first_distinct())
+
+
+def keep_first_per_user_item(events: pl.DataFrame) -> pl.DataFrame:
+    """Keep each user's first item event per item (the S3Rec/P5 pipeline); needs ``chronological``.
+
+    ``search_query`` events are kept, except one that led straight to a dropped click.
+    """
+    first = ~IS_ITEM_EVENT | pl.col("position").eq(pl.col("position").min().over(["user", "item"]))
+    ev = events.with_columns(_leads_to_click().alias("_led")).filter(first)
+    return _renumber(ev.filter(~(pl.col("_led") & ~_leads_to_click())).drop("_led"))
+
+
+def chronological(events: pl.DataFrame) -> pl.DataFrame:
+    """Rename ids to ``user``/``item``, order by (timestamp, order) within user, add ``position``.
+
+    Users keep their order of first appearance in the source. Sources without timestamps
+    (null) are ordered by ``order`` alone; nothing invents a time for them.
+    """
+    ev = events.rename({"user_id": "user", "item_id": "item"}).with_row_index("_row")
+    ev = ev.with_columns(pl.col("_row").min().over("user").alias("_user_rank"))
+    ev = ev.sort(["_user_rank", "timestamp", "order", "_row"], nulls_last=True, maintain_order=True)
+    return _renumber(ev.drop("_row", "_user_rank"))
+
+
+def _renumber(events: pl.DataFrame) -> pl.DataFrame:
+    """Recompute ``position`` (0..n-1 per user) after rows were removed; order is kept."""
+    position = pl.int_range(pl.len(), dtype=pl.Int32).over(USER_RUN)
+    return events.with_columns(position.alias("position"))
+
+
+def k_core(events: pl.DataFrame, k: int, max_rounds: int = 100) -> tuple[pl.DataFrame, list[dict]]:
+    """Iteratively keep users and items with >= ``k`` item events; ``k <= 0`` disables.
+
+    Counts are over item events (rec and search clicks). A user whose item events all go also
+    loses their ``search_query`` events, and a query that led straight to a removed click goes
+    with it. Returns the filtered frame and one record per round.
+    """
+    rounds: list[dict] = []
+    if k <= 0:
+        return events, rounds
+    # Integer codes for the loop: hashing strings every round is the slow part at 10M events.
+    ev = events.with_columns(
+        _leads_to_click().alias("_led"),
+        USER_RUN.alias("_u"),  # rows are grouped by user: the run id is the user
+        pl.col("item").cast(pl.Utf8).cast(pl.Categorical).to_physical().alias("_i"))
+    for _ in range(max_rounds):
+        items_ev = ev.filter(IS_ITEM_EVENT)
+        item_n = items_ev.group_by("_i").len()
+        user_n = items_ev.group_by("_u").len()
+        good_items = item_n.filter(pl.col("len") >= k)["_i"]
+        good_users = user_n.filter(pl.col("len") >= k)["_u"]
+        n_users = ev["_u"].n_unique()  # users with no item event at all count as dropped
+        rounds.append({"users": n_users, "items": item_n.height, "events": ev.height,
+                       "drop_users": n_users - good_users.len(),
+                       "drop_items": item_n.height - good_items.len()})
+        if good_items.len() == item_n.height and good_users.len() == n_users:
+            break
+        ev = ev.filter(pl.col("_u").is_in(good_users.implode())
+                       & (~IS_ITEM_EVENT | pl.col("_i").is_in(good_items.implode())))
+    else:
+        raise DataError(f"k_core(k={k}) did not converge in {max_rounds} rounds")
+    # A query whose click was filtered away would look like an abandoned search: drop it too.
+    orphan = pl.col("_led") & ~_leads_to_click()
+    return _renumber(ev.filter(~orphan).drop("_led", "_u", "_i")), rounds
+
+
+def _leads_to_click() -> pl.Expr:
+    """True for a search_query immediately followed by a search_click of the same user.
+
+    Rows must be grouped by user in position order (true of every working frame here), so a
+    plain shift is enough (no window).
+    """
+    nxt = pl.col("behaviour").shift(-1)
+    return ((pl.col("behaviour") == "search_query") & (nxt == "search_click")
+            & (pl.col("user").shift(-1) == pl.col("user"))).fill_null(False)
+
+
+@dataclass(frozen=True)
+class Remapped:
+    events: pl.DataFrame  # user, item (Int32), position, timestamp, behaviour, query, ... split
+    users: pl.DataFrame  # user (Int32), user_id (Utf8)
+    items: pl.DataFrame  # item (Int32), ITEM_SCHEMA columns (metadata null where missing)
+    items_without_metadata: int  # event items absent from the raw item table
+    metadata_items_without_events: int  # raw item rows dropped (no surviving event)
+
+
+def remap_ids(events: pl.DataFrame, items: pl.DataFrame) -> Remapped:
+    """Map users and items to 0..n-1 in order of first appearance; keep the source ids.
+
+    ``events`` is a working frame (string ``user``/``item``); ``items`` the raw item table.
+    Items appear in the item table iff some event names them.
+    """
+    user_map = (events.select(pl.col("user").unique(maintain_order=True).alias("user_id"))
+                .with_row_index("user").with_columns(pl.col("user").cast(pl.Int32)))
+    item_map = (events.filter(pl.col("item").is_not_null())
+                .select(pl.col("item").unique(maintain_order=True).alias("item_id"))
+                .with_row_index("item").with_columns(pl.col("item").cast(pl.Int32)))
+    ev = (events.rename({"user": "user_id", "item": "item_id"})
+          .join(user_map, on="user_id", how="left", maintain_order="left")
+          .join(item_map, on="item_id", how="left", maintain_order="left")
+          .drop("user_id", "item_id"))
+    ev = _renumber(ev)
+    meta = items.select([c for c in ITEM_SCHEMA if c in items.columns])
+    table = item_map.join(meta, on="item_id", how="left", maintain_order="left")
+    for name, dtype in ITEM_SCHEMA.items():
+        if name not in table.columns:
+            table = table.with_columns(pl.lit(None, dtype=dtype).alias(name))
+    table = table.select(["item", *ITEM_SCHEMA])
+    n_known = item_map.join(meta.select("item_id"), on="item_id", how="semi").height
+    return Remapped(
+        events=ev, users=user_map.select("user", "user_id"), items=table,
+        items_without_metadata=item_map.height - n_known,
+        metadata_items_without_events=meta.height - n_known)
+
+
+def conform_raw_events(events: pl.DataFrame, where: str) -> pl.DataFrame:
+    """Raw events with exactly RAW_EVENT_SCHEMA's columns (missing optional ones as null)."""
+    from onefeed.data.schemas import conform
+
+    return conform(events, RAW_EVENT_SCHEMA, where)

@@ -1,0 +1,83 @@
+"""Semi-synthetic joint search + recommendation sessions (Ai et al. 2017, as GenSAR §4.1 used).
+
+Public logs hold only recommendation-style interactions. Following the semi-synthetic Amazon
+search sets, a share of TRAIN-split item interactions is turned into a search: the
+interaction becomes ``search_query`` (a query drawn from the item's *train* weak queries)
+immediately followed by ``search_click`` on the same item with the same query. Histories then
+mix GenSAR §3.1's three behaviours (R_I, S_Q, S_I).
+
+Valid/test events are never converted (search evaluation uses the held-out queries in
+``eval_queries`` instead), and events that already are real searches are left as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+
+@dataclass
+class SessionResult:
+    events: pl.DataFrame  # same columns, positions renumbered, query rows inserted
+    position_map: pl.DataFrame  # user, old_position, position (for every pre-existing event)
+    stats: dict
+
+
+def make_joint_sessions(events: pl.DataFrame, queries: pl.DataFrame, share: float,
+                        seed: int) -> SessionResult:
+    """Convert ``round(share * n)`` of the n eligible train rec_clicks into search pairs.
+
+    events: integer events grouped by user in ``position`` order, with ``split``.
+    queries: weak queries with ``split``; only ``split == "train"`` ones are drawn.
+    Eligible: train-split ``rec_click`` events whose item has at least one train query.
+    """
+    if not 0 <= share <= 1:
+        raise ValueError(f"search_share must be in [0, 1], got {share}")
+    train_q = (queries.filter(pl.col("split") == "train").sort(["item", "query"])
+               .group_by("item", maintain_order=True).agg(pl.col("query").alias("_qs")))
+    ev = events.with_row_index("_row")
+    eligible = (ev.filter((pl.col("split") == "train") & (pl.col("behaviour") == "rec_click"))
+                .join(train_q, on="item", how="inner").sort("_row"))
+    rng = np.random.default_rng(seed)
+    n_convert = int(round(share * eligible.height))
+    pick = np.sort(rng.permutation(eligible.height)[:n_convert])
+    chosen = eligible[pick]
+    u = rng.random(chosen.height)
+    chosen = chosen.with_columns(
+        (pl.Series(u) * pl.col("_qs").list.len()).floor().cast(pl.Int32).alias("_qi"))
+    chosen = chosen.select("_row", pl.col("_qs").list.get(pl.col("_qi")).alias("_q"))
+
+    # Scatter the drawn queries into a full-length column (no join), then shift every event by
+    # the number of queries inserted before it in its user: a query sits right before its click.
+    q = pl.repeat(None, ev.height, dtype=pl.Utf8, eager=True).alias("_q")
+    q = q.scatter(chosen["_row"].cast(pl.Int64), chosen["_q"]) if chosen.height else q
+    ev = ev.with_columns(q)
+    converted = pl.col("_q").is_not_null()
+    inserted = converted.cast(pl.Int32).cum_sum().over("user")
+    ev = ev.with_columns((pl.col("position") + inserted).cast(pl.Int32).alias("_new"))
+    position_map = ev.select("user", pl.col("position").alias("old_position"),
+                             pl.col("_new").alias("position"))
+    ev = ev.with_columns(
+        pl.when(converted).then(pl.lit("search_click")).otherwise(pl.col("behaviour"))
+        .alias("behaviour"),
+        pl.when(converted).then(pl.col("_q")).otherwise(pl.col("query")).alias("query"),
+        pl.col("_new").alias("position"),
+        (pl.col("_row").cast(pl.Int64) * 2 + 1).alias("_key"))
+    nulls = [pl.lit(None, dtype=ev.schema[c]).alias(c)
+             for c in ("item", "strength", "review") if c in ev.columns]
+    query_rows = ev.filter(converted).with_columns(
+        pl.lit("search_query").alias("behaviour"), (pl.col("_key") - 1).alias("_key"),
+        (pl.col("position") - 1).alias("position"), *nulls)
+    out = pl.concat([ev, query_rows.select(ev.columns)]).sort("_key")
+    out = out.drop("_row", "_q", "_key", "_new")
+    n_train_items = events.filter((pl.col("split") == "train")
+                                  & pl.col("behaviour").is_in(["rec_click", "search_click"])).height
+    stats = {"share": share, "seed": seed, "eligible_train_rec_clicks": eligible.height,
+             "converted": chosen.height,
+             "converted_share_of_train_item_events":
+                 round(chosen.height / max(1, n_train_items), 4),
+             "real_search_events_kept": int(events.filter(
+                 pl.col("behaviour") != "rec_click").height)}
+    return SessionResult(out, position_map, stats)

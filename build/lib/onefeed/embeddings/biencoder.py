@@ -1,0 +1,122 @@
+"""Search-tuned and multi-task bi-encoders (Spotify "Semantic IDs for joint search and rec" §3).
+
+* search-tuned: MiniLM fine-tuned on (train weak query, item text) pairs with in-batch negatives
+  (sentence-transformers ``MultipleNegativesRankingLoss``);
+* multi-task (§3.2): the same encoder trained on search pairs *and* co-occurring item pairs from
+  train-split sessions; each step sums the two contrastive losses (one batch of each).
+
+CPU budget: one epoch over capped, seeded samples of pairs, ``max_seq_length`` 64. Only
+split == "train" queries and events are read.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from onefeed.embeddings.content import load_encoder
+
+Pair = tuple[str, str]
+
+
+@dataclass
+class BiEncoderConfig:
+    max_search_pairs: int = 4096
+    max_item_pairs: int = 4096
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 2e-5
+    max_seq_length: int = 64
+    seed: int = 0
+
+
+def search_pairs(queries: pl.DataFrame, texts: list[str]) -> list[Pair]:
+    """(query, item text) for every split == "train" weak query whose item has text."""
+    train = queries.filter(pl.col("split") == "train").sort(["item", "query"])
+    return [(q, texts[i]) for i, q in zip(train["item"].to_list(), train["query"].to_list())
+            if q and texts[i]]
+
+
+def item_pairs(sequences: list[np.ndarray], texts: list[str]) -> list[Pair]:
+    """Distinct (item text, next item text) pairs of consecutive items in train sequences."""
+    seen: set[tuple[int, int]] = set()
+    out = []
+    for seq in sequences:
+        for a, b in zip(seq[:-1].tolist(), seq[1:].tolist()):
+            key = (min(a, b), max(a, b))
+            if a != b and key not in seen and texts[a] and texts[b]:
+                seen.add(key)
+                out.append((texts[a], texts[b]))
+    return out
+
+
+def sample(pairs: list[Pair], cap: int, seed: int) -> list[Pair]:
+    """A seeded random subset of at most ``cap`` pairs, in shuffled order."""
+    order = np.random.default_rng(seed).permutation(len(pairs))[:cap]
+    return [pairs[i] for i in order]
+
+
+def _batches(pairs: list[Pair], size: int, rng: np.random.Generator) -> list[list[Pair]]:
+    order = rng.permutation(len(pairs))
+    return [[pairs[i] for i in order[s:s + size]] for s in range(0, len(pairs) - 1, size)
+            if len(order[s:s + size]) > 1]
+
+
+def _tokenize(model, texts: list[str]) -> dict:
+    fn = getattr(model, "preprocess", None) or model.tokenize  # renamed in sentence-transformers 6
+    return fn(texts)
+
+
+def fine_tune(pair_sets: list[list[Pair]], cfg: BiEncoderConfig, out_dir: str | Path,
+              progress: bool = True):
+    """Train MiniLM on one or more pair sets (losses summed per step); save to ``out_dir``.
+
+    Returns (model, log with steps, pairs per set, seconds, mean loss).
+    """
+    from rich.progress import Progress
+    try:
+        from sentence_transformers.sentence_transformer.losses import (
+            MultipleNegativesRankingLoss)
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    pair_sets = [p for p in pair_sets if len(p) > 1]
+    if not pair_sets:
+        raise ValueError("fine_tune: no training pairs (need train queries or train sessions)")
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model = load_encoder(max_seq_length=cfg.max_seq_length)
+    loss_fn = MultipleNegativesRankingLoss(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    model.train()
+    start, steps, losses = time.perf_counter(), 0, []
+    with Progress(disable=not progress, transient=True) as bar:
+        for _ in range(cfg.epochs):
+            per_set = [_batches(p, cfg.batch_size, rng) for p in pair_sets]
+            n_steps = max(len(b) for b in per_set)
+            task = bar.add_task("fine-tuning bi-encoder", total=n_steps)
+            for step in range(n_steps):
+                loss = torch.zeros(())
+                for batches in per_set:  # summed contrastive losses (Spotify §3.2)
+                    batch = batches[step % len(batches)]
+                    feats = [_tokenize(model, [a for a, _ in batch]),
+                             _tokenize(model, [b for _, b in batch])]
+                    loss = loss + loss_fn(feats, None)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+                steps += 1
+                bar.advance(task)
+    model.eval()
+    out_dir = Path(out_dir)
+    model.save(str(out_dir))
+    log = {"steps": steps, "pairs": [len(p) for p in pair_sets],
+           "seconds": time.perf_counter() - start,
+           "loss_first": losses[0], "loss_last_mean": float(np.mean(losses[-10:]))}
+    return model, log

@@ -1,0 +1,147 @@
+"""Inference with the joint model: recommend, personalised search, next-query generation.
+
+``JointPredictor`` bundles a trained ``JointModel`` with its identifier layout, the flat event
+arrays and one trie per identifier path. Every method takes user ids and the split whose first
+item event is the prediction point (cases are built with ``tasks.joint.history_before``), so
+the history is everything the user did before that point — feed clicks, searches and search
+clicks. All item outputs are trie-constrained (every output is a real item) and ranked over the
+whole catalogue.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from onefeed.decoding.beam import beam_search
+from onefeed.decoding.text import text_beam_search
+from onefeed.decoding.trie import Trie
+from onefeed.models.joint import JointModel
+from onefeed.tasks.joint import (IdLayout, JointData, event_tensors, history_before,
+                                 path_code_tensors, query_index, with_queries)
+from onefeed.tokens import Vocab
+
+
+class JointPredictor:
+    def __init__(self, model: JointModel, layout: IdLayout, jd: JointData, vocab: Vocab,
+                 behaviour_tokens: bool = True, batch_size: int = 512, max_items: int = 0
+                 ) -> None:
+        self.model, self.layout, self.jd, self.vocab = model.eval(), layout, jd, vocab
+        self.behaviour_tokens = behaviour_tokens
+        self.batch_size = batch_size
+        self.codes = path_code_tensors(layout)
+        self.tries = {p: Trie.from_table(layout.path_codes(p), layout.path_sizes(p))
+                      for p in ("rec", "search")}
+        self.max_len = model.cfg.max_len
+        self.max_items = max_items  # > 0: at most this many item events of history
+
+    # ---- states -----------------------------------------------------------------------------------
+    def _states(self, idx: np.ndarray, task: str) -> torch.Tensor:
+        jd, idx = with_queries(self.jd, idx)
+        ev = event_tensors(idx, jd, self.codes, self.vocab, self.behaviour_tokens)
+        h = self.model.last_state(ev)
+        return h + self.model.task_vec(task, h.shape[0])
+
+    @torch.no_grad()
+    def _decode(self, idx: np.ndarray, task: str, path: str, beam: int, k: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+        items = np.full((len(idx), k), -1, dtype=np.int64)
+        scores = np.full((len(idx), k), -np.inf, dtype=np.float32)
+        order = np.argsort((idx != -1).sum(axis=1), kind="stable")
+        step = self.model.path_step(path)
+        for start in range(0, len(idx), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            state = self._states(idx[rows], task)
+            res = beam_search(step, state, self.tries[path], len(rows), beam, k)
+            items[rows], scores[rows] = res.items.numpy(), res.scores.numpy()
+        return items, scores
+
+    # ---- tasks -----------------------------------------------------------------------------------
+    def recommend(self, users: np.ndarray, split: str, k: int, beam: int | None = None
+                  ) -> np.ndarray:
+        """NRIP: (n,) users -> (n, k) items, best first."""
+        idx = history_before(self.jd, np.asarray(users), split, self.max_len,
+                             max_items=self.max_items)
+        return self._decode(idx, "NRIP", "rec", max(beam or k, k), k)[0]
+
+    def search(self, users: np.ndarray, queries: list[str], split: str, k: int,
+               beam: int | None = None) -> np.ndarray:
+        """NSIP: history before ``split`` + the query -> (n, k) items, best first."""
+        idx = self._search_history(users, queries, split)
+        return self._decode(idx, "NSIP", "search", max(beam or k, k), k)[0]
+
+    def _search_history(self, users: np.ndarray, queries: list[str], split: str) -> np.ndarray:
+        """Event indices of each user's history before ``split`` with the query appended."""
+        return history_before(self.jd, np.asarray(users), split, self.max_len,
+                              query_index(self.jd, queries), self.max_items)
+
+    @torch.no_grad()
+    def score_search(self, users: np.ndarray, queries: list[str], split: str,
+                     candidates: np.ndarray) -> np.ndarray:
+        """NSIP log p(item | history, query) of given candidates: (n, D) items (-1 = empty) ->
+        (n, D) float32 (-inf at empty slots). Teacher-forced over the search identifier path,
+        so any item can be scored, e.g. an index's candidates (OneFeed §3.7 fusion)."""
+        idx = self._search_history(users, queries, split)
+        candidates = np.asarray(candidates, dtype=np.int64)
+        out = np.full(candidates.shape, -np.inf, dtype=np.float32)
+        path_codes = torch.as_tensor(self.layout.path_codes("search"))
+        cols = self.model.cols("search")
+        step = max(1, self.batch_size // 4)
+        for start in range(0, len(idx), step):
+            sl = slice(start, min(start + step, len(idx)))
+            cand = torch.as_tensor(candidates[sl])
+            valid = cand >= 0
+            state = self._states(idx[sl], "NSIP")  # (b, d)
+            h = state.unsqueeze(1).expand(-1, cand.shape[1], -1)[valid]  # (m, d)
+            codes = path_codes[cand[valid]]  # (m, L)
+            logp = torch.zeros(len(codes))
+            for j in range(len(cols)):
+                logits = self.model.path_logits(h, codes, cols, j).float()
+                logp += logits.log_softmax(-1).gather(1, codes[:, j:j + 1]).squeeze(1)
+            block = np.full(cand.shape, -np.inf, dtype=np.float32)
+            block[valid.numpy()] = logp.numpy()
+            out[sl] = block
+        return out
+
+    @torch.no_grad()
+    def generate_queries(self, users: np.ndarray, split: str, k: int, beam: int | None = None,
+                         max_words: int = 10, length_penalty: float = 0.0) -> list[list[str]]:
+        """NSQP: (n,) users -> per user the top-k next queries (distinct strings)."""
+        idx = history_before(self.jd, np.asarray(users), split, self.max_len,
+                             max_items=self.max_items)
+        beam = beam or k  # finished hypotheses pile up over steps: beam may be < k
+        out: list[list[str]] = [[] for _ in range(len(idx))]
+        for start in range(0, len(idx), self.batch_size):
+            rows = np.arange(start, min(start + self.batch_size, len(idx)))
+            cond = self._states(idx[rows], "NSQP")
+            # more hypotheses than k: distinct word-piece sequences may decode to one string
+            n_hyp = min(beam * max_words, max(beam, 4 * k))
+            tokens, scores = self._text_beam(cond, beam, n_hyp, max_words, length_penalty)
+            words = torch.where(tokens > 0, self.model.text_vocab[tokens], 0)
+            for r, toks, sc in zip(rows, words.tolist(), scores.tolist()):
+                out[r] = self._strings(toks, sc, k)
+        return out
+
+    def _text_beam(self, cond: torch.Tensor, beam: int, k: int, max_words: int,
+                   length_penalty: float) -> tuple[torch.Tensor, torch.Tensor]:
+        model = self.model
+
+        out_weight = model.text_out_weight()
+
+        def next_logits(rows: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
+            words = model.text_vocab[local] if local.numel() else local
+            return model.text(cond[rows], model.tok(words), out_weight, last_only=True)
+
+        return text_beam_search(next_logits, cond.shape[0], beam, k, max_words, length_penalty)
+
+    def _strings(self, tokens: list[list[int]], scores: list[float], k: int) -> list[str]:
+        out: list[str] = []
+        for toks, sc in zip(tokens, scores):
+            if sc == -np.inf:
+                continue
+            text = self.vocab.decode_words([t for t in toks if t > 0]).strip()
+            if text and text not in out:
+                out.append(text)
+            if len(out) == k:
+                break
+        return out

@@ -1,0 +1,76 @@
+"""Metrics of generated query lists against one reference query per case (OneBar §5.1,
+OneFeed §4.5), pure functions.
+
+* exact HR@K / MRR@K: the reference appears (after ``normalise_query``) among the top-K
+  generated queries; reduced to a rank and scored with ``evaluation.metrics``.
+* ED-HR@K: a generated query within Levenshtein distance ``max_distance`` (2 in OneBar) of the
+  reference counts as a hit.
+* retrievability: a generated query retrieves at least one item of the fixed corpus (OneFeed
+  §4.5); computed from the number of BM25-matching items per query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from onefeed.evaluation.metrics import hit_at_k, mrr_at_k
+
+
+def normalise_query(text: str) -> str:
+    """Lowercase and collapse whitespace: the form in which queries are compared."""
+    return " ".join(text.lower().split())
+
+
+def levenshtein(a: str, b: str) -> int:
+    """Character edit distance (insert, delete, substitute all cost 1)."""
+    if len(a) < len(b):
+        a, b = b, a
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def query_ranks(generated: Sequence[Sequence[str]], references: Sequence[str],
+                max_distance: int = 0) -> np.ndarray:
+    """(n,) 0-based position of the first generated query matching the reference, -1 if none.
+
+    ``max_distance = 0`` is exact match; ``2`` is OneBar's edit-distance tolerance.
+    """
+    if len(generated) != len(references):
+        raise ValueError(f"{len(generated)} generated lists but {len(references)} references")
+    ranks = np.full(len(references), -1, dtype=np.int64)
+    for row, (cands, ref) in enumerate(zip(generated, references)):
+        ref = normalise_query(ref)
+        for pos, cand in enumerate(cands):
+            cand = normalise_query(cand)
+            hit = cand == ref if max_distance == 0 else (
+                abs(len(cand) - len(ref)) <= max_distance
+                and levenshtein(cand, ref) <= max_distance)
+            if hit:
+                ranks[row] = pos
+                break
+    return ranks
+
+
+def query_per_case(generated: Sequence[Sequence[str]], references: Sequence[str],
+                   ks: Sequence[int] = (1, 5, 10), max_distance: int = 2) -> dict[str, np.ndarray]:
+    """Per case ``hr@k``, ``mrr@k`` (exact) and ``ed_hr@k`` (Levenshtein <= max_distance)."""
+    exact = query_ranks(generated, references)
+    tolerant = query_ranks(generated, references, max_distance)
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        out[f"hr@{k}"] = hit_at_k(exact, k)
+        out[f"mrr@{k}"] = mrr_at_k(exact, k)
+        out[f"ed_hr@{k}"] = hit_at_k(tolerant, k)
+    return out
+
+
+def retrievable(n_matches: np.ndarray) -> np.ndarray:
+    """(n,) 1.0 where a query matches >= 1 corpus item (``n_matches`` from a retriever)."""
+    return (np.asarray(n_matches) >= 1).astype(np.float64)

@@ -1,0 +1,1 @@
+"""Exports of a prepared Dataset to other tools' formats (RecBole atomic files)."""

@@ -1,0 +1,1 @@
+"""Turning histories into (input, target) examples, one module per training task."""

@@ -1,0 +1,312 @@
+"""Training loop of the joint model (GenSAR §3.3-3.4): NRIP + NSIP + NSQP + DESC2ID + ID2DESC.
+
+One optimizer step sums the weighted task losses of one batch of history windows (every
+position trained in one pass: its task is decided by the next event, see ``tasks.joint``) plus
+a batch of items for the two history-free text-alignment tasks. Early stopping watches the
+mean of validation NDCG@10 over the item tasks with non-zero weight (recommendation on each
+user's valid target; personalised search on the valid held-out queries). Schedules,
+optimizer and checkpoints are ``onefeed.training``'s.
+
+    onefeed train-joint --data runs/beauty/data --sid runs/beauty/sid/content-joint \
+        --config configs/model/beauty-joint.toml --out runs/beauty/model/joint-seed0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from onefeed import checkpoint
+from onefeed import config as config_lib
+from onefeed.artifacts import file_sha256, git_commit, machine_info, write_json
+from onefeed.data.schemas import Dataset
+from onefeed.evaluation.joint import JointPredictor
+from onefeed.evaluation.metrics import ndcg_at_k, target_ranks
+from onefeed.models import ModelConfig, build_model
+from onefeed.models.joint import JointModel, text_vocab_tokens
+from onefeed.objectives.generation import sid_nll, text_nll
+from onefeed.tasks.joint import (NRIP, NSIP, NSQP, S_I, S_Q, IdLayout, JointData, encode_texts,
+                                 item_texts, joint_batch, joint_data, path_code_tensors,
+                                 training_windows)
+from onefeed.tasks.rec import length_bucketed_batches
+from onefeed.tokens import Vocab
+from onefeed.training import (TrainConfig, checkpoint_config, guarded_step, load_model, lr_at,
+                              make_optimizer, progress_columns, resume_state, seed_everything)
+
+
+@dataclass
+class TaskConfig:
+    identifier: str = "auto"  # IdLayout.load: auto | single | semantic | collab
+    nrip: float = 1.0  # next recommendation item (GenSAR §3.3.1)
+    nsip: float = 1.0  # next search item (§3.3.2)
+    nsqp: float = 0.3  # next search query (§3.3.3)
+    desc2id: float = 0.5  # item text -> search identifier (§3.3.4)
+    id2desc: float = 0.1  # identifier -> item text (§3.3.4)
+    behaviour_tokens: bool = True  # False: GenSAR Table 5 "w/o behaviour token"
+    desc_batch: int = 128  # items per step for DESC2ID
+    id2desc_batch: int = 32  # of those, items per step for ID2DESC (the text head is dear)
+    max_text_targets: int = 64  # NSQP positions per step (sampled)
+    max_query_words: int = 12
+    max_desc_words: int = 16
+    valid_search_users: int = 2000  # validation cases per item task (0 = all)
+    max_history_items: int = 20  # item events of history at evaluation (TIGER: 20; 0 = no cap)
+
+
+@dataclass
+class JointRunConfig:
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(arch="joint", words=True))
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tasks: TaskConfig = field(default_factory=TaskConfig)
+
+
+def load_run_config(path: str | Path | None, overrides: list[str] | None = None
+                    ) -> JointRunConfig:
+    return config_lib.load(JointRunConfig, path, overrides)
+
+
+def item_task_weights(t: TaskConfig) -> dict[str, float]:
+    return {"NRIP": t.nrip, "NSIP": t.nsip}
+
+
+@dataclass
+class Prepared:
+    """Everything the loop and the predictor derive from (dataset, SID dir, config)."""
+
+    layout: IdLayout
+    vocab: Vocab
+    jd: JointData
+    descs: np.ndarray  # (n_items, W) word pieces of each item's text
+    model_cfg: ModelConfig
+    text_tokens: torch.Tensor
+
+
+def prepare(ds: Dataset, sid_dir: str | Path, run_cfg: JointRunConfig) -> Prepared:
+    t = run_cfg.tasks
+    layout = IdLayout.load(sid_dir, t.identifier)
+    layout.check_unique()
+    if layout.codes.shape[0] != ds.n_items:
+        raise ValueError(f"SID table has {layout.codes.shape[0]} items, dataset {ds.n_items}")
+    vocab = Vocab.build(layout.codebook_sizes)
+    eval_q = ds.eval_queries["query"].unique().to_list()
+    jd = joint_data(ds, vocab, t.max_query_words, extra_queries=eval_q)
+    descs = encode_texts(item_texts(ds), vocab, t.max_desc_words)
+    train_q = np.unique(jd.query[(jd.split == 0) & (jd.behaviour == S_Q)])
+    # output words: training query text and item text only (never held-out query text)
+    text_tokens = text_vocab_tokens(vocab, [torch.as_tensor(jd.query_words[train_q]),
+                                            torch.as_tensor(descs)])
+    m = dataclasses.replace(
+        run_cfg.model, arch="joint", words=True, codebook_sizes=tuple(layout.codebook_sizes),
+        n_items=ds.n_items, vocab_size=vocab.size, sid_offsets=tuple(vocab.sid_offsets),
+        behaviour_offset=vocab.behaviour_offset, n_text_vocab=int(len(text_tokens)),
+        rec_cols=tuple(layout.rec_cols), search_cols=tuple(layout.search_cols),
+        max_text_len=max(run_cfg.model.max_text_len, t.max_query_words, t.max_desc_words))
+    return Prepared(layout, vocab, jd, descs, m, text_tokens)
+
+
+def load_joint(directory: str | Path) -> tuple[JointModel, JointRunConfig, Vocab]:
+    return load_model(directory, JointRunConfig)  # type: ignore[return-value]
+
+
+def predictor(model: JointModel, run_cfg: JointRunConfig, ds: Dataset, sid_dir: str | Path
+              ) -> JointPredictor:
+    p = prepare(ds, sid_dir, run_cfg)
+    if tuple(p.layout.rec_cols) != tuple(model.cfg.rec_cols) or \
+            tuple(p.layout.codebook_sizes) != tuple(model.cfg.codebook_sizes):
+        raise ValueError(f"{sid_dir}: identifier layout differs from the model's")
+    return JointPredictor(model, p.layout, p.jd, p.vocab, run_cfg.tasks.behaviour_tokens,
+                          max_items=run_cfg.tasks.max_history_items)
+
+
+# ---- one step ---------------------------------------------------------------------------------------
+def joint_loss(model: JointModel, p: Prepared, windows: np.ndarray, codes: dict[str, torch.Tensor],
+               path_codes: dict[str, torch.Tensor], t: TaskConfig, rng: np.random.Generator
+               ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the task losses on one batch; also each task's loss value."""
+    batch = joint_batch(windows, p.jd, codes, p.vocab, t.behaviour_tokens)
+    h = model.encode(batch.events)
+    total = h.new_zeros(())
+    parts: dict[str, float] = {}
+    for task, path, name, w in ((NRIP, "rec", "NRIP", t.nrip), (NSIP, "search", "NSIP", t.nsip)):
+        sel = batch.task == task
+        if not w or not sel.any():
+            continue
+        hh = h[sel]
+        hh = hh + model.task_vec(name, hh.shape[0])
+        target = path_codes[path][batch.target_item[sel]]
+        loss = sid_nll(model.sid_logits(hh, target, path), target)
+        total, parts[name] = total + w * loss, loss.item()
+    sel = (batch.task == NSQP).nonzero()
+    if t.nsqp and len(sel):
+        if len(sel) > t.max_text_targets:
+            sel = sel[torch.as_tensor(rng.choice(len(sel), t.max_text_targets, replace=False))]
+        hh = h[sel[:, 0], sel[:, 1]]
+        words = batch.target_words[sel[:, 0], sel[:, 1]]
+        logits, targets = model.text_loss_inputs(hh + model.task_vec("NSQP", len(hh)), words)
+        loss = text_nll(logits[None], targets[None])
+        total, parts["NSQP"] = total + t.nsqp * loss, loss.item()
+    if t.desc2id or t.id2desc:
+        items = torch.as_tensor(rng.choice(len(p.descs), min(t.desc_batch, len(p.descs)),
+                                           replace=False))
+        words = torch.as_tensor(p.descs)[items]
+        beh = lambda name: p.vocab.behaviour(name) if t.behaviour_tokens else 1  # noqa: E731
+        if t.desc2id:
+            st = model.text_state(words, beh("search_query"))
+            st = st + model.task_vec("DESC2ID", len(items))
+            target = path_codes["search"][items]
+            loss = sid_nll(model.sid_logits(st, target, "search"), target)
+            total, parts["DESC2ID"] = total + t.desc2id * loss, loss.item()
+        if t.id2desc:
+            few, fw = items[:t.id2desc_batch], words[:t.id2desc_batch]
+            st = model.item_state(few, codes["search"][few], beh("search_click"))
+            st = st + model.task_vec("ID2DESC", len(few))
+            logits, targets = model.text_loss_inputs(st, fw)
+            loss = text_nll(logits[None], targets[None])
+            total, parts["ID2DESC"] = total + t.id2desc * loss, loss.item()
+    return total, parts
+
+
+# ---- validation -------------------------------------------------------------------------------------
+def validate(pred: JointPredictor, ds: Dataset, t: TaskConfig, beam: int, seed: int,
+             split: str = "valid") -> dict[str, float]:
+    """NDCG@10 / Recall@10 of each item task with non-zero weight on ``split``."""
+    out: dict[str, float] = {}
+    rng = np.random.default_rng(seed)
+    eq = (ds.eval_queries.filter(pl.col("split") == split).sort(["user", "item"])
+          .unique(["user"], keep="first", maintain_order=True))
+    if t.valid_search_users and eq.height > t.valid_search_users:
+        eq = eq[np.sort(rng.choice(eq.height, t.valid_search_users, replace=False))]
+    users = eq["user"].to_numpy().astype(np.int64)
+    targets = eq["item"].to_numpy().astype(np.int64)
+    if t.nrip:
+        rec_t = _rec_targets(pred.jd, users, split)
+        ranks = target_ranks(pred.recommend(users, split, 10, beam), rec_t)
+        out["rec_ndcg@10"] = float(ndcg_at_k(ranks, 10).mean())
+        out["rec_recall@10"] = float(((ranks >= 0) & (ranks < 10)).mean())
+    if t.nsip:
+        ranks = target_ranks(pred.search(users, eq["query"].to_list(), split, 10, beam), targets)
+        out["search_ndcg@10"] = float(ndcg_at_k(ranks, 10).mean())
+        out["search_recall@10"] = float(((ranks >= 0) & (ranks < 10)).mean())
+    scores = [v for k, v in out.items() if k.endswith("ndcg@10")]
+    out["score"] = float(np.mean(scores)) if scores else 0.0
+    return out
+
+
+def _rec_targets(jd: JointData, users: np.ndarray, split: str) -> np.ndarray:
+    from onefeed.tasks.joint import SPLIT_CODES
+
+    code = SPLIT_CODES[split]
+    out = np.full(len(users), -1, dtype=np.int64)
+    for r, u in enumerate(users):
+        lo, hi = jd.user_start[u], jd.user_start[u + 1]
+        hits = np.flatnonzero((jd.split[lo:hi] == code) & (jd.behaviour[lo:hi] != S_Q))
+        if len(hits):
+            out[r] = jd.item[lo + hits[0]]
+    return out
+
+
+# ---- the loop ------------------------------------------------------------------------------------------
+def train_joint(ds: Dataset, sid_dir: str | Path, run_cfg: JointRunConfig, out: str | Path,
+                resume: bool = True, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    from rich.progress import Progress
+
+    out = Path(out)
+    cfg, tcfg = run_cfg.train, run_cfg.tasks
+    torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    p = prepare(ds, sid_dir, run_cfg)
+    run_cfg = dataclasses.replace(run_cfg, model=p.model_cfg)
+    model: JointModel = build_model(run_cfg.model)  # type: ignore[assignment]
+    model.set_text_vocab(p.text_tokens)
+    optimizer = make_optimizer(model, cfg)
+    codes = path_code_tensors(p.layout)
+    path_codes = {n: torch.as_tensor(p.layout.path_codes(n)) for n in ("rec", "search")}
+    windows = training_windows(p.jd, run_cfg.model.max_len)
+    steps_per_epoch = -(-len(windows) // cfg.batch_size)
+    total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
+    state: dict[str, Any] = {"epoch": 0, "step": 0, "best_score": -1.0, "best_epoch": -1,
+                             "bad_evals": 0, "history": [], "train_seconds": 0.0,
+                             "skipped_steps": 0, "best": None}
+    if resume:
+        state = resume_state(out, model, optimizer) or state
+    saved_config = checkpoint_config(run_cfg, p.vocab)
+    write_json(out / "manifest.json", {
+        "kind": "joint-generative", "config": config_lib.to_dict(run_cfg),
+        "layout": p.layout.describe(), "n_windows": int(len(windows)),
+        "n_text_vocab": int(len(p.text_tokens)), "commit": git_commit(),
+        "machine": machine_info(), **(provenance or {})})
+    pred = JointPredictor(model, p.layout, p.jd, p.vocab, tcfg.behaviour_tokens,
+                          max_items=tcfg.max_history_items)
+    t_start = time.time() - state["train_seconds"]
+    stop = state.get("stopped", False)
+    with Progress(*progress_columns()) as bar:
+        task = bar.add_task("train-joint", total=total_steps, completed=state["step"], info="")
+        while not stop and state["epoch"] < cfg.epochs and state["step"] < total_steps:
+            epoch = state["epoch"]
+            rng = np.random.default_rng([cfg.seed, epoch])
+            model.train()
+            losses: list[float] = []
+            parts_acc: dict[str, list[float]] = {}
+            for rows in length_bucketed_batches(windows, cfg.batch_size, rng):
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(state["step"], total_steps, cfg)
+                loss, parts = joint_loss(model, p, windows[rows], codes, path_codes, tcfg, rng)
+                if guarded_step(loss, model, optimizer, cfg, state):
+                    losses.append(loss.item())
+                    for k, v in parts.items():
+                        parts_acc.setdefault(k, []).append(v)
+                state["step"] += 1
+                bar.update(task, advance=1, info=f"epoch {epoch} loss {np.mean(losses[-50:]):.3f}")
+                if state["step"] >= total_steps:
+                    break
+            state["epoch"] = epoch + 1
+            last = state["epoch"] >= cfg.epochs or state["step"] >= total_steps
+            over_time = bool(cfg.time_limit_min) and time.time() - t_start > 60 * cfg.time_limit_min
+            improved = False
+            if state["epoch"] % cfg.eval_every == 0 or last or over_time:
+                v = validate(pred, ds, tcfg, cfg.eval_beam, cfg.seed)
+                model.train()
+                state["history"].append({"epoch": state["epoch"], "step": state["step"],
+                                         "loss": float(np.mean(losses)) if losses else None,
+                                         "task_loss": {k: float(np.mean(x))
+                                                       for k, x in parts_acc.items()},
+                                         **{f"valid_{k}": x for k, x in v.items()},
+                                         "skipped_steps": state.get("skipped_steps", 0),
+                                         "seconds": time.time() - t_start})
+                improved = v["score"] > state["best_score"]
+                if improved:
+                    state.update(best_score=v["score"], best_epoch=state["epoch"], bad_evals=0,
+                                 best_valid=v)
+                else:
+                    state["bad_evals"] += 1
+                stop = state["bad_evals"] >= cfg.patience or over_time
+                state["stopped"] = stop
+                bar.console.print(f"epoch {state['epoch']}: valid "
+                                  + " ".join(f"{k} {x:.4f}" for k, x in v.items())
+                                  + f" (best {state['best_score']:.4f} @ {state['best_epoch']})")
+            state["train_seconds"] = time.time() - t_start
+            checkpoint.commit(out, model, saved_config, optimizer, state, improved,
+                              state["best_score"])
+    if not (out / "best").exists():
+        checkpoint.commit(out, model, saved_config, optimizer, state, True, None)
+    return state
+
+
+def run(data: str | Path, sid_dir: str | Path, config_path: str | Path | None, out: str | Path,
+        overrides: list[str] | None = None, resume: bool = True) -> dict[str, Any]:
+    ds = Dataset.load(data)
+    run_cfg = load_run_config(config_path, overrides)
+    provenance = {"data": str(data), "sid": str(sid_dir),
+                  "sid_sha256": file_sha256(Path(sid_dir) / "sid_table.parquet"),
+                  "config_file": str(config_path) if config_path else None,
+                  "overrides": list(overrides or [])}
+    return train_joint(ds, sid_dir, run_cfg, out, resume=resume, provenance=provenance)
+
+
+__all__ = ["JointRunConfig", "TaskConfig", "train_joint", "load_joint", "predictor", "S_I"]

@@ -56,14 +56,28 @@ def run_pipeline(cfg: PipelineConfig, root: Path, log: Callable[[str], None] = p
     table = build_sid(ds, cfg.sid, sid_dir, progress=False, data_dir=data_dir)
     diag = diagnose(table, ds.items, seed=cfg.sid.seed)
 
-    suite_overrides = [f'models.tiger.params.sid="{sid_dir}"',
-                       f'models.tiger.params.out="{root / "model"}"', *cfg.suite_overrides]
-    suite = load_suite(_repo_path(cfg.suite), suite_overrides)
+    suite = load_suite(_repo_path(cfg.suite), cfg.suite_overrides)
+    _anchor_model_rows(suite.models, root, data_dir, sid_dir)
     log(f"bench suite {suite.suite}: {', '.join(suite.models)}")
     report_dir = run_suite(suite, root / "report", quick=cfg.quick, data_dir=str(data_dir),
                            suite_path=str(cfg.suite), models=cfg.models or None)
     doc = json.loads((report_dir / "results.json").read_text())
     return _summary(ds, data_dir, sid_dir, table, diag, doc, report_dir, root)
+
+
+def _anchor_model_rows(models: dict[str, Any], root: Path, data_dir: Path, sid_dir: Path) -> None:
+    """Point every generative row (one with ``params.sid``) at this run's data, SIDs and
+    ``root/model/<row>`` as absolute paths, and its model config at the repo's copy, so the
+    job works from any cwd and each trained model's manifest names its inputs (then
+    ``onefeed recommend / evaluate / joint ...`` need no extra flags)."""
+    for name, table in models.items():
+        params = table.get("params")
+        if not isinstance(params, dict) or "sid" not in params:
+            continue
+        params.update(sid=str(sid_dir.resolve()), data=str(Path(data_dir).resolve()),
+                      out=str((root / "model" / name).resolve()))
+        if params.get("config"):
+            params["config"] = str(_repo_path(params["config"]))
 
 
 def _summary(ds, data_dir, sid_dir, table, diag, doc, report_dir, root) -> dict[str, Any]:

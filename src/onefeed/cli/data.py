@@ -14,7 +14,7 @@ from onefeed.config import ConfigError
 from onefeed.data.schemas import DataError, Dataset
 
 app = typer.Typer(help="Prepare, check and inspect datasets (raw logs -> split, leak-checked "
-                       "data).", no_args_is_help=True)
+                       "data).", no_args_is_help=True, rich_markup_mode=None)
 console = Console()
 PREPARE_STAGES = 7  # load, preprocess, split, weak queries, sessions, leakage checks, save
 err = Console(stderr=True)

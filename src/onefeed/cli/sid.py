@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(help="Semantic IDs: build item code tables and inspect them.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, rich_markup_mode=None)
 console = Console()
 
 

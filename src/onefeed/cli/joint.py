@@ -20,7 +20,8 @@ from typing import Any, Optional
 
 import typer
 
-from onefeed.cli.output import JSON_HELP, item_rows, print_result, query_rows
+from onefeed.cli.output import JSON_HELP, QUIET_HELP, item_rows, print_result, query_rows
+from onefeed.cli.output import quiet as quiet_output
 
 app = typer.Typer(help="The joint search + recommendation + query model.", no_args_is_help=True,
                   rich_markup_mode=None)
@@ -44,12 +45,14 @@ def train_cmd(
     resume: bool = typer.Option(True, "--resume/--no-resume",
                                 help="continue from OUT/last if it exists (--no-resume: start "
                                      "over)"),
+    quiet: bool = typer.Option(False, help=QUIET_HELP),
 ) -> None:
     """Train on NRIP + NSIP + NSQP + DESC2ID + ID2DESC (weights in the config's [tasks])."""
     from onefeed import training_joint
 
     out = out or data.parent / "model" / f"joint-{sid.name}"
-    state = training_joint.run(data, sid, config, out, list(set_), resume=resume)
+    with quiet_output(quiet):
+        state = training_joint.run(data, sid, config, out, list(set_), resume=resume)
     typer.echo(json.dumps({"run": str(out), "best_epoch": state["best_epoch"],
                            "best_valid": state.get("best_valid"),
                            "train_minutes": round(state["train_seconds"] / 60, 1)}, indent=2))

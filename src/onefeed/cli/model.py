@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from onefeed.cli.output import JSON_HELP, item_rows, print_result
+from onefeed.cli.output import JSON_HELP, QUIET_HELP, item_rows, print_result
+from onefeed.cli.output import quiet as quiet_output
 
 
 def register(app: typer.Typer) -> None:
@@ -26,6 +27,7 @@ def train_cmd(
     resume: bool = typer.Option(True, "--resume/--no-resume",
                                 help="continue from OUT/last if it exists (--no-resume: start "
                                      "over)"),
+    quiet: bool = typer.Option(False, help=QUIET_HELP),
 ) -> None:
     """Train the generative recommender (also runs under torchrun: python -m onefeed.training)."""
     from onefeed import training
@@ -33,7 +35,8 @@ def train_cmd(
     if out is None:
         stem = config.stem if config else "default"
         out = data.parent / "model" / f"{sid.name}-{stem}"
-    state = training.run(data, sid, config, out, list(set_), resume=resume)
+    with quiet_output(quiet):
+        state = training.run(data, sid, config, out, list(set_), resume=resume)
     typer.echo(f"run: {out}\nbest valid ndcg@10 {state['best_ndcg10']:.4f} at epoch "
                f"{state['best_epoch']} ({state['train_seconds'] / 60:.1f} min)")
 
@@ -96,6 +99,7 @@ def evaluate_cmd(
                                      help="deprecated alias of --exclude-seen"),
     record: Optional[str] = typer.Option(None, help="also evaluate valid and write "
                                          "bench/results/<record>.{json,md}"),
+    quiet: bool = typer.Option(False, help=QUIET_HELP),
 ) -> None:
     """Full-ranking evaluation of the best checkpoint; per-user results saved for pairing."""
     if split not in ("valid", "test"):
@@ -103,7 +107,8 @@ def evaluate_cmd(
     _not_joint(run, "onefeed evaluate")
     results = {}
     for one in (["valid", "test"] if record else [split]):
-        res = _evaluate_split(run, one, beam, exclude_seen or filter_seen, data, sid)
+        with quiet_output(quiet):
+            res = _evaluate_split(run, one, beam, exclude_seen or filter_seen, data, sid)
         typer.echo(res.report())
         typer.echo(f"per-user results: {run / 'eval' / f'per_user_{one}.parquet'}\n")
         results[one] = res

@@ -124,3 +124,21 @@ def test_bench_progress_line_is_text():
                   {}, np.zeros(0), 7.44, 0.42)
     assert progress_line("rec", r) == ("  recommendation: recall@10 0.4605 ndcg@10 0.3462 "
                                        "(train 7.4 s, inference 0.4 s)")
+
+
+def test_quiet_silences_bars_and_logs_then_restores(capsys):
+    import rich
+
+    from onefeed.cli.output import quiet
+    from onefeed.evaluation import bench
+
+    with quiet():
+        rich.get_console().print("epoch 1: valid ndcg@10 0.1")  # the training loops' console
+        bench.console.print("synthetic tiger seed 0 ...")
+        rich.print("progress")
+    with quiet(False):
+        rich.get_console().print("shown")
+    rich.get_console().print("shown again")
+    captured = capsys.readouterr()
+    assert captured.out.split() == ["shown", "shown", "again"] and captured.err == ""
+    assert not rich.get_console().quiet and not bench.console.quiet

@@ -47,8 +47,9 @@ def test_run_writes_runs_synthetic_under_the_cwd(main_job):
     assert "onefeed generative core (tiger)" in out
     assert "report: runs/synthetic/report/report.md" in out
     assert "plot: runs/synthetic/report/recall_at_k.png" in out
-    assert "search on held-out queries" in out and "query suggestion" in out
-    search_block = out[out.index("search on held-out queries"):out.index("query suggestion:")]
+    summary = out[out.index("onefeed — summary"):]
+    search_block = summary[summary.index("search on held-out queries"):
+                           summary.index("query suggestion:")]
     assert "onefeed joint model" in search_block and "bm25" in search_block
     assert "suggested next queries" in out and "onefeed joint suggest --run" in out
     assert "{'recall@10'" not in out and "recommendation: recall@10 " in out

@@ -88,9 +88,11 @@ def quiet(enabled: bool = True) -> Iterator[None]:
     os.environ.update(env)
     for c in consoles:
         c.quiet = True
+    hf_bars = _hf_progress_bars(False)  # transformers reads the env vars only at import
     try:
         yield
     finally:
+        _hf_progress_bars(hf_bars)
         for c, q in zip(consoles, saved_quiet):
             c.quiet = q
         for k, v in saved_env.items():
@@ -98,3 +100,14 @@ def quiet(enabled: bool = True) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _hf_progress_bars(enabled: bool) -> bool:
+    """Turn transformers' tqdm bars ("Loading weights") on or off; returns the old state."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return enabled
+    before = hf_logging.is_progress_bar_enabled()
+    (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+    return before

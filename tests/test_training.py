@@ -130,10 +130,10 @@ def test_cli_train_evaluate_recommend(inputs, monkeypatch):
     assert res.exit_code == 0, res.output
     assert res.output.count("shoe") >= 5
     res = runner.invoke(app, ["recommend", "--run", str(out), "--user", "u3", "-k", "5",
-                              "--exclude-seen"])
+                              "--exclude-seen", "--json"])
     assert res.exit_code == 0, res.output
-    ranked = [line.split("] item ")[1] for line in res.output.splitlines() if "] item " in line]
-    assert sorted(int(r.split()[0]) for r in ranked) == [5, 6, 7, 8]  # all u3 has not seen
+    ranked = [row["title"] for row in json.loads(res.output)["items"]]
+    assert sorted(int(t.split()[1]) for t in ranked) == [5, 6, 7, 8]  # all u3 has not seen
 
     # a run whose manifest names no data / SID dir (bench adapters train from memory)
     manifest = json.loads((out / "manifest.json").read_text())

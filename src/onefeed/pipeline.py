@@ -56,9 +56,8 @@ def run_pipeline(cfg: PipelineConfig, root: Path, log: Callable[[str], None] = p
     table = build_sid(ds, cfg.sid, sid_dir, progress=False, data_dir=data_dir)
     diag = diagnose(table, ds.items, seed=cfg.sid.seed)
 
-    suite_overrides = [f'models.tiger.params.sid="{sid_dir}"',
-                       f'models.tiger.params.out="{root / "model"}"', *cfg.suite_overrides]
-    suite = load_suite(_repo_path(cfg.suite), suite_overrides)
+    suite = load_suite(_repo_path(cfg.suite), cfg.suite_overrides)
+    _anchor_model_rows(suite.models, root, data_dir, sid_dir)
     log(f"bench suite {suite.suite}: {', '.join(suite.models)}")
     report_dir = run_suite(suite, root / "report", quick=cfg.quick, data_dir=str(data_dir),
                            suite_path=str(cfg.suite), models=cfg.models or None)
@@ -66,25 +65,85 @@ def run_pipeline(cfg: PipelineConfig, root: Path, log: Callable[[str], None] = p
     return _summary(ds, data_dir, sid_dir, table, diag, doc, report_dir, root)
 
 
+def _anchor_model_rows(models: dict[str, Any], root: Path, data_dir: Path, sid_dir: Path) -> None:
+    """Point every generative row (one with ``params.sid``) at this run's data, SIDs and
+    ``root/model/<row>`` as absolute paths, and its model config at the repo's copy, so the
+    job works from any cwd and each trained model's manifest names its inputs (then
+    ``onefeed recommend / evaluate / joint ...`` need no extra flags)."""
+    for name, table in models.items():
+        params = table.get("params")
+        if not isinstance(params, dict) or "sid" not in params:
+            continue
+        params.update(sid=str(sid_dir.resolve()), data=str(Path(data_dir).resolve()),
+                      out=str((root / "model" / name).resolve()))
+        if params.get("config"):
+            params["config"] = str(_repo_path(params["config"]))
+
+
 def _summary(ds, data_dir, sid_dir, table, diag, doc, report_dir, root) -> dict[str, Any]:
     behaviours = ds.events.group_by("behaviour").len().sort("behaviour")
-    rec, search = {}, {}
+    tables: dict[str, dict[str, dict[str, float]]] = {"metrics": {}, "metrics_search": {},
+                                                      "metrics_query": {}}
     for name, row in doc["models"].items():
-        if "metrics" in row:
-            rec[name] = {m: v["mean"] for m, v in row["metrics"].items()}
-        if "metrics_search" in row:
-            search[name] = {m: v["mean"] for m, v in row["metrics_search"].items()}
+        for key, rows in tables.items():
+            if key in row:
+                rows[name] = {m: v["mean"] for m, v in row[key].items()}
+    models = {name: str(root / "model" / name / "seed0") for name in doc["models"]
+              if (root / "model" / name / "seed0" / "best").is_dir()}
     return {
         "data": {"users": ds.n_users, "items": ds.n_items, "events": ds.events.height,
                  "behaviours": dict(zip(behaviours["behaviour"], behaviours["len"]))},
         "leakage": ds.manifest.get("leakage"),
         "protocol": doc["protocol"].get("name", ds.manifest.get("protocol")),
+        "quick": bool(doc.get("quick")),
         "sid": {"levels": table.n_levels, "codebook_sizes": list(table.codebook_sizes),
                 "collision_rate": table.meta.get("collision_rate", float("nan")) / 100.0,
                 "coherence_ratio": diag.get("coherence", {}).get("same_category_path", {})
                 .get("ratio", float("nan"))},
-        "results": rec,
-        "search": search,
+        "notes": {name: row.get("note", "") for name, row in doc["models"].items()},
+        "results": tables["metrics"],
+        "search": tables["metrics_search"],
+        "query": tables["metrics_query"],
+        "examples": _examples(ds, models.get("onefeed"), models.get("tiger")),
         "paths": {"root": str(root), "data": str(data_dir), "sid": str(sid_dir),
-                  "report": str(report_dir / "report.md")},
+                  "report": str(report_dir / "report.md"),
+                  "plots": [str(p) for p in sorted(report_dir.glob("*.png"))],
+                  "models": models},
     }
+
+
+def _examples(ds, joint_run: str | None, rec_run: str | None, k: int = 3) -> list[str]:
+    """What the joint model answers for one user: feed, search for their held-out test query,
+    suggested next queries, and the commands that ask it yourself. [] without a joint row."""
+    import numpy as np
+    import polars as pl
+
+    if joint_run is None:
+        return []
+    from onefeed import training_joint
+
+    manifest = json.loads((Path(joint_run) / "manifest.json").read_text())
+    model, run_cfg, _ = training_joint.load_joint(Path(joint_run) / "best")
+    pred = training_joint.predictor(model, run_cfg, ds, manifest["sid"])
+    eq = ds.eval_queries.filter(pl.col("split") == "test").head(1)
+    if eq.is_empty():
+        return []
+    u, query = int(eq["user"][0]), str(eq["query"][0])
+    user_id = ds.users.filter(pl.col("user") == u)["user_id"][0]
+    titles = ds.items.sort("item")["title"].to_list()
+    users = np.array([u])
+
+    def names(ids: Any) -> str:
+        return "; ".join(titles[int(i)] for i in ids if int(i) >= 0)
+
+    lines = [f"user {user_id}: feed → {names(pred.recommend(users, 'test', k, 20)[0])}",
+             f"user {user_id} searches {query!r} → "
+             f"{names(pred.search(users, [query], 'test', k, 20)[0])}",
+             f"user {user_id}: suggested next queries → "
+             + "; ".join(repr(q) for q in pred.generate_queries(users, "test", k, 10)[0])]
+    run_arg = f"--run {joint_run} --user {user_id}"
+    lines += ["try it:",
+              f"  onefeed recommend --run {rec_run or joint_run} --user {user_id}",
+              f"  onefeed joint search {run_arg} --query {json.dumps(query)}",
+              f"  onefeed joint suggest {run_arg}"]
+    return lines

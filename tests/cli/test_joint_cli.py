@@ -1,4 +1,5 @@
-"""``onefeed joint train|recommend|search|suggest`` on the toy joint world: JSON out, clear errors."""
+"""``onefeed joint train|recommend|search|suggest`` on the toy joint world: tables, JSON with
+``--json``, clear errors."""
 
 import json
 import sys
@@ -40,15 +41,21 @@ def _json(res):
 def test_recommend_search_suggest(run_dir):
     r = CliRunner(env={"COLUMNS": "300"})
     rec = _json(r.invoke(app, ["joint", "recommend", "--run", str(run_dir), "--user", "u0",
-                               "-k", "3", "--beam", "5"]))
-    assert len(rec["items"]) == 3 and {"item_id", "title"} <= set(rec["items"][0])
+                               "-k", "3", "--beam", "5", "--json"]))
+    assert len(rec["items"]) == 3 and {"rank", "item_id", "title"} <= set(rec["items"][0])
+    table = r.invoke(app, ["joint", "recommend", "--run", str(run_dir), "--user", "u0",
+                           "-k", "3", "--beam", "5"])
+    assert table.exit_code == 0 and "user u0" in table.output
+    assert rec["items"][0]["item_id"] in table.output
     new_query = "a query nobody typed before"
     found = _json(r.invoke(app, ["joint", "search", "--run", str(run_dir), "--user", "u1",
-                                 "--query", new_query, "-k", "4", "--beam", "5"]))
+                                 "--query", new_query, "-k", "4", "--beam", "5", "--json"]))
     assert found["query"] == new_query and len(found["items"]) == 4
     sug = _json(r.invoke(app, ["joint", "suggest", "--run", str(run_dir), "--user", "u2",
-                               "-k", "2"]))
-    assert len(sug["queries"]) <= 2 and all(isinstance(q, str) for q in sug["queries"])
+                               "-k", "2", "--json"]))
+    assert len(sug["queries"]) <= 2
+    assert all(isinstance(q["query"], str) for q in sug["queries"])
+    assert [q["rank"] for q in sug["queries"]] == list(range(1, len(sug["queries"]) + 1))
 
 
 def test_bad_input_is_named(run_dir, tmp_path):
@@ -78,7 +85,7 @@ def test_search_fused_with_bm25(run_dir):
     cands = [ids[int(i)] for i in bm25.retrieve([query], 5)[0] if i >= 0]
     r = CliRunner(env={"COLUMNS": "300"})
     base = ["joint", "search", "--run", str(run_dir), "--user", "u1", "--query", query,
-            "-k", "3", "--bm25-depth", "5"]
+            "-k", "3", "--bm25-depth", "5", "--json"]
     plain = _json(r.invoke(app, base + ["--bm25-lam", "0"]))
     assert [x["item_id"] for x in plain["items"]] == cands[:3]
     fused = _json(r.invoke(app, base + ["--bm25-lam", "0.5"]))

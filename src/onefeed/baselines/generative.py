@@ -10,6 +10,9 @@ Suite row (``kind = "external"``)::
     params = { sid = "runs/beauty/sid/rqkmeans", config = "configs/model/beauty.toml",
                out = "runs/beauty/bench-tiger", beam = 50, overrides = [] }
 
+``params.data`` (the prepared dataset dir the bench runs on) is recorded in each trained
+run's manifest with the SID dir (``run_inputs``).
+
 ``params.seen``: "keep" (default), "exclude" or "auto" (chosen on validation NDCG@10) — whether
 the model's own lists may contain the user's history items (``_seen_rule``).
 
@@ -29,6 +32,20 @@ import numpy as np
 from onefeed.baselines.base import TrainLog
 from onefeed.data.schemas import Dataset
 from onefeed.data.views import RecCases
+
+
+def run_inputs(params: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's provenance of a run trained from a suite row: absolute ``data`` (when the
+    row names it in ``params.data``; ``onefeed run`` does) and ``sid`` dirs, the config file and
+    overrides, so ``onefeed recommend / evaluate --run`` find the inputs without flags."""
+    from onefeed.artifacts import file_sha256
+
+    sid = Path(params["sid"]).resolve()
+    table = sid / "sid_table.parquet"
+    return {"data": str(Path(params["data"]).resolve()) if params.get("data") else None,
+            "sid": str(sid), "sid_sha256": file_sha256(table) if table.exists() else None,
+            "config_file": str(params["config"]) if params.get("config") else None,
+            "overrides": list(params.get("overrides", []))}
 
 
 class GenerativeAdapter:
@@ -56,7 +73,8 @@ class GenerativeAdapter:
             run_cfg = training.load_run_config(cfg.get("config"),
                                                list(cfg.get("overrides", [])) +
                                                [f"train.seed={seed}"])
-            state = training.train(ds, sid, run_cfg, out, resume=bool(cfg.get("resume", True)))
+            state = training.train(ds, sid, run_cfg, out, resume=bool(cfg.get("resume", True)),
+                                   provenance=run_inputs(cfg))
             for h in state.get("history", []):
                 log.epochs.append(int(h["epoch"]))
                 log.loss.append(float(h["loss"]) if h.get("loss") is not None else float("nan"))
@@ -72,7 +90,10 @@ class GenerativeAdapter:
         return log
 
     def _seen_rule(self, ds: Dataset, log: TrainLog) -> str:
-        """``params.seen``: "keep" (default: history items may be recommended), "exclude", or
+        """``params.data`` (the prepared dataset dir the bench runs on) is recorded in each trained
+run's manifest with the SID dir (``run_inputs``).
+
+``params.seen``: "keep" (default: history items may be recommended), "exclude", or
         "auto" (whichever is better on validation NDCG@10; the choice goes to the log)."""
         from onefeed.data.views import rec_cases
         from onefeed.evaluation.generative import choose_seen_rule

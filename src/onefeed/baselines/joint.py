@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from onefeed.baselines.base import TrainLog
+from onefeed.baselines.generative import run_inputs
 from onefeed.data.schemas import Dataset
 from onefeed.data.views import RecCases
 
@@ -52,7 +53,8 @@ class JointAdapter:
             run_cfg = tj.load_run_config(cfg.get("config"), list(cfg.get("overrides", []))
                                          + [f"train.seed={seed}"])
             state = tj.train_joint(ds, cfg["sid"], run_cfg, out,
-                                   resume=bool(cfg.get("resume", True)))
+                                   resume=bool(cfg.get("resume", True)),
+                                   provenance=run_inputs(cfg))
             for h in state.get("history", []):
                 log.epochs.append(int(h["epoch"]))
                 log.loss.append(float(h["loss"]) if h.get("loss") is not None else float("nan"))

@@ -13,7 +13,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import typer  # noqa: E402
 
 app = typer.Typer(help="onefeed: unified generative search and recommendation.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None)  # help and errors quote [config.keys] verbatim
 
 # (module, sub-command name or None for top-level commands registered by the module itself)
 _SUBAPPS = [

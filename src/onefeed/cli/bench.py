@@ -11,7 +11,7 @@ import importlib
 import typer
 
 app = typer.Typer(help="Benchmarks (write JSON + markdown under bench/results/).",
-                  no_args_is_help=True)
+                  no_args_is_help=True, rich_markup_mode=None)
 
 for _module in ("onefeed.cli.bench_suite", "onefeed.cli.bench_prepare",
                 "onefeed.cli.bench_sid", "onefeed.cli.bench_decode",

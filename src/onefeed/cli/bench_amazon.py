@@ -16,6 +16,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from onefeed.paths import REPO, runs_root
 
@@ -38,13 +39,13 @@ def ensure_data(category: str, raw: Path | None, out: Path, overrides: list[str]
     from onefeed.data.prepare import load_config, prepare_to_dir
 
     if (out / "manifest.json").exists():
-        console.print(f"using prepared data {out} (delete it to prepare again)")
+        console.print(f"using prepared data {out} (delete it to prepare again)", markup=False)
         return out
     cfg = load_config(PREPARE, [f"name={category_name(category)}",
                                 f"options.category={category}", *overrides])
     if raw is not None:
         cfg.path = str(raw)
-    console.print(f"preparing {category} -> {out}")
+    console.print(f"preparing {category} -> {out}", markup=False)
     prepare_to_dir(cfg, out)
     return out
 
@@ -56,10 +57,10 @@ def ensure_sid(data_dir: Path, out: Path, overrides: list[str]) -> Path:
     from onefeed.sid.build import SidConfig, build
 
     if (out / "manifest.json").exists():
-        console.print(f"using semantic IDs {out} (delete it to build again)")
+        console.print(f"using semantic IDs {out} (delete it to build again)", markup=False)
         return out
     cfg = cfg_mod.load(SidConfig, SID_CONFIG, overrides)
-    console.print(f"building semantic IDs ({cfg.strategy} {cfg.quantizer}) -> {out}")
+    console.print(f"building semantic IDs ({cfg.strategy} {cfg.quantizer}) -> {out}", markup=False)
     build(Dataset.load(data_dir), cfg, out, data_dir=data_dir)
     return out
 
@@ -111,7 +112,7 @@ def register(app: typer.Typer) -> None:
             cfg = suite_for(category, data_dir, sid_dir, root / "model" / "bench-tiger",
                             list(override))
         except (DataError, ConfigError, FileNotFoundError) as exc:
-            console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+            console.print(f"[red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
             raise typer.Exit(1) from None
         out_dir = run_suite(cfg, out or None, quick=quick,
                             seeds=[int(s) for s in seeds.split(",") if s.strip()] or None,

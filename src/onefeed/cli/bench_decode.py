@@ -25,13 +25,13 @@ def register(app: typer.Typer) -> None:
 
 def bench_decode(
     run: Path = typer.Option(..., help="run dir written by onefeed train"),
-    split: str = typer.Option("test"),
+    split: str = typer.Option("test", help="valid | test: whose histories are decoded"),
     users: int = typer.Option(2048, help="users decoded per configuration"),
     beams: str = typer.Option("20,50", help="comma-separated beam sizes"),
-    batch_size: int = typer.Option(256),
+    batch_size: int = typer.Option(256, help="users per batched decode"),
     requests: int = typer.Option(300, help="single-user requests for the latency figures"),
-    threads: int = typer.Option(1),
-    seed: int = typer.Option(0),
+    threads: int = typer.Option(1, help="torch threads"),
+    seed: int = typer.Option(0, help="seed of the user sample and of torch"),
     out: Path = typer.Option(None, help="default bench/results/decode.{json,md}"),
 ) -> None:
     """Trie beam search vs per-beam prefix masking (HF/GENRE) on one trained run: users/s,

@@ -145,6 +145,8 @@ def register(app: typer.Typer) -> None:
 
         from onefeed.artifacts import git_commit, machine_info, write_json
 
+        from rich.markup import escape
+
         console = Console()
         cases: dict[str, dict] = {}
         load_before = list(os.getloadavg())  # the machine is shared: say how busy it was
@@ -157,7 +159,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"[bold]{name}[/bold] ...")
             overrides = _synthetic_overrides(extra) if isinstance(extra, int) else []
             cases[name] = run_case(config, overrides)
-            console.print(f"  {cases[name]}" if not cases[name].get("ok") else
+            console.print(escape(f"  {cases[name]}") if not cases[name].get("ok") else
                           f"  {cases[name]['total_s']} s, peak {cases[name]['peak_rss_gib']} GiB")
         report = {"created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                   "load_average_before": load_before, "load_average_after": list(os.getloadavg()),
@@ -166,7 +168,7 @@ def register(app: typer.Typer) -> None:
         folder = out or results_root()
         write_json(folder / "prepare.json", report)
         (folder / "prepare.md").write_text(_markdown(report))
-        console.print(_markdown(report))
+        console.print(_markdown(report), markup=False)
 
 
 if __name__ == "__main__":

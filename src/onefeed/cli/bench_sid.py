@@ -268,7 +268,7 @@ def register(app: typer.Typer) -> None:
         data: Path | None = typer.Option(None, help="Prepared Beauty dataset dir (default: "
                                                     "raw items.jsonl.gz)."),
         rqvae_epochs: int | None = typer.Option(None, help="Override RQ-VAE epochs."),
-        seed: int = typer.Option(0),
+        seed: int = typer.Option(0, help="Seed of the quantizers (k-means / RQ-VAE)."),
         limit: int | None = typer.Option(None, help="Only the first N items (quick check)."),
         out: Path | None = typer.Option(None, help="Results dir (default bench/results)."),
         embedding_only: bool = typer.Option(False, help="Only the text-encoding rows; keep the "
@@ -290,4 +290,4 @@ def register(app: typer.Typer) -> None:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "sid.json", result)
         atomic_write_text(out / "sid.md", _markdown(result))
-        console.print(_markdown(result))
+        console.print(_markdown(result), markup=False)

@@ -13,6 +13,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from onefeed.cli.output import QUIET_HELP
+from onefeed.cli.output import quiet as quiet_output
 
 console = Console()
 
@@ -84,7 +88,7 @@ def register(app: typer.Typer) -> None:
         rebuild_checks: bool = typer.Option(True, help="With --checks: also rebuild each "
                                                        "table (doubles the build time)."),
         out: Path | None = typer.Option(None, help="Results dir (default bench/results)."),
-        quiet: bool = typer.Option(False, help="No progress bars."),
+        quiet: bool = typer.Option(False, help=QUIET_HELP),
     ) -> None:
         """Build and measure every strategy x quantiser table (resumable)."""
         from onefeed.artifacts import atomic_write_text, git_commit, machine_info, write_json
@@ -128,9 +132,10 @@ def register(app: typer.Typer) -> None:
             sid = row.get("sid", {})
             console.print(f"[bold]{name}[/]: build {row['build_s']:.1f} s, collisions "
                           f"{sid.get('collision_rate', float('nan')):.2f}%, checks "
-                          f"{row.get('checks')}")
+                          f"{escape(str(row.get('checks')))}")
 
-        run_matrix(ds, data, data.resolve().parent / "sid", specs, base,
-                   previous.get("tables", {}), checks, not quiet, on_row=save,
-                   rebuild=rebuild_checks)
-        console.print(markdown(result))
+        with quiet_output(quiet):
+            run_matrix(ds, data, data.resolve().parent / "sid", specs, base,
+                       previous.get("tables", {}), checks, not quiet, on_row=save,
+                       rebuild=rebuild_checks)
+        console.print(markdown(result), markup=False)

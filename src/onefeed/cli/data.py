@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -14,14 +15,14 @@ from onefeed.config import ConfigError
 from onefeed.data.schemas import DataError, Dataset
 
 app = typer.Typer(help="Prepare, check and inspect datasets (raw logs -> split, leak-checked "
-                       "data).", no_args_is_help=True)
+                       "data).", no_args_is_help=True, rich_markup_mode=None)
 console = Console()
 PREPARE_STAGES = 7  # load, preprocess, split, weak queries, sessions, leakage checks, save
 err = Console(stderr=True)
 
 
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -57,7 +58,7 @@ def prepare(
     except (DataError, ConfigError, FileNotFoundError) as exc:
         _fail(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
     c = ds.manifest["counts"]
-    console.print(f"wrote {path}: {c['users']:,} users, {c['items']:,} items, "
+    console.print(f"wrote {escape(str(path))}: {c['users']:,} users, {c['items']:,} items, "
                   f"{c['events']:,} events ({c['item_events']:,} item events), "
                   f"{ds.eval_queries.height:,} eval queries; leakage checks passed")
 
@@ -82,7 +83,7 @@ def check(directory: Path = typer.Argument(..., help="A prepared dataset directo
     table.add_column("result")
     for name, finding in results.items():
         table.add_row(name, "[green]pass[/green]" if finding is None else f"[red]FAIL[/red] "
-                      f"{finding.message}")
+                      f"{escape(finding.message)}")
     console.print(table)
     failures = [f for f in results.values() if f is not None]
     for finding in failures:
@@ -118,7 +119,8 @@ def _queries_table(ds: Dataset, n_items: int = 3) -> Table:
     for item in items:
         for _, query, source, split in ds.queries.filter(pl.col("item") == item).select(
                 "item", "query", "source", "split").iter_rows():
-            table.add_row(str(item), (titles.get(item) or "")[:50], query, source, split)
+            table.add_row(str(item), escape((titles.get(item) or "")[:50]), escape(query),
+                          source, split)
     return table
 
 
@@ -129,15 +131,17 @@ def _history_table(ds: Dataset, n: int = 12) -> Table:
     pool = ev.filter(pl.col("user").is_in(searchers.head(200).implode())) if searchers.len() else ev
     longest = pool.group_by("user").len().sort(["len", "user"], descending=[True, False])
     user = int(longest["user"][0])
+    user_id = ds.users.filter(pl.col("user") == user)["user_id"]
+    label = user_id[0] if user_id.len() else str(user)  # the dataset's own id, e.g. "u125"
     titles = dict(ds.items.select("item", "title").iter_rows())
-    table = Table(title=f"mixed history of user {user} (last {n} events)")
+    table = Table(title=escape(f"mixed history of user {label} (last {n} events)"))
     for col in ("pos", "split", "behaviour", "item / query"):
         table.add_column(col, overflow="fold")
     for pos, split, b, item, query in (ev.filter(pl.col("user") == user).tail(n)
                                        .select("position", "split", "behaviour", "item", "query")
                                        .iter_rows()):
         text = f"q: {query}" if b == "search_query" else f"{item}: {(titles.get(item) or '')[:60]}"
-        table.add_row(str(pos), split, b, text)
+        table.add_row(str(pos), split, b, escape(text))
     return table
 
 

@@ -8,7 +8,8 @@
     onefeed joint suggest   --run runs/beauty/model/joint --user A1YJEY40YUW4SE -k 5
 
 Users are given by their original id (``users.user_id``); the history is everything the user
-did before ``--split``'s target (``test``: the whole log up to the last event). Output is JSON.
+did before ``--split``'s target (``test``: the whole log up to the last event). Output is a
+table, or JSON with ``--json`` (the shape of ``onefeed recommend``: ``cli/output.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,17 @@ from typing import Any, Optional
 
 import typer
 
-app = typer.Typer(help="The joint search + recommendation + query model.", no_args_is_help=True)
+from onefeed.cli.output import JSON_HELP, QUIET_HELP, item_rows, print_result, query_rows
+from onefeed.cli.output import quiet as quiet_output
+
+app = typer.Typer(help="The joint search + recommendation + query model.", no_args_is_help=True,
+                  rich_markup_mode=None)
+
+RUN_HELP = "run dir written by onefeed joint train (or the onefeed row of onefeed run)"
+USER_HELP = "user id as in the source data (users.user_id)"
+SPLIT_HELP = ("the history ends before this split's target: test = the whole log, valid = "
+              "without the last event")
+BEAM_HELP = "beam size (widened to at least k)"
 
 
 @app.command("train")
@@ -31,13 +42,17 @@ def train_cmd(
     out: Optional[Path] = typer.Option(None, help="run dir (default runs/<data>/model/joint-"
                                        "<sid>)"),
     set_: list[str] = typer.Option([], "--set", help="override, e.g. tasks.nsqp=0"),
-    no_resume: bool = typer.Option(False, help="start over even if OUT/last exists"),
+    resume: bool = typer.Option(True, "--resume/--no-resume",
+                                help="continue from OUT/last if it exists (--no-resume: start "
+                                     "over)"),
+    quiet: bool = typer.Option(False, help=QUIET_HELP),
 ) -> None:
     """Train on NRIP + NSIP + NSQP + DESC2ID + ID2DESC (weights in the config's [tasks])."""
     from onefeed import training_joint
 
     out = out or data.parent / "model" / f"joint-{sid.name}"
-    state = training_joint.run(data, sid, config, out, list(set_), resume=not no_resume)
+    with quiet_output(quiet):
+        state = training_joint.run(data, sid, config, out, list(set_), resume=resume)
     typer.echo(json.dumps({"run": str(out), "best_epoch": state["best_epoch"],
                            "best_valid": state.get("best_valid"),
                            "train_minutes": round(state["train_seconds"] / 60, 1)}, indent=2))
@@ -45,6 +60,7 @@ def train_cmd(
 
 def _load(run: Path) -> tuple[Any, Any]:
     from onefeed import training_joint
+    from onefeed.cli.model import input_dir
     from onefeed.data.schemas import DataError, Dataset
 
     manifest_path = run / "manifest.json"
@@ -54,12 +70,15 @@ def _load(run: Path) -> tuple[Any, Any]:
     if manifest.get("kind") != "joint-generative":
         raise typer.BadParameter(f"{run}: manifest kind {manifest.get('kind')!r}, expected "
                                  "'joint-generative' (train with onefeed joint train)")
+    if not manifest.get("data"):
+        raise typer.BadParameter(f"{run}: its manifest names no data dir (trained from in-memory "
+                                 "data by a bench adapter without params.data)")
     try:
-        ds = Dataset.load(manifest["data"])
+        ds = Dataset.load(input_dir(run, manifest["data"]))
     except (FileNotFoundError, DataError) as exc:
         raise typer.BadParameter(f"{run}: its dataset {manifest['data']} is unreadable: {exc}")
     model, run_cfg, _ = training_joint.load_joint(run / "best")
-    return ds, training_joint.predictor(model, run_cfg, ds, manifest["sid"])
+    return ds, training_joint.predictor(model, run_cfg, ds, input_dir(run, manifest["sid"]))
 
 
 def _user_index(ds: Any, user: str) -> int:
@@ -73,34 +92,41 @@ def _user_index(ds: Any, user: str) -> int:
 
 def _items(ds: Any, ids: Any) -> list[dict[str, Any]]:
     items = ds.items.sort("item")
-    return [{"item_id": items["item_id"][int(i)], "title": items["title"][int(i)]}
-            for i in ids if int(i) >= 0]
+    return item_rows(ids, items["item_id"].to_list(), items["title"].to_list())
 
 
 @app.command("recommend")
-def recommend_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
-                  k: int = typer.Option(10, "-k", "--k", min=1, max=200), split: str = typer.Option("test"),
-                  beam: int = typer.Option(20)) -> None:
+def recommend_cmd(run: Path = typer.Option(..., help=RUN_HELP),
+                  user: str = typer.Option(..., help=USER_HELP),
+                  k: int = typer.Option(10, "-k", "--k", min=1, max=200, help="how many items"),
+                  split: str = typer.Option("test", help=SPLIT_HELP),
+                  beam: int = typer.Option(20, help=BEAM_HELP),
+                  as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Next items for a user's feed (NRIP)."""
     import numpy as np
 
     ds, pred = _load(run)
     u = _user_index(ds, user)
     out = pred.recommend(np.array([u]), split, k, max(beam, k))[0]
-    typer.echo(json.dumps({"user": user, "items": _items(ds, out)}, indent=2))
+    print_result({"user": user, "items": _items(ds, out)}, as_json)
 
 
 @app.command("search")
-def search_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
+def search_cmd(run: Path = typer.Option(..., help=RUN_HELP),
+               user: str = typer.Option(..., help=USER_HELP),
                query: str = typer.Option(..., help="free text (up to 12 word pieces are read)"),
-               k: int = typer.Option(10, "-k", "--k", min=1, max=200), split: str = typer.Option("test"),
-               beam: int = typer.Option(20),
+               k: int = typer.Option(10, "-k", "--k", min=1, max=200, help="how many items"),
+               split: str = typer.Option("test", help=SPLIT_HELP),
+               beam: int = typer.Option(20, help=BEAM_HELP),
                bm25_lam: float | None = typer.Option(
                    None, min=0.0, help="fuse with BM25: its top --bm25-depth items re-scored by "
                    "bm25/max + lam * the model's log p (the bench's onefeed-hybrid row; its lam "
                    "tuned on valid is `fusion.w_search` in results.json: 0.02-0.03 on Beauty, "
                    "0.1 on ML-100K)"),
-               bm25_depth: int = typer.Option(100, min=1, max=1000)) -> None:
+               bm25_depth: int = typer.Option(100, min=1, max=1000,
+                                              help="with --bm25-lam: how many BM25 candidates "
+                                                   "are re-scored"),
+               as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Items for a query, personalised by the user's history (NSIP; optionally fused with BM25)."""
     import numpy as np
 
@@ -129,17 +155,20 @@ def search_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
         items, scores = bm25.retrieve_scores([query], max(bm25_depth, k))
         model = pred.score_search(np.array([u]), [query], split, items)
         out = score_fusion(items, scores, model, bm25_lam, k)[0]
-    typer.echo(json.dumps({"user": user, "query": query, "items": _items(ds, out)}, indent=2))
+    print_result({"user": user, "query": query, "items": _items(ds, out)}, as_json)
 
 
 @app.command("suggest")
-def suggest_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
-                k: int = typer.Option(5, "-k", "--k", min=1, max=50), split: str = typer.Option("test"),
-                beam: int = typer.Option(10)) -> None:
+def suggest_cmd(run: Path = typer.Option(..., help=RUN_HELP),
+                user: str = typer.Option(..., help=USER_HELP),
+                k: int = typer.Option(5, "-k", "--k", min=1, max=50, help="how many queries"),
+                split: str = typer.Option("test", help=SPLIT_HELP),
+                beam: int = typer.Option(10, help=BEAM_HELP),
+                as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Queries the user is likely to search next (NSQP)."""
     import numpy as np
 
     ds, pred = _load(run)
     u = _user_index(ds, user)
     out = pred.generate_queries(np.array([u]), split, k, max(beam, k))[0]
-    typer.echo(json.dumps({"user": user, "queries": out}, indent=2))
+    print_result({"user": user, "queries": query_rows(out)}, as_json)

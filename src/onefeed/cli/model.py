@@ -8,6 +8,9 @@ from typing import Optional
 
 import typer
 
+from onefeed.cli.output import JSON_HELP, QUIET_HELP, item_rows, print_result
+from onefeed.cli.output import quiet as quiet_output
+
 
 def register(app: typer.Typer) -> None:
     app.command("train")(train_cmd)
@@ -21,7 +24,10 @@ def train_cmd(
     config: Optional[Path] = typer.Option(None, help="configs/model/<x>.toml"),
     out: Optional[Path] = typer.Option(None, help="run dir (default runs/<data>/model/<config>)"),
     set_: list[str] = typer.Option([], "--set", help="override, e.g. train.lr=5e-4"),
-    no_resume: bool = typer.Option(False, help="start over even if OUT/last exists"),
+    resume: bool = typer.Option(True, "--resume/--no-resume",
+                                help="continue from OUT/last if it exists (--no-resume: start "
+                                     "over)"),
+    quiet: bool = typer.Option(False, help=QUIET_HELP),
 ) -> None:
     """Train the generative recommender (also runs under torchrun: python -m onefeed.training)."""
     from onefeed import training
@@ -29,30 +35,56 @@ def train_cmd(
     if out is None:
         stem = config.stem if config else "default"
         out = data.parent / "model" / f"{sid.name}-{stem}"
-    state = training.run(data, sid, config, out, list(set_), resume=not no_resume)
+    with quiet_output(quiet):
+        state = training.run(data, sid, config, out, list(set_), resume=resume)
     typer.echo(f"run: {out}\nbest valid ndcg@10 {state['best_ndcg10']:.4f} at epoch "
                f"{state['best_epoch']} ({state['train_seconds'] / 60:.1f} min)")
 
 
-def run_inputs(run: Path, data: Path | None = None, sid: Path | None = None
-               ) -> tuple[dict, Path, Path]:
-    """A run's manifest and the dataset / SID dirs it was trained on (``data`` / ``sid``
-    override the manifest: runs trained by a bench adapter from in-memory data name no data
-    dir). Clear errors for a missing run, manifest or input."""
+JOINT_KIND = "joint-generative"
+
+
+def read_manifest(run: Path) -> dict:
+    """A trained run's manifest.json; clear errors for a missing run or manifest."""
     if not (run / "best").is_dir():
         raise typer.BadParameter(f"{run}: no trained run here (no best/ checkpoint dir)")
     path = run / "manifest.json"
     if not path.exists():
         raise typer.BadParameter(f"{run}: no manifest.json (not written by onefeed train)")
-    manifest = json.loads(path.read_text())
+    return json.loads(path.read_text())
+
+
+def input_dir(run: Path, value: str | Path) -> Path:
+    """A manifest path: absolute, relative to the cwd, or relative to the run dir."""
+    path = Path(value)
+    if not path.is_absolute() and not path.exists() and (run / path).exists():
+        return run / path
+    return path
+
+
+def run_inputs(run: Path, data: Path | None = None, sid: Path | None = None
+               ) -> tuple[dict, Path, Path]:
+    """A run's manifest and the dataset / SID dirs it was trained on (``data`` / ``sid``
+    override the manifest: runs trained by a bench adapter from in-memory data may name no
+    data dir). Clear errors for a missing run, manifest or input."""
+    manifest = read_manifest(run)
     found = {"data": data or manifest.get("data"), "sid": sid or manifest.get("sid")}
     for name, value in found.items():
         if not value:
             raise typer.BadParameter(f"{run}: its manifest names no {name} dir (trained from "
                                      f"in-memory data, e.g. by a bench adapter); pass --{name}")
-        if not Path(value).is_dir():
+        found[name] = input_dir(run, value)
+        if not found[name].is_dir():
             raise typer.BadParameter(f"{run}: {name} dir {value} does not exist")
-    return manifest, Path(found["data"]), Path(found["sid"])
+    return manifest, found["data"], found["sid"]
+
+
+def _not_joint(run: Path, command: str) -> None:
+    if read_manifest(run).get("kind") == JOINT_KIND:
+        raise typer.BadParameter(
+            f"{run} is a joint run (onefeed joint train): {command} reads recommendation-only "
+            "runs; use onefeed joint recommend / search / suggest, or score it in a bench "
+            "suite row (onefeed.baselines.joint:JointAdapter)")
 
 
 def evaluate_cmd(
@@ -61,16 +93,22 @@ def evaluate_cmd(
     sid: Optional[Path] = typer.Option(None, help="SID table dir (default: the run's manifest)"),
     split: str = typer.Option("test", help="valid | test"),
     beam: int = typer.Option(20, help="beam size (>= 20, the largest K)"),
-    filter_seen: bool = typer.Option(False, help="drop history items from the ranking"),
+    exclude_seen: bool = typer.Option(False, "--exclude-seen/--keep-seen",
+                                      help="drop the user's history items from the ranking"),
+    filter_seen: bool = typer.Option(False, "--filter-seen", hidden=True,
+                                     help="deprecated alias of --exclude-seen"),
     record: Optional[str] = typer.Option(None, help="also evaluate valid and write "
                                          "bench/results/<record>.{json,md}"),
+    quiet: bool = typer.Option(False, help=QUIET_HELP),
 ) -> None:
     """Full-ranking evaluation of the best checkpoint; per-user results saved for pairing."""
     if split not in ("valid", "test"):
         raise typer.BadParameter(f"split {split!r}: expected valid or test")
+    _not_joint(run, "onefeed evaluate")
     results = {}
     for one in (["valid", "test"] if record else [split]):
-        res = _evaluate_split(run, one, beam, filter_seen, data, sid)
+        with quiet_output(quiet):
+            res = _evaluate_split(run, one, beam, exclude_seen or filter_seen, data, sid)
         typer.echo(res.report())
         typer.echo(f"per-user results: {run / 'eval' / f'per_user_{one}.parquet'}\n")
         results[one] = res
@@ -157,15 +195,35 @@ def _record(run: Path, name: str, results: dict, data: Path | None = None,
 
 
 def recommend_cmd(
-    run: Path = typer.Option(..., help="run dir written by onefeed train"),
+    run: Path = typer.Option(..., help="run dir written by onefeed train, onefeed run (e.g. "
+                             "runs/synthetic/model/tiger/seed0) or onefeed joint train"),
     user: str = typer.Option(..., help="user id as in the source data (or integer user index)"),
-    k: int = typer.Option(10, "-k", help="how many items"),
-    beam: int = typer.Option(20),
+    k: int = typer.Option(10, "-k", "--k", min=1, help="how many items"),
+    beam: int = typer.Option(20, min=1, help="beam size (widened to at least k)"),
     exclude_seen: bool = typer.Option(False, "--exclude-seen/--keep-seen",
                                       help="leave out items already in the user's history "
                                            "(the beam is widened by the history length)"),
+    data: Optional[Path] = typer.Option(None, help="dataset dir (default: the run's manifest)"),
+    sid: Optional[Path] = typer.Option(None, help="SID table dir (default: the run's manifest)"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Recommend the next items for one user (history = all their events) and print titles."""
+    """Recommend the next items for one user (history = all their events): a table of titles.
+
+    A joint run (onefeed joint train) is served by its NRIP head, as onefeed joint recommend."""
+    if read_manifest(run).get("kind") == JOINT_KIND:
+        if exclude_seen:
+            raise typer.BadParameter("--exclude-seen is not supported for a joint run")
+        from onefeed.cli.joint import recommend_cmd as joint_recommend
+
+        joint_recommend(run=run, user=user, k=k, split="test", beam=beam, as_json=as_json)
+        return
+    result, caption = recommend_items(run, user, k, beam, exclude_seen, data, sid)
+    print_result(result, as_json, caption)
+
+
+def recommend_items(run: Path, user: str, k: int, beam: int, exclude_seen: bool,
+                    data: Path | None = None, sid: Path | None = None) -> tuple[dict, str]:
+    """The recommend result dict (cli.output shape) and a one-line history caption."""
     import numpy as np
     import polars as pl
 
@@ -177,7 +235,7 @@ def recommend_cmd(
     from onefeed.tasks.rec import sid_tensor
     from onefeed.training import load_model
 
-    _, data_dir, sid_dir = run_inputs(run)
+    _, data_dir, sid_dir = run_inputs(run, data, sid)
     ds, sid_table = Dataset.load(data_dir), SidTable.load(sid_dir)
     model, run_cfg, vocab = load_model(run / "best")
     match = ds.users.filter(pl.col("user_id") == user)
@@ -193,9 +251,11 @@ def recommend_cmd(
     trie = Trie.from_table(sid_table.codes, sid_table.codebook_sizes)
     decode = recommend_unseen if exclude_seen else recommend
     top, scores = decode(model, hist, sid_tensor(sid_table), vocab, trie, max(beam, k), k)
-    titles = dict(zip(ds.items["item"].to_list(), ds.items["title"].to_list()))
-    typer.echo(f"user {match['user_id'][0]} ({len(items)} events); last: "
-               f"{titles.get(int(items[-1])) if len(items) else '-'}")
-    for rank, (item, score) in enumerate(zip(top[0].tolist(), scores[0].tolist()), 1):
-        if item >= 0:
-            typer.echo(f"{rank:>3}. [{score:7.3f}] {titles.get(item) or ds.items['item_id'][item]}")
+    catalogue = ds.items.sort("item")
+    titles = catalogue["title"].to_list()
+    rows = item_rows(top[0][:k], catalogue["item_id"].to_list(),
+                     [t or catalogue["item_id"][i] for i, t in enumerate(titles)], scores[0][:k])
+    last = titles[int(items[-1])] if len(items) else "-"
+    user_id = match["user_id"][0]
+    return ({"user": user_id, "items": rows},
+            f"{len(items)} item events in the history; last: {last}")

@@ -7,10 +7,14 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from onefeed.cli.output import QUIET_HELP
+from onefeed.cli.output import quiet as quiet_output
+
 app = typer.Typer(help="Semantic IDs: build item code tables and inspect them.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, rich_markup_mode=None)
 console = Console()
 
 
@@ -27,7 +31,7 @@ def build(
     config: Path | None = typer.Option(None, help="TOML file with SidConfig fields."),
     set_: list[str] = typer.Option([], "--set", help="Override, e.g. --set levels=4 "
                                                      "--set rqvae.epochs=50"),
-    quiet: bool = typer.Option(False, help="No progress bars."),
+    quiet: bool = typer.Option(False, help=QUIET_HELP),
 ) -> None:
     """Build a SidTable from a prepared dataset."""
     from onefeed import config as cfg_mod
@@ -42,8 +46,9 @@ def build(
     cfg = cfg_mod.load(SidConfig, config, [*chosen, *set_])
     ds = Dataset.load(data)
     out = out or data.resolve().parent / "sid" / f"{cfg.strategy}-{cfg.quantizer}"
-    table = build_sid(ds, cfg, out, progress=not quiet, data_dir=data)
-    console.print(f"wrote {out}: {table.n_items} items x {table.n_levels} levels "
+    with quiet_output(quiet):
+        table = build_sid(ds, cfg, out, progress=not quiet, data_dir=data)
+    console.print(f"wrote {escape(str(out))}: {table.n_items} items x {table.n_levels} levels "
                   f"{list(table.codebook_sizes)}, collision rate before disambiguation "
                   f"{table.meta['collision_rate']:.2f}%")
 
@@ -72,7 +77,8 @@ def inspect(
     png = plot_usage(table, directory / f"{name}_code_usage.png")
     write_json(directory / f"{name}_diagnostics.json", report)
     _print(report)
-    console.print(f"code-usage plot: {png}\ndiagnostics: {directory / f'{name}_diagnostics.json'}")
+    console.print(f"code-usage plot: {png}\ndiagnostics: {directory / f'{name}_diagnostics.json'}",
+                  markup=False)
 
 
 def _print(report: dict) -> None:
@@ -86,8 +92,9 @@ def _print(report: dict) -> None:
     console.print(t)
     for key, groups in report.get("examples", {}).items():
         for g in groups:
-            console.print(f"[bold]{key} {g['prefix']}[/] ({g['n_items']} items): "
-                          + " | ".join(g["titles"]))
+            head = escape(f"{key} {g['prefix']}")
+            console.print(f"[bold]{head}[/] ({g['n_items']} items): "
+                          + escape(" | ".join(g["titles"])))
     for key, c in report.get("coherence", {}).items():
         console.print(f"coherence ({key}): P(share | same first code) {c['p_same_code']:.3f} / "
                       f"P(share | random) {c['p_random']:.3f} = ratio {c['ratio']:.2f}")

@@ -317,6 +317,16 @@ def run_model(name: str, spec: ModelSpec, seed: int, ctx: BenchContext, quick: b
 
 
 TASK_KEYS = {"rec": "metrics", "search": "metrics_search", "query": "metrics_query"}
+TASK_LABELS = {"rec": "recommendation", "search": "search", "query": "query suggestion"}
+
+
+def progress_line(task: str, r: RunOutput) -> str:
+    """One readable line per scored task, e.g. ``  recommendation: recall@10 0.4605 ndcg@10
+    0.3462 mrr@10 0.3115 tail_recall@10 0.1252 (train 7.4 s, inference 0.4 s)``."""
+    head = " ".join(f"{m} {v:.4f}" for m, v in r.metrics.items()
+                    if m.endswith("@10") and not m.startswith(("hr", "coverage")))
+    return (f"  {TASK_LABELS.get(task, task)}: {head} (train {r.train_seconds:.1f} s, "
+            f"inference {r.infer_seconds:.1f} s)")
 
 
 def seeds_for(name: str, spec: ModelSpec, cfg: SuiteConfig, seeds: list[int], quick: bool
@@ -363,10 +373,7 @@ def run_suite(cfg: SuiteConfig, out_dir: str | Path | None = None, quick: bool =
             console.print(f"[bold]{cfg.suite}[/] {name} seed {seed} ...")
             runs[seed] = run_model(name, spec, seed, ctx, quick)
             for task, r in runs[seed].items():
-                head = {m: round(v, 4) for m, v in r.metrics.items()
-                        if m.endswith("@10") and not m.startswith(("hr", "coverage"))}
-                console.print(f"  {task}: {head}  train {r.train_seconds:.1f}s "
-                              f"infer {r.infer_seconds:.1f}s")
+                console.print(progress_line(task, r), markup=False)
                 per_case_frames.append(_per_case_frame(task, name, seed, r))
         results[name] = _summarise_model(name, spec, runs, params=spec.params, quick=quick)
         results[name]["dataset"] = {"dir": data_dir or cfg.dataset.dir, "name": ds.name,

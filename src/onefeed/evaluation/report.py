@@ -124,7 +124,13 @@ def add_significance(doc: dict[str, Any], per_case: pl.DataFrame | None) -> None
             doc["models"][name].setdefault("significance", {})[key] = sig
 
 
-def plot_recall_curves(doc: dict[str, Any], path: Path, task: str = "rec") -> bool:
+def k_ticks(ks: list[int], n: int) -> list[int]:
+    """x ticks of a Recall@K curve over K = 1..n: 1, the protocol's Ks up to n, and n."""
+    return sorted({1, n, *(int(k) for k in ks if 1 <= int(k) <= n)})
+
+
+def recall_figure(doc: dict[str, Any], task: str = "rec"):  # -> matplotlib Figure | None
+    """Recall@K for K = 1..curve length, one line per model; ticks at the protocol's Ks."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,16 +139,27 @@ def plot_recall_curves(doc: dict[str, Any], path: Path, task: str = "rec") -> bo
     curves = {n: m["curves"][task]["recall_at_k"] for n, m in doc["models"].items()
               if m.get("curves", {}).get(task, {}).get("recall_at_k")}
     if not curves:
-        return False
+        return None
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, curve in curves.items():
         ax.plot(range(1, len(curve) + 1), curve, label=name)
+    ks = doc.get("protocol", {}).get("search_ks" if task == "search" else "ks", [])
+    ax.set_xticks(k_ticks(ks, max(len(c) for c in curves.values())))
     ax.set_xlabel("K")
     ax.set_ylabel("Recall@K")
     ax.set_title(f"{doc['suite']}: {'recommendation' if task == 'rec' else task} Recall@K")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
+    return fig
+
+
+def plot_recall_curves(doc: dict[str, Any], path: Path, task: str = "rec") -> bool:
+    import matplotlib.pyplot as plt
+
+    fig = recall_figure(doc, task)
+    if fig is None:
+        return False
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
@@ -162,12 +179,15 @@ def plot_training(doc: dict[str, Any], path: Path) -> bool:
     for (name, seed), log in series.items():
         ax1.plot(log["epochs"], log["valid_ndcg10"], label=f"{name} s{seed}")
         ax2.plot(log["epochs"], log["loss"], label=f"{name} s{seed}")
+    from matplotlib.ticker import MaxNLocator
+
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("valid NDCG@10")
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("train loss")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax1.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

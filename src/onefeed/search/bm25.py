@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import bm25s
@@ -9,6 +10,10 @@ import numpy as np
 
 from onefeed.data.schemas import DataError, Dataset
 from onefeed.embeddings.text import item_texts
+
+# bm25s sets its logger to DEBUG; once anything configures root logging (an imported library
+# does) every index build printed "DEBUG:bm25s:Building index from IDs objects"
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 @dataclass

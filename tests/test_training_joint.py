@@ -55,7 +55,11 @@ def test_generates_training_like_queries(trained):
     queries = pred.generate_queries(np.arange(10), "test", 3)
     train_q = set(ds.queries["query"].to_list())
     assert all(len(q) == 3 and len(set(q)) == 3 for q in queries)
-    assert all(q.strip() for qs in queries for q in qs)
+    assert all(q.strip() and not q.startswith("##") for qs in queries for q in qs)
+    from onefeed.tokens import wordpiece_tokenizer
+    pieces = [wordpiece_tokenizer().id_to_token(t - pred.vocab.word_offset)
+              for t in pred.model.text_vocab[1:].tolist()]
+    assert pred._continuation_pieces()[1:].tolist() == [p.startswith("##") for p in pieces]
     # output words are real word pieces: no [PAD] (word piece 0) in the text vocabulary
     assert (pred.model.text_vocab[1:] > pred.vocab.word_offset).all()
     assert np.mean([q[0] in train_q for q in queries]) >= 0.8

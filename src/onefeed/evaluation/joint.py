@@ -127,12 +127,24 @@ class JointPredictor:
         model = self.model
 
         out_weight = model.text_out_weight()
+        continuation = self._continuation_pieces()
 
         def next_logits(rows: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
             words = model.text_vocab[local] if local.numel() else local
-            return model.text(cond[rows], model.tok(words), out_weight, last_only=True)
+            logits = model.text(cond[rows], model.tok(words), out_weight, last_only=True)
+            if local.shape[1] == 0:  # a text cannot start inside a word ("##uze")
+                logits = logits.masked_fill(continuation, float("-inf"))
+            return logits
 
         return text_beam_search(next_logits, cond.shape[0], beam, k, max_words, length_penalty)
+
+    def _continuation_pieces(self) -> torch.Tensor:
+        """(n_text_vocab,) bool: local text tokens that are word-piece continuations (``##x``)."""
+        if not hasattr(self, "_continuation"):
+            names = [self.vocab.name(int(t)) if self.vocab.kind(int(t)) == "word" else ""
+                     for t in self.model.text_vocab.tolist()]
+            self._continuation = torch.tensor([n.startswith("##") for n in names])
+        return self._continuation
 
     def _strings(self, tokens: list[list[int]], scores: list[float], k: int) -> list[str]:
         out: list[str] = []

@@ -142,6 +142,8 @@ def recover(target: str | Path) -> Path | None:
         newest = (max(done, key=lambda p: (p / MARKER).stat().st_mtime_ns) if done else
                   max(olds, key=lambda p: p.stat().st_mtime_ns) if olds else None)
         if newest is not None:
+            if not (newest / MARKER).exists():  # a former target from before the marker
+                _mark_complete(newest, artifact_kind(newest))
             os.replace(newest, target)
             restored = newest
             log.warning("%s was missing after an interrupted write; restored it from %s",

@@ -361,3 +361,10 @@ def test_cli_prepare_force_and_check_catches_modified_events(toy_raw, tmp_path, 
     events.filter(pl.col("split") != "test").write_parquet(out / "events.parquet")
     res = runner.invoke(app, ["check", str(out)])
     assert res.exit_code == 1 and "events.parquet" in res.output and "FAIL" in res.output
+
+
+def test_prepare_to_dir_returns_the_saved_manifest(toy_raw, tmp_path):
+    from onefeed.data.schemas import dataset_fingerprint
+
+    ds, path = prepare_to_dir(PrepareConfig(name="toy", k_core=2), tmp_path / "d", toy_raw)
+    assert ds.manifest["kind"] == "dataset" and dataset_fingerprint(ds) == dataset_fingerprint(path)

@@ -12,7 +12,9 @@ held-out queries only. A failing leakage check raises ``LeakageError`` and nothi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,7 +235,8 @@ def prepare_to_dir(cfg: PrepareConfig, out: str | Path | None = None,
     if on_step:
         on_step("save")
     path = ds.save(out, replace=replace)
-    return ds, path
+    saved = json.loads((path / "manifest.json").read_text())  # + kind and file hashes
+    return dataclasses.replace(ds, manifest=saved), path
 
 
 def _source_paths(source: dict[str, Any]) -> list[str]:

@@ -327,7 +327,9 @@ def build(ds: Dataset, cfg: SidConfig, out_dir: str | Path, progress: bool = Tru
     train = _check_items(ds)
     if not train.any():
         raise DataError("items: no item has first_split == 'train'; cannot fit a tokenizer")
-    data_sha256 = dataset_fingerprint(ds) or (dataset_fingerprint(data_dir) if data_dir else None)
+    data_sha256 = dataset_fingerprint(ds) or (  # an unsaved ``ds``: the files it came from
+        dataset_fingerprint(data_dir) if data_dir and Path(data_dir, "manifest.json").exists()
+        else None)
     started, timings = time.perf_counter(), {}
     with atomic_dir(out_dir, kind="sid", replace=replace) as tmp:
         emb = Embedder(ds, cfg, tmp, progress)

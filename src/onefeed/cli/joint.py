@@ -45,7 +45,9 @@ def train_cmd(
 
 def _load(run: Path) -> tuple[Any, Any]:
     from onefeed import training_joint
+    from onefeed.artifacts import ArtifactError
     from onefeed.data.schemas import DataError, Dataset
+    from onefeed.sid.table import check_dataset
 
     manifest_path = run / "manifest.json"
     if not manifest_path.exists():
@@ -56,10 +58,14 @@ def _load(run: Path) -> tuple[Any, Any]:
                                  "'joint-generative' (train with onefeed joint train)")
     try:
         ds = Dataset.load(manifest["data"])
-    except (FileNotFoundError, DataError) as exc:
+    except (FileNotFoundError, DataError, ArtifactError) as exc:
         raise typer.BadParameter(f"{run}: its dataset {manifest['data']} is unreadable: {exc}")
     model, run_cfg, _ = training_joint.load_joint(run / "best")
-    return ds, training_joint.predictor(model, run_cfg, ds, manifest["sid"])
+    try:
+        check_dataset(manifest["sid"], manifest["data"])
+        return ds, training_joint.predictor(model, run_cfg, ds, manifest["sid"])
+    except ArtifactError as exc:  # SIDs changed or built from another dataset
+        raise typer.BadParameter(f"{run}: {exc}") from None
 
 
 def _user_index(ds: Any, user: str) -> int:

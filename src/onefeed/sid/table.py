@@ -138,9 +138,10 @@ def check_dataset(sid: "SidTable | str | Path", data: "Dataset | str | Path") ->
     from onefeed.data.schemas import Dataset, dataset_fingerprint
 
     if isinstance(data, Dataset):
-        data_label, manifest, n_items = str(data.name), data.manifest, data.n_items
+        data_label, data_arg = f"'{data.name}'", "<its directory>"
+        manifest, n_items = data.manifest, data.n_items
     else:
-        data_label = str(data)
+        data_label = data_arg = str(data)
         manifest = json.loads((Path(data) / "manifest.json").read_text())
         n_items = pl.scan_parquet(Path(data) / "items.parquet").select(pl.len()).collect().item()
     if isinstance(sid, SidTable):
@@ -155,7 +156,7 @@ def check_dataset(sid: "SidTable | str | Path", data: "Dataset | str | Path") ->
     def refuse(built: str, have: str) -> None:
         raise ArtifactError(f"SID table {sid_label} was built from dataset fingerprint {built}, "
                             f"but dataset {data_label} has {have}: rebuild the SIDs (onefeed sid "
-                            f"build --data {data_label} --force) or pass the matching data")
+                            f"build --data {data_arg} --force) or pass the matching data")
 
     have = dataset_fingerprint(data)
     if recorded.get("data_sha256") and have:

@@ -86,13 +86,18 @@ def test_atomic_dir_refuses_a_directory_it_did_not_make_and_keeps_its_files(tmp_
     assert (empty / "v").read_text() == "new"
 
 
-def test_atomic_dir_refuses_a_regular_file(tmp_path):
+def test_atomic_dir_refuses_a_regular_file_or_a_symlink(tmp_path):
     from onefeed.artifacts import OutputError
 
     (tmp_path / "notes.txt").write_text("keep")
     with pytest.raises(OutputError, match="is a file, not a directory"):
         _write(tmp_path / "notes.txt", "new")
     assert (tmp_path / "notes.txt").read_text() == "keep"
+    _write(tmp_path / "real", "old")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(OutputError, match="is a symbolic link"):
+        _write(tmp_path / "link", "new")
+    assert (tmp_path / "real" / "v").read_text() == "old"
 
 
 def test_replacing_needs_the_same_kind_and_replace(tmp_path):

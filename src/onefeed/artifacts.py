@@ -63,6 +63,8 @@ def check_target(target: str | Path, kind: str | None = None, replace: bool = Tr
     (``kind=None``: of any kind). Never a regular file or a directory onefeed did not make.
     """
     target = Path(target)
+    if target.is_symlink():  # the renames would move the link and delete where it points
+        raise OutputError(f"{target} is a symbolic link: pass the directory it points to")
     if target.exists() and not target.is_dir():
         raise OutputError(f"{target} is a file, not a directory: choose another output path")
     if not target.exists() or not any(target.iterdir()):

@@ -283,6 +283,10 @@ def test_prepare_refuses_the_raw_input_as_output(tmp_path):
     with pytest.raises(OutputError, match="overlaps the input"):  # the config's folder too
         prepare_to_dir(PrepareConfig(name="toy"), tmp_path / "cfg" / "out",
                        inputs=[tmp_path / "cfg"])
+    elsewhere = PrepareConfig(name="g", dataset="generic", path=str(tmp_path / "other"),
+                              options={"config": str(raw / "events_jsonl.toml")})
+    with pytest.raises(OutputError, match="overlaps the input"):  # a loader's mapping file
+        prepare_to_dir(elsewhere, raw)
     assert {p.name: p.read_bytes() for p in raw.iterdir()} == before
 
 

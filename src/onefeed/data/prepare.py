@@ -227,7 +227,7 @@ def prepare_to_dir(cfg: PrepareConfig, out: str | Path | None = None,
     dataset, and with ``replace=False`` may not already hold a dataset (the CLI's ``--force``).
     """
     out = Path(out) if out is not None else default_out(cfg)
-    protected = [cfg.path, *(inputs or [])]
+    protected = [cfg.path, *(inputs or []), *_option_paths(cfg.options)]
     check_not_input(out, protected, "--out")
     check_target(out, "dataset", replace)
     ds = prepare(cfg, raw, on_step)
@@ -237,6 +237,11 @@ def prepare_to_dir(cfg: PrepareConfig, out: str | Path | None = None,
     path = ds.save(out, replace=replace)
     saved = json.loads((path / "manifest.json").read_text())  # + kind and file hashes
     return dataclasses.replace(ds, manifest=saved), path
+
+
+def _option_paths(options: dict[str, Any]) -> list[str]:
+    """Loader options naming existing files or folders (e.g. a generic loader's mapping)."""
+    return [v for v in options.values() if isinstance(v, str) and v and Path(v).exists()]
 
 
 def _source_paths(source: dict[str, Any]) -> list[str]:

@@ -372,3 +372,24 @@ def test_prepare_to_dir_returns_the_saved_manifest(toy_raw, tmp_path):
 
     ds, path = prepare_to_dir(PrepareConfig(name="toy", k_core=2), tmp_path / "d", toy_raw)
     assert ds.manifest["kind"] == "dataset" and dataset_fingerprint(ds) == dataset_fingerprint(path)
+
+
+def test_a_dataset_written_by_an_older_onefeed_is_verified_and_replaceable(toy_raw, tmp_path):
+    """Older manifests: no "kind", ``files`` as ``{name: sha256}``, no atomic_dir marker."""
+    from onefeed.artifacts import MARKER, ArtifactError, artifact_kind
+    from onefeed.data.schemas import dataset_fingerprint
+
+    _, out = prepare_to_dir(PrepareConfig(name="toy", k_core=2), tmp_path / "data", toy_raw)
+    fp = dataset_fingerprint(out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["kind"]
+    manifest["files"] = {n: w["sha256"] for n, w in manifest["files"].items()}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    (out / MARKER).unlink()
+    assert artifact_kind(out) == "dataset" and dataset_fingerprint(out) == fp
+    Dataset.load(out)
+    prepare_to_dir(PrepareConfig(name="toy", k_core=2, seed=3), out, toy_raw)  # same kind
+    assert Dataset.load(out).manifest["seed"] == 3
+    _flip_byte(out / "users.parquet")
+    with pytest.raises(ArtifactError, match="users.parquet"):
+        Dataset.load(out)

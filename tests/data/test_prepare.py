@@ -393,3 +393,13 @@ def test_a_dataset_written_by_an_older_onefeed_is_verified_and_replaceable(toy_r
     _flip_byte(out / "users.parquet")
     with pytest.raises(ArtifactError, match="users.parquet"):
         Dataset.load(out)
+
+
+def test_cli_check_names_a_corrupted_file_that_no_longer_reads(toy_raw, tmp_path):
+    from onefeed.cli.data import app
+
+    _, out = prepare_to_dir(PrepareConfig(name="toy", k_core=2), tmp_path / "data", toy_raw)
+    raw = (out / "items.parquet").read_bytes()
+    (out / "items.parquet").write_bytes(raw[: len(raw) // 3])  # footer gone: unreadable
+    res = CliRunner().invoke(app, ["check", str(out)])
+    assert res.exit_code == 1 and "items.parquet has" in res.output and "Traceback" not in res.output

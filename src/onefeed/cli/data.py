@@ -77,19 +77,32 @@ def _load(directory: Path, verify: bool = True) -> Dataset:
         raise  # unreachable; keeps type checkers happy
 
 
+def _files_check(directory: Path) -> str:
+    """``pass``, ``skip (...)`` or ``FAIL <message>``: the files against the manifest's hashes."""
+    from onefeed.artifacts import ArtifactError
+    from onefeed.data.schemas import verify_dataset
+
+    if not (directory / "manifest.json").exists():
+        _fail(f"{directory}: no manifest.json; run `onefeed data prepare` first")
+    try:
+        return "pass" if verify_dataset(directory) else "skip (no hashes in manifest)"
+    except ArtifactError as exc:
+        return f"FAIL {exc}"
+
+
 @app.command()
 def check(directory: Path = typer.Argument(..., help="A prepared dataset directory.")) -> None:
     """Run the leakage diagnostics (OneFeed App. B) and check the files against the manifest."""
-    from onefeed.artifacts import ArtifactError
     from onefeed.data import leakage
-    from onefeed.data.schemas import verify_dataset
 
-    ds = _load(directory, verify=False)  # the file check is reported below, as one of the checks
-    results = leakage.check_all(ds)
+    hashes = _files_check(directory)
     try:
-        hashes = "pass" if verify_dataset(directory) else "skip (no hashes in manifest)"
-    except ArtifactError as exc:
-        hashes = f"FAIL {exc}"
+        ds = _load(directory, verify=False)  # the file check is reported as one of the checks
+    except Exception:  # a corrupted file may not even read: the hash failure says which
+        if hashes.startswith("FAIL"):
+            _fail(hashes.removeprefix("FAIL "))
+        raise
+    results = leakage.check_all(ds)
     table = Table(title=f"leakage checks: {directory}")
     table.add_column("check")
     table.add_column("result")

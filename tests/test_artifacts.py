@@ -76,7 +76,7 @@ def test_atomic_dir_refuses_a_directory_it_did_not_make_and_keeps_its_files(tmp_
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "thesis.txt").write_text("years of work")
-    with pytest.raises(OutputError, match="not an onefeed artifact"):
+    with pytest.raises(OutputError, match="not a onefeed artifact"):
         _write(mine, "new")
     assert (mine / "thesis.txt").read_text() == "years of work"
     assert _leftovers(tmp_path) == []
@@ -108,7 +108,7 @@ def test_replacing_needs_the_same_kind_and_replace(tmp_path):
     assert artifact_kind(target) == "dataset"
     with pytest.raises(OutputError, match="pass --force"):
         _write(target, "v2", kind="dataset", replace=False)
-    with pytest.raises(OutputError, match="holds an onefeed dataset, not a sid"):
+    with pytest.raises(OutputError, match="holds a onefeed dataset, not a SID build"):
         _write(target, "v2", kind="sid")
     assert (target / "v").read_text() == "v1"
     _write(target, "v2", kind="dataset")

@@ -69,17 +69,21 @@ def check_target(target: str | Path, kind: str | None = None, replace: bool = Tr
         raise OutputError(f"{target} is a file, not a directory: choose another output path")
     if not target.exists() or not any(target.iterdir()):
         return
-    found, what = artifact_kind(target), kind or "artifact"
+    found = artifact_kind(target)
     if found is None:
-        raise OutputError(f"{target} already exists and is not an onefeed {what}: refusing to "
-                          "write there (its contents would be deleted); choose a new or empty "
+        raise OutputError(f"{target} already exists and is not a onefeed {_label(kind)}: refusing "
+                          "to write there (its contents would be deleted); choose a new or empty "
                           "directory")
     if kind is not None and found not in (kind, "artifact"):
-        raise OutputError(f"{target} holds an onefeed {found}, not a {kind}: refusing to "
-                          "replace it; choose another output directory")
+        raise OutputError(f"{target} holds a onefeed {_label(found)}, not a {_label(kind)}: "
+                          "refusing to replace it; choose another output directory")
     if not replace:
-        raise OutputError(f"{target} already holds an onefeed {found}: pass --force to replace "
-                          "it (artifacts built from it will then refuse to load)")
+        raise OutputError(f"{target} already holds a onefeed {_label(found)}: pass --force to "
+                          "replace it (artifacts built from it will then refuse to load)")
+
+
+def _label(kind: str | None) -> str:
+    return {"sid": "SID build", None: "artifact"}.get(kind, str(kind))
 
 
 def check_not_input(out: str | Path, inputs: list[str | Path | None], what: str = "output"

@@ -257,7 +257,7 @@ def test_prepare_never_deletes_a_directory_it_did_not_make(toy_raw, tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "thesis.txt").write_text("years of work")
-    with pytest.raises(OutputError, match="not an onefeed dataset"):
+    with pytest.raises(OutputError, match="not a onefeed dataset"):
         prepare_to_dir(PrepareConfig(name="toy", k_core=2), out, toy_raw)
     assert (out / "thesis.txt").read_text() == "years of work"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
@@ -296,7 +296,7 @@ def test_replacing_a_prepared_dataset_needs_replace(toy_raw, tmp_path):
     out = tmp_path / "data"
     prepare_to_dir(PrepareConfig(name="toy", k_core=2), out, toy_raw, replace=False)
     before = (out / "events.parquet").read_bytes()
-    with pytest.raises(OutputError, match="already holds an onefeed dataset: pass --force"):
+    with pytest.raises(OutputError, match="already holds a onefeed dataset: pass --force"):
         prepare_to_dir(PrepareConfig(name="toy", k_core=2, seed=1), out, toy_raw, replace=False)
     assert (out / "events.parquet").read_bytes() == before
     ds, _ = prepare_to_dir(PrepareConfig(name="toy", k_core=2, seed=1), out, toy_raw)
@@ -351,7 +351,7 @@ def test_cli_prepare_force_and_check_catches_modified_events(toy_raw, tmp_path, 
     mine.mkdir()
     (mine / "thesis.txt").write_text("keep")
     res = runner.invoke(app, ["prepare", "--out", str(mine), "--set", "k_core=2"])
-    assert res.exit_code == 1 and "not an onefeed dataset" in res.output
+    assert res.exit_code == 1 and "not a onefeed dataset" in res.output
     assert (mine / "thesis.txt").read_text() == "keep"
     out = tmp_path / "ds"
     args = ["prepare", "--out", str(out), "--set", "k_core=2"]

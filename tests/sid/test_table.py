@@ -142,7 +142,7 @@ def test_cli_sid_build_needs_force_to_replace_and_refuses_foreign_dirs(tmp_path)
             "--set", "codebook_size=4", "--set", "collab.dim=4", "--set", "levels=2"]
     runner = CliRunner()
     res = runner.invoke(app, [*base, "--out", str(mine)])
-    assert res.exit_code == 1 and "not an onefeed sid" in res.output
+    assert res.exit_code == 1 and "not a onefeed SID build" in res.output
     assert (mine / "thesis.txt").read_text() == "keep"
     res = runner.invoke(app, [*base, "--out", str(data)])
     assert res.exit_code == 1 and "overlaps the input" in res.output

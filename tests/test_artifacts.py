@@ -248,19 +248,25 @@ def test_recover_leaves_a_live_writer_alone(tmp_path):
 
 
 def test_verified_files_are_rehashed_after_any_change(tmp_path):
-    """The once-per-process cache keys on size, inode, mtime and ctime; a rewrite changes ctime
-    even when mtime is set back."""
+    """The once-per-process cache keys on path, size, inode, mtime and ctime, and only holds
+    files unchanged for 2 s; a same-size rewrite with mtime set back still changes ctime."""
     import os
+    import time
 
+    from onefeed import artifacts
     from onefeed.artifacts import ArtifactError, hash_files, verify_files
 
     f = tmp_path / "a.bin"
     f.write_bytes(b"abc")
-    os.utime(f, ns=(1_000_000_000, 1_000_000_000))  # old enough to be cached
     hashes = hash_files(tmp_path)
     verify_files(tmp_path, hashes, "toy")
-    verify_files(tmp_path, hashes, "toy")  # cached
+    assert not any(key[0] == str(f.resolve()) for key in artifacts._VERIFIED)  # too fresh
+    time.sleep(2.1)
+    verify_files(tmp_path, hashes, "toy")
+    cached = [k for k in artifacts._VERIFIED if k[0] == str(f.resolve())]
+    assert len(cached) == 1 and artifacts._VERIFIED[cached[0]] == hashes["a.bin"]["sha256"]
+    mtime = f.stat().st_mtime_ns
     f.write_bytes(b"abd")
-    os.utime(f, ns=(1_000_000_000, 1_000_000_000))
+    os.utime(f, ns=(mtime, mtime))  # same size, same mtime: only ctime tells
     with pytest.raises(ArtifactError, match="does not match"):
         verify_files(tmp_path, hashes, "toy")

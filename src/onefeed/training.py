@@ -205,6 +205,7 @@ def train(ds: Dataset, sid: SidTable, run_cfg: RunConfig, out: str | Path,
     cfg = run_cfg.train
     torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
+    sid.check_dataset(ds)  # a SID table built from another dataset: refuse (issue 19)
     if sid.n_items != ds.n_items:
         raise ValueError(f"SID table has {sid.n_items} items, dataset has {ds.n_items}")
     vocab = Vocab.build(sid.codebook_sizes)

@@ -90,6 +90,8 @@ class Prepared:
 def prepare(ds: Dataset, sid_dir: str | Path, run_cfg: JointRunConfig) -> Prepared:
     t = run_cfg.tasks
     layout = IdLayout.load(sid_dir, t.identifier)
+    from onefeed.sid.table import check_dataset
+    check_dataset(sid_dir, ds)  # a SID build from another dataset: refuse (issue 19)
     layout.check_unique()
     if layout.codes.shape[0] != ds.n_items:
         raise ValueError(f"SID table has {layout.codes.shape[0]} items, dataset {ds.n_items}")

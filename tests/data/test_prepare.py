@@ -241,3 +241,166 @@ def test_cli_fetch_reports_a_checksum_mismatch_without_writing(tmp_path, monkeyp
     assert result.exit_code == 1
     assert "sha256 mismatch" in result.output
     assert not (tmp_path / "ml-100k").exists()
+
+
+# ------------------------------------------------------------------ output safety and verification
+def _flip_byte(path: Path, offset: int | None = None) -> None:
+    data = bytearray(path.read_bytes())
+    i = len(data) // 2 if offset is None else offset
+    data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_prepare_never_deletes_a_directory_it_did_not_make(toy_raw, tmp_path):
+    from onefeed.artifacts import OutputError
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.txt").write_text("years of work")
+    with pytest.raises(OutputError, match="not a onefeed dataset"):
+        prepare_to_dir(PrepareConfig(name="toy", k_core=2), out, toy_raw)
+    assert (out / "thesis.txt").read_text() == "years of work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="is a file, not a directory"):
+        prepare_to_dir(PrepareConfig(name="toy", k_core=2), tmp_path / "file", toy_raw)
+    assert (tmp_path / "file").read_text() == "x"
+
+
+def test_prepare_refuses_the_raw_input_as_output(tmp_path):
+    import shutil
+
+    from onefeed.artifacts import OutputError
+
+    raw = tmp_path / "raw"
+    shutil.copytree(REPO / "tests" / "fixtures" / "generic", raw)
+    before = {p.name: p.read_bytes() for p in raw.iterdir()}
+    cfg = PrepareConfig(name="g", dataset="generic", path=str(raw), k_core=0,
+                        options={"config": str(raw / "events_jsonl.toml")})
+    for out in (raw, raw / "prepared", tmp_path):
+        with pytest.raises(OutputError, match="overlaps the input"):
+            prepare_to_dir(cfg, out)
+    with pytest.raises(OutputError, match="overlaps the input"):  # the config's folder too
+        prepare_to_dir(PrepareConfig(name="toy"), tmp_path / "cfg" / "out",
+                       inputs=[tmp_path / "cfg"])
+    elsewhere = PrepareConfig(name="g", dataset="generic", path=str(tmp_path / "other"),
+                              options={"config": str(raw / "events_jsonl.toml")})
+    with pytest.raises(OutputError, match="overlaps the input"):  # a loader's mapping file
+        prepare_to_dir(elsewhere, raw)
+    assert {p.name: p.read_bytes() for p in raw.iterdir()} == before
+
+
+def test_replacing_a_prepared_dataset_needs_replace(toy_raw, tmp_path):
+    from onefeed.artifacts import OutputError
+
+    out = tmp_path / "data"
+    prepare_to_dir(PrepareConfig(name="toy", k_core=2), out, toy_raw, replace=False)
+    before = (out / "events.parquet").read_bytes()
+    with pytest.raises(OutputError, match="already holds a onefeed dataset: pass --force"):
+        prepare_to_dir(PrepareConfig(name="toy", k_core=2, seed=1), out, toy_raw, replace=False)
+    assert (out / "events.parquet").read_bytes() == before
+    ds, _ = prepare_to_dir(PrepareConfig(name="toy", k_core=2, seed=1), out, toy_raw)
+    assert Dataset.load(out).manifest["seed"] == 1
+
+
+@pytest.mark.parametrize("name", ["events", "items", "users", "queries", "eval_queries"])
+def test_a_flipped_byte_in_any_dataset_file_is_refused_naming_it(toy_raw, tmp_path, name):
+    from onefeed.artifacts import ArtifactError
+
+    _, out = prepare_to_dir(PrepareConfig(name="toy", k_core=2), tmp_path / "data", toy_raw)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kind"] == "dataset"
+    assert set(manifest["files"]) == {f"{n}.parquet" for n in
+                                      ("events", "items", "users", "queries", "eval_queries")}
+    _flip_byte(out / f"{name}.parquet")
+    with pytest.raises(ArtifactError, match=rf"dataset .*data: .*{name}.parquet does not match"):
+        Dataset.load(out)
+
+
+def test_rows_removed_from_events_are_refused(toy_raw, tmp_path):
+    from onefeed.artifacts import ArtifactError
+
+    _, out = prepare_to_dir(PrepareConfig(name="toy", k_core=2), tmp_path / "data", toy_raw)
+    events = pl.read_parquet(out / "events.parquet")
+    events.head(events.height - 5).write_parquet(out / "events.parquet")
+    with pytest.raises(ArtifactError, match="events.parquet has .* bytes, its manifest says"):
+        Dataset.load(out)
+
+
+def test_a_dataset_without_file_hashes_loads_with_one_warning(toy_raw, tmp_path, caplog):
+    from onefeed.data.schemas import dataset_fingerprint
+
+    _, out = prepare_to_dir(PrepareConfig(name="toy", k_core=2), tmp_path / "data", toy_raw)
+    fp = dataset_fingerprint(out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["files"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level("WARNING", logger="onefeed"):
+        Dataset.load(out)
+        Dataset.load(out)
+    assert caplog.text.count("has no file hashes") == 1
+    assert dataset_fingerprint(out) == fp  # the same bytes give the same fingerprint
+
+
+def test_cli_prepare_force_and_check_catches_modified_events(toy_raw, tmp_path, monkeypatch):
+    from onefeed.cli.data import app
+
+    monkeypatch.setattr(prepare_mod, "load_raw_for", lambda cfg: toy_raw)
+    runner = CliRunner()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("keep")
+    res = runner.invoke(app, ["prepare", "--out", str(mine), "--set", "k_core=2"])
+    assert res.exit_code == 1 and "not a onefeed dataset" in res.output
+    assert (mine / "thesis.txt").read_text() == "keep"
+    out = tmp_path / "ds"
+    args = ["prepare", "--out", str(out), "--set", "k_core=2"]
+    assert runner.invoke(app, args).exit_code == 0
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1 and "pass --force" in res.output and "Traceback" not in res.output
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+    res = runner.invoke(app, ["check", str(out)])
+    assert res.exit_code == 0 and "files_match_manifest" in res.output
+    events = pl.read_parquet(out / "events.parquet")
+    events.filter(pl.col("split") != "test").write_parquet(out / "events.parquet")
+    res = runner.invoke(app, ["check", str(out)])
+    assert res.exit_code == 1 and "events.parquet" in res.output and "FAIL" in res.output
+
+
+def test_prepare_to_dir_returns_the_saved_manifest(toy_raw, tmp_path):
+    from onefeed.data.schemas import dataset_fingerprint
+
+    ds, path = prepare_to_dir(PrepareConfig(name="toy", k_core=2), tmp_path / "d", toy_raw)
+    assert ds.manifest["kind"] == "dataset" and dataset_fingerprint(ds) == dataset_fingerprint(path)
+
+
+def test_a_dataset_written_by_an_older_onefeed_is_verified_and_replaceable(toy_raw, tmp_path):
+    """Older manifests: no "kind", ``files`` as ``{name: sha256}``, no atomic_dir marker."""
+    from onefeed.artifacts import MARKER, ArtifactError, artifact_kind
+    from onefeed.data.schemas import dataset_fingerprint
+
+    _, out = prepare_to_dir(PrepareConfig(name="toy", k_core=2), tmp_path / "data", toy_raw)
+    fp = dataset_fingerprint(out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["kind"]
+    manifest["files"] = {n: w["sha256"] for n, w in manifest["files"].items()}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    (out / MARKER).unlink()
+    assert artifact_kind(out) == "dataset" and dataset_fingerprint(out) == fp
+    Dataset.load(out)
+    prepare_to_dir(PrepareConfig(name="toy", k_core=2, seed=3), out, toy_raw)  # same kind
+    assert Dataset.load(out).manifest["seed"] == 3
+    _flip_byte(out / "users.parquet")
+    with pytest.raises(ArtifactError, match="users.parquet"):
+        Dataset.load(out)
+
+
+def test_cli_check_names_a_corrupted_file_that_no_longer_reads(toy_raw, tmp_path):
+    from onefeed.cli.data import app
+
+    _, out = prepare_to_dir(PrepareConfig(name="toy", k_core=2), tmp_path / "data", toy_raw)
+    raw = (out / "items.parquet").read_bytes()
+    (out / "items.parquet").write_bytes(raw[: len(raw) // 3])  # footer gone: unreadable
+    res = CliRunner().invoke(app, ["check", str(out)])
+    assert res.exit_code == 1 and "items.parquet has" in res.output
+    assert "Traceback" not in res.output

@@ -33,8 +33,12 @@ def prepare(
     raw_dir: Path = typer.Option(None, "--raw-dir", help="Raw data folder/file for the loader."),
     out: Path = typer.Option(None, "--out", "-o", help="Output dir (default runs/<name>/data)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: key=value (repeat)."),
+    force: bool = typer.Option(False, "--force", help="Replace the dataset already at --out (SID "
+                                                      "tables and models built from it will then "
+                                                      "refuse to load)."),
 ) -> None:
     """Load raw logs, preprocess, split, build weak queries and sessions, check leakage, save."""
+    from onefeed.artifacts import ArtifactError, OutputError
     from onefeed.data.prepare import LeakageError, load_config, prepare_to_dir
 
     try:
@@ -49,13 +53,14 @@ def prepare(
                 progress.update(task, description=f"prepare: {stage}",
                                 completed=min(progress.tasks[0].completed + 1, PREPARE_STAGES))
 
-            ds, path = prepare_to_dir(cfg, out, on_step=on_step)
+            ds, path = prepare_to_dir(cfg, out, on_step=on_step, replace=force,
+                                      inputs=[config.parent] if config else [])
     except LeakageError as exc:
         for finding in exc.findings:
             err.print(str(finding), markup=False, highlight=False)
         _fail(f"leakage check(s) failed: {', '.join(f.check for f in exc.findings)}; "
               "nothing was written")
-    except (DataError, ConfigError, FileNotFoundError) as exc:
+    except (DataError, ConfigError, FileNotFoundError, OutputError, ArtifactError) as exc:
         _fail(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
     c = ds.manifest["counts"]
     console.print(f"wrote {escape(str(path))}: {c['users']:,} users, {c['items']:,} items, "
@@ -63,20 +68,41 @@ def prepare(
                   f"{ds.eval_queries.height:,} eval queries; leakage checks passed")
 
 
-def _load(directory: Path) -> Dataset:
+def _load(directory: Path, verify: bool = True) -> Dataset:
+    from onefeed.artifacts import ArtifactError
+
     try:
-        return Dataset.load(directory)
-    except (DataError, FileNotFoundError) as exc:
+        return Dataset.load(directory, verify=verify)
+    except (DataError, FileNotFoundError, ArtifactError) as exc:
         _fail(str(exc))
         raise  # unreachable; keeps type checkers happy
 
 
+def _files_check(directory: Path) -> str:
+    """``pass``, ``skip (...)`` or ``FAIL <message>``: the files against the manifest's hashes."""
+    from onefeed.artifacts import ArtifactError
+    from onefeed.data.schemas import verify_dataset
+
+    if not (directory / "manifest.json").exists():
+        _fail(f"{directory}: no manifest.json; run `onefeed data prepare` first")
+    try:
+        return "pass" if verify_dataset(directory) else "skip (no hashes in manifest)"
+    except ArtifactError as exc:
+        return f"FAIL {exc}"
+
+
 @app.command()
 def check(directory: Path = typer.Argument(..., help="A prepared dataset directory.")) -> None:
-    """Run the leakage diagnostics (OneFeed App. B) on a prepared dataset."""
+    """Run the leakage diagnostics (OneFeed App. B) and check the files against the manifest."""
     from onefeed.data import leakage
 
-    ds = _load(directory)
+    hashes = _files_check(directory)
+    try:
+        ds = _load(directory, verify=False)  # the file check is reported as one of the checks
+    except Exception:  # a corrupted file may not even read: the hash failure says which
+        if hashes.startswith("FAIL"):
+            _fail(hashes.removeprefix("FAIL "))
+        raise
     results = leakage.check_all(ds)
     table = Table(title=f"leakage checks: {directory}")
     table.add_column("check")
@@ -84,11 +110,16 @@ def check(directory: Path = typer.Argument(..., help="A prepared dataset directo
     for name, finding in results.items():
         table.add_row(name, "[green]pass[/green]" if finding is None else f"[red]FAIL[/red] "
                       f"{escape(finding.message)}")
+    table.add_row("files_match_manifest", "[green]pass[/green]" if hashes == "pass" else
+                  "[red]FAIL[/red] " + escape(hashes.removeprefix("FAIL "))
+                  if hashes.startswith("FAIL") else escape(hashes))
     console.print(table)
     failures = [f for f in results.values() if f is not None]
     for finding in failures:
         err.print(str(finding), markup=False, highlight=False)
-    if failures:
+    if hashes.startswith("FAIL"):
+        err.print(hashes, markup=False, highlight=False)
+    if failures or hashes.startswith("FAIL"):
         raise typer.Exit(1)
 
 

@@ -60,8 +60,10 @@ def train_cmd(
 
 def _load(run: Path) -> tuple[Any, Any]:
     from onefeed import training_joint
+    from onefeed.artifacts import ArtifactError
     from onefeed.cli.model import input_dir
     from onefeed.data.schemas import DataError, Dataset
+    from onefeed.sid.table import check_dataset
 
     manifest_path = run / "manifest.json"
     if not manifest_path.exists():
@@ -74,11 +76,16 @@ def _load(run: Path) -> tuple[Any, Any]:
         raise typer.BadParameter(f"{run}: its manifest names no data dir (trained from in-memory "
                                  "data by a bench adapter without params.data)")
     try:
-        ds = Dataset.load(input_dir(run, manifest["data"]))
-    except (FileNotFoundError, DataError) as exc:
+        data_dir, sid_dir = input_dir(run, manifest["data"]), input_dir(run, manifest["sid"])
+        ds = Dataset.load(data_dir)
+    except (FileNotFoundError, DataError, ArtifactError) as exc:
         raise typer.BadParameter(f"{run}: its dataset {manifest['data']} is unreadable: {exc}")
     model, run_cfg, _ = training_joint.load_joint(run / "best")
-    return ds, training_joint.predictor(model, run_cfg, ds, input_dir(run, manifest["sid"]))
+    try:
+        check_dataset(sid_dir, data_dir)
+        return ds, training_joint.predictor(model, run_cfg, ds, sid_dir)
+    except ArtifactError as exc:  # SIDs changed or built from another dataset
+        raise typer.BadParameter(f"{run}: {exc}") from None
 
 
 def _user_index(ds: Any, user: str) -> int:

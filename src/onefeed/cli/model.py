@@ -117,6 +117,17 @@ def evaluate_cmd(
         typer.echo(f"recorded: {path}.json / .md")
 
 
+def _check_pair(sid_dir: Path, data_dir: Path) -> None:
+    """``sid.table.check_dataset`` as a clean CLI error (issue 19: a re-prepared dataset)."""
+    from onefeed.artifacts import ArtifactError
+    from onefeed.sid.table import check_dataset
+
+    try:
+        check_dataset(sid_dir, data_dir)
+    except ArtifactError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 def _evaluate_split(run: Path, split: str, beam: int, filter_seen: bool,
                     data: Path | None = None, sid: Path | None = None):  # -> EvalResult
     import torch
@@ -132,6 +143,7 @@ def _evaluate_split(run: Path, split: str, beam: int, filter_seen: bool,
 
     _, data_dir, sid_dir = run_inputs(run, data, sid)
     ds, sid_table = Dataset.load(data_dir), SidTable.load(sid_dir)
+    _check_pair(sid_dir, data_dir)
     model, run_cfg, vocab = load_model(run / "best")
     torch.set_num_threads(run_cfg.train.threads)
     protocol = RunProtocol(split, run_cfg.model.max_len, filter_seen=filter_seen, beam=beam)
@@ -237,6 +249,7 @@ def recommend_items(run: Path, user: str, k: int, beam: int, exclude_seen: bool,
 
     _, data_dir, sid_dir = run_inputs(run, data, sid)
     ds, sid_table = Dataset.load(data_dir), SidTable.load(sid_dir)
+    _check_pair(sid_dir, data_dir)
     model, run_cfg, vocab = load_model(run / "best")
     match = ds.users.filter(pl.col("user_id") == user)
     if match.height == 0 and user.isdigit() and int(user) < ds.n_users:

@@ -32,9 +32,12 @@ def build(
     set_: list[str] = typer.Option([], "--set", help="Override, e.g. --set levels=4 "
                                                      "--set rqvae.epochs=50"),
     quiet: bool = typer.Option(False, help=QUIET_HELP),
+    force: bool = typer.Option(False, "--force", help="Replace the SID build already at --out "
+                                                      "(models trained on it will be stale)."),
 ) -> None:
     """Build a SidTable from a prepared dataset."""
     from onefeed import config as cfg_mod
+    from onefeed.artifacts import ArtifactError, OutputError
     from onefeed.data.schemas import Dataset
     from onefeed.sid.build import SidConfig
     from onefeed.sid.build import build as build_sid
@@ -44,10 +47,14 @@ def build(
     chosen = [f"{key}={value}" for key, value in (("strategy", strategy),
                                                   ("quantizer", quantizer)) if value]
     cfg = cfg_mod.load(SidConfig, config, [*chosen, *set_])
-    ds = Dataset.load(data)
     out = out or data.resolve().parent / "sid" / f"{cfg.strategy}-{cfg.quantizer}"
-    with quiet_output(quiet):
-        table = build_sid(ds, cfg, out, progress=not quiet, data_dir=data)
+    try:
+        with quiet_output(quiet):
+            table = build_sid(Dataset.load(data), cfg, out, progress=not quiet, data_dir=data,
+                              replace=force)
+    except (OutputError, ArtifactError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     console.print(f"wrote {escape(str(out))}: {table.n_items} items x {table.n_levels} levels "
                   f"{list(table.codebook_sizes)}, collision rate before disambiguation "
                   f"{table.meta['collision_rate']:.2f}%")

@@ -12,7 +12,9 @@ held-out queries only. A failing leakage check raises ``LeakageError`` and nothi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,7 @@ import polars as pl
 
 import onefeed
 from onefeed import config as config_mod
-from onefeed.artifacts import file_sha256, git_commit
+from onefeed.artifacts import check_not_input, check_target, file_sha256, git_commit
 from onefeed.data import leakage
 from onefeed.data.preprocess import (IS_ITEM_EVENT, chronological, conform_raw_events,
                                      drop_duplicates, k_core, keep_first_per_user_item,
@@ -216,10 +218,33 @@ def default_out(cfg: PrepareConfig) -> Path:
 
 def prepare_to_dir(cfg: PrepareConfig, out: str | Path | None = None,
                    raw: RawData | None = None,
-                   on_step: Callable[[str], None] | None = None) -> tuple[Dataset, Path]:
-    """``prepare`` then ``Dataset.save`` (atomic: temp dir, then rename)."""
+                   on_step: Callable[[str], None] | None = None, replace: bool = True,
+                   inputs: list[str | Path] | None = None) -> tuple[Dataset, Path]:
+    """``prepare`` then ``Dataset.save`` (atomic: temp dir, then rename).
+
+    The output is checked before any work: it may not overlap the raw input (``cfg.path``) or
+    ``inputs`` (e.g. the config's folder), be a file or a directory that is not an onefeed
+    dataset, and with ``replace=False`` may not already hold a dataset (the CLI's ``--force``).
+    """
+    out = Path(out) if out is not None else default_out(cfg)
+    protected = [cfg.path, *(inputs or []), *_option_paths(cfg.options)]
+    check_not_input(out, protected, "--out")
+    check_target(out, "dataset", replace)
     ds = prepare(cfg, raw, on_step)
+    check_not_input(out, [*protected, *_source_paths(ds.manifest["source"])], "--out")
     if on_step:
         on_step("save")
-    path = ds.save(out if out is not None else default_out(cfg))
-    return ds, path
+    path = ds.save(out, replace=replace)
+    saved = json.loads((path / "manifest.json").read_text())  # + kind and file hashes
+    return dataclasses.replace(ds, manifest=saved), path
+
+
+def _option_paths(options: dict[str, Any]) -> list[str]:
+    """Loader options naming existing files or folders (e.g. a generic loader's mapping)."""
+    return [v for v in options.values() if isinstance(v, str) and v and Path(v).exists()]
+
+
+def _source_paths(source: dict[str, Any]) -> list[str]:
+    """The raw folder a loader says it read (its default when ``cfg.path`` is unset)."""
+    return [str(source[k]) for k in ("root", "path") if isinstance(source.get(k), (str, Path))
+            and source[k]]

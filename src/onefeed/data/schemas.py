@@ -14,6 +14,7 @@ Behaviours follow GenSAR §3.1: ``rec_click`` (R_I), ``search_query`` (S_Q),
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,28 +137,73 @@ class Dataset:
     def name(self) -> str:
         return str(self.manifest.get("name", "dataset"))
 
-    def save(self, directory: str | Path) -> Path:
-        """Write parquet files + manifest.json atomically (temp dir, then rename)."""
-        from onefeed.artifacts import atomic_dir, file_sha256
+    def save(self, directory: str | Path, replace: bool = True) -> Path:
+        """Write parquet files + manifest.json (kind "dataset", each file's sha256 and size)
+        atomically. Refuses a file or a directory that is not an onefeed dataset, and with
+        ``replace=False`` an existing dataset (``artifacts.check_target``)."""
+        from onefeed.artifacts import atomic_dir, hash_files, write_json
 
         directory = Path(directory)
-        with atomic_dir(directory) as tmp:
-            files = {}
-            for name in ("events", "items", "users", "queries", "eval_queries"):
-                path = tmp / f"{name}.parquet"
-                getattr(self, name).write_parquet(path)
-                files[path.name] = file_sha256(path)
-            manifest = dict(self.manifest, files=files)
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        with atomic_dir(directory, kind="dataset", replace=replace) as tmp:
+            for name in FRAMES:
+                getattr(self, name).write_parquet(tmp / f"{name}.parquet")
+            files = hash_files(tmp, list(FILES))
+            write_json(tmp / "manifest.json", dict(self.manifest, kind="dataset", files=files))
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Dataset":
+    def load(cls, directory: str | Path, verify: bool = True) -> "Dataset":
+        """Read a saved dataset; with ``verify`` its files must match the manifest's sha256
+        (``ArtifactError`` naming the file), once per process per unchanged file."""
+        from onefeed.artifacts import recover
+
         directory = Path(directory)
+        with contextlib.suppress(OSError):
+            recover(directory)  # a crash between atomic_dir's renames left it beside its name
         manifest_path = directory / "manifest.json"
         if not manifest_path.exists():
             raise DataError(f"{directory}: no manifest.json; run `onefeed data prepare` first")
         manifest = json.loads(manifest_path.read_text())
-        frames = {n: pl.read_parquet(directory / f"{n}.parquet")
-                  for n in ("events", "items", "users", "queries", "eval_queries")}
+        if verify:
+            verify_dataset(directory, manifest)
+        frames = {n: pl.read_parquet(directory / f"{n}.parquet") for n in FRAMES}
         return cls(manifest=manifest, **frames)
+
+
+FRAMES: tuple[str, ...] = ("events", "items", "users", "queries", "eval_queries")
+FILES: tuple[str, ...] = tuple(f"{n}.parquet" for n in FRAMES)
+
+
+def verify_dataset(directory: str | Path, manifest: dict[str, Any] | None = None) -> bool:
+    """Check the dataset's parquet files against its manifest (``ArtifactError`` naming the file);
+    a dataset from before file hashes loads with a warning (returns False)."""
+    from onefeed.artifacts import ArtifactError, verify_or_warn
+
+    directory = Path(directory)
+    manifest = manifest if manifest is not None else json.loads(
+        (directory / "manifest.json").read_text())
+    files = manifest.get("files")
+    if files and not set(FILES) <= set(files):
+        raise ArtifactError(f"dataset {directory}: its manifest lists no hash for "
+                            f"{sorted(set(FILES) - set(files))}")
+    return verify_or_warn(directory, {n: files[n] for n in FILES} if files else None,
+                          f"dataset {directory}")
+
+
+def dataset_fingerprint(data: "Dataset | str | Path | dict[str, Any]") -> str | None:
+    """sha256 over the dataset's file hashes (``artifacts.fingerprint``): what SID tables and
+    models record as ``data_sha256``. From a directory without hashes in its manifest the files
+    are hashed; an in-memory dataset that was never saved has none (None)."""
+    from onefeed.artifacts import fingerprint, hash_files
+
+    if isinstance(data, Dataset):
+        manifest, directory = data.manifest, None
+    elif isinstance(data, dict):
+        manifest, directory = data, None
+    else:
+        directory = Path(data)
+        manifest = json.loads((directory / "manifest.json").read_text())
+    files = manifest.get("files")
+    if files and set(FILES) <= set(files):
+        return fingerprint({n: files[n] for n in FILES})
+    return fingerprint(hash_files(directory, list(FILES))) if directory is not None else None

@@ -9,13 +9,15 @@ collaborative embedding (``fill_missing``).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from onefeed.artifacts import file_sha256
+from onefeed.artifacts import (ArtifactError, file_sha256, hash_files, verify_or_warn,
+                               write_json)
 from onefeed.embeddings.text import (TextEncoderConfig, encode_fast, encoder_tag,
                                      saved_max_seq_length, texts_sha256)
 
@@ -100,7 +102,7 @@ def content_embeddings(texts: list[str], cache_dir: str | Path | None,
     if cache is not None and cache.exists():
         info["cache_hit"] = True
         info["seconds"] = 0.0
-        return np.load(cache), info
+        return _load_cached(cache, len(texts)), info
     start = time.perf_counter()
     has_text = np.array([bool(t) for t in texts], dtype=bool)
     if not has_text.any():  # no text at all: nothing to encode (callers use collaborative)
@@ -110,11 +112,37 @@ def content_embeddings(texts: list[str], cache_dir: str | Path | None,
     emb[has_text] = encode_texts(model, [t for t in texts if t], batch_size, progress, precision)
     info["seconds"] = time.perf_counter() - start
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".tmp-{os.getpid()}.npy")
-        np.save(tmp, emb)
-        os.replace(tmp, cache)
+        _save_cached(cache, emb)
     return emb, info
+
+
+def _hashes_path(cache: Path) -> Path:
+    return cache.with_name(cache.name + ".json")
+
+
+def _save_cached(cache: Path, emb: np.ndarray) -> None:
+    """``<name>.npy`` + ``<name>.npy.json`` (its sha256 and size), each via temp file + rename."""
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".tmp-{os.getpid()}.npy")
+    np.save(tmp, emb)
+    write_json(_hashes_path(cache), {"kind": "embedding-cache",
+                                     "files": {cache.name: hash_files(tmp.parent, [tmp.name])[
+                                         tmp.name]}})
+    os.replace(tmp, cache)
+
+
+def _load_cached(cache: Path, n: int) -> np.ndarray:
+    """A cached embedding matrix, checked against its recorded sha256 (``ArtifactError`` naming
+    the file; delete it to recompute); caches from before hashes load with a warning."""
+    sidecar = _hashes_path(cache)
+    expected = json.loads(sidecar.read_text())["files"] if sidecar.exists() else None
+    verify_or_warn(cache.parent, expected, f"embedding cache {sidecar} (delete both files to "
+                                           "recompute)")
+    emb = np.load(cache, allow_pickle=False)
+    if emb.ndim != 2 or emb.shape[0] != n:
+        raise ArtifactError(f"embedding cache {cache}: shape {emb.shape}, expected ({n}, dim) "
+                            "for these texts; delete it to recompute")
+    return emb
 
 
 def fill_missing(content: np.ndarray, has_text: np.ndarray, collab: np.ndarray,

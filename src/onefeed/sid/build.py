@@ -176,7 +176,7 @@ class Embedder:
         artifact as ``biencoder_<kind>/``, and embed item text with it."""
         import shutil
 
-        from onefeed.artifacts import atomic_dir
+        from onefeed.artifacts import atomic_dir, hash_files, verify_or_warn, write_json
 
         bcfg = dataclasses.replace(self.cfg.biencoder, seed=self.cfg.seed)
         sets = [sample(search_pairs(self.ds.queries, self.texts), bcfg.max_search_pairs, bcfg.seed)]
@@ -187,13 +187,17 @@ class Embedder:
         cached = self._cache_dir() / "biencoder" / f"{kind}-{key[:16]}"
         info = self.info.setdefault(kind, {})
         if (cached / "fine_tune.json").exists():
+            manifest = cached / "manifest.json"
+            verify_or_warn(cached, json.loads(manifest.read_text())["files"]
+                           if manifest.exists() else None, f"fine-tuned encoder cache {cached}")
             info["fine_tune"] = dict(json.loads((cached / "fine_tune.json").read_text()),
                                      cache_hit=True)
         else:
-            with atomic_dir(cached) as tmp:
+            with atomic_dir(cached, kind="biencoder") as tmp:
                 _, log = fine_tune(sets, bcfg, tmp, self.progress)
                 log = dict(log, config=dataclasses.asdict(bcfg), pairs_sha256=key)
                 (tmp / "fine_tune.json").write_text(json.dumps(log, indent=2))
+                write_json(tmp / "manifest.json", {"kind": "biencoder", "files": hash_files(tmp)})
             info["fine_tune"] = dict(log, cache_hit=False)
         out = self.work_dir / f"biencoder_{kind}"
         shutil.copytree(cached, out, copy_function=_link_or_copy)
@@ -277,7 +281,10 @@ def reencode(directory: str | Path) -> dict[str, np.ndarray]:
     joint "sid_semantic"/"sid_collab")."""
     from safetensors.numpy import load_file
 
+    from onefeed.sid.table import verify_sid
+
     directory = Path(directory)
+    verify_sid(directory)  # the embeddings and codebooks read below match the manifest
     manifest = json.loads((directory / "manifest.json").read_text())
     parts = load_file(str(directory / "embeddings.safetensors"))
     mask = parts.pop("train_mask", None)  # absent in artifacts from before balanced RQ-KMeans
@@ -301,21 +308,30 @@ def reencode(directory: str | Path) -> dict[str, np.ndarray]:
 
 
 def build(ds: Dataset, cfg: SidConfig, out_dir: str | Path, progress: bool = True,
-          data_dir: str | Path | None = None) -> SidTable:
+          data_dir: str | Path | None = None, replace: bool = True) -> SidTable:
     """Build, save (atomically) and return the item SidTable. See the module docstring.
 
-    ``data_dir`` (where ``ds`` was loaded from) is only recorded in the manifest.
+    ``data_dir`` (where ``ds`` was loaded from) is recorded in the manifest and may not overlap
+    ``out_dir``. ``out_dir`` must be new, empty or a SID build (with ``replace=False``: new or
+    empty; the CLI's ``--force``); this is checked before any work.
     """
     from safetensors.numpy import save_file
 
-    from onefeed.artifacts import atomic_dir, git_commit, library_versions, write_json
+    from onefeed.artifacts import (atomic_dir, check_not_input, check_target, git_commit,
+                                   hash_files, library_versions, write_json)
+    from onefeed.data.schemas import dataset_fingerprint
 
+    out_dir = Path(out_dir)
+    check_not_input(out_dir, [data_dir], "SID output")
+    check_target(out_dir, "sid", replace)
     train = _check_items(ds)
     if not train.any():
         raise DataError("items: no item has first_split == 'train'; cannot fit a tokenizer")
+    data_sha256 = dataset_fingerprint(ds) or (  # an unsaved ``ds``: the files it came from
+        dataset_fingerprint(data_dir) if data_dir and Path(data_dir, "manifest.json").exists()
+        else None)
     started, timings = time.perf_counter(), {}
-    out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, kind="sid", replace=replace) as tmp:
         emb = Embedder(ds, cfg, tmp, progress)
         parts = strategy_parts(emb, cfg)
         timings["embeddings"] = round(time.perf_counter() - started, 3)
@@ -323,7 +339,7 @@ def build(ds: Dataset, cfg: SidConfig, out_dir: str | Path, progress: bool = Tru
                    "train_mask": train.astype(np.uint8)}, str(tmp / "embeddings.safetensors"))
         t0 = time.perf_counter()
         meta = {"strategy": cfg.strategy, "quantizer": cfg.quantizer, "seed": cfg.seed,
-                "dataset": ds.name}
+                "dataset": ds.name, "data_sha256": data_sha256}
         if cfg.quantizer == "joint":
             table, extra = _build_joint(parts, train, cfg, tmp, meta)
         else:
@@ -333,7 +349,7 @@ def build(ds: Dataset, cfg: SidConfig, out_dir: str | Path, progress: bool = Tru
         timings["total"] = round(time.perf_counter() - started, 3)
         write_json(tmp / "manifest.json", {
             "kind": "sid", "config": dataclasses.asdict(cfg), "parts": list(parts),
-            "seed": cfg.seed,
+            "seed": cfg.seed, "data_sha256": data_sha256,
             "dataset": {"name": ds.name, "path": str(data_dir) if data_dir else None,
                         "manifest_sha256": hashlib.sha256(json.dumps(
                 ds.manifest, sort_keys=True, default=str).encode()).hexdigest(),
@@ -343,7 +359,8 @@ def build(ds: Dataset, cfg: SidConfig, out_dir: str | Path, progress: bool = Tru
             "embeddings": emb.info, "quantiser": extra, "timings_s": timings,
             "table": {"n_levels": table.n_levels, "codebook_sizes": list(table.codebook_sizes),
                       "collision_rate": table.meta["collision_rate"], "unique": table.is_unique()},
-            "git_commit": git_commit(), "versions": library_versions()})
+            "git_commit": git_commit(), "versions": library_versions(),
+            "files": hash_files(tmp)})
     return table
 
 

@@ -55,6 +55,8 @@ def test_help_keeps_square_brackets():
 
 
 def test_errors_keep_square_brackets(tmp_path):
+    out, tmp_path = tmp_path / "out", tmp_path / "raw"  # an output inside the input is refused
+    tmp_path.mkdir()
     (tmp_path / "events.csv").write_text("u,i,b\na,x,view\na,y,purchase\n")
     (tmp_path / "mapping.toml").write_text(
         'name = "bad"\n[events]\nfile = "events.csv"\nuser = "u"\nitem = "i"\n'
@@ -63,7 +65,7 @@ def test_errors_keep_square_brackets(tmp_path):
         f'name = "bad"\ndataset = "generic"\npath = "{tmp_path}"\n'
         f'[options]\nconfig = "{tmp_path / "mapping.toml"}"\n')
     res = RUNNER.invoke(app, ["data", "prepare", "--config", str(tmp_path / "prepare.toml"),
-                              "--out", str(tmp_path / "out")])
+                              "--out", str(out)])
     assert res.exit_code != 0
     assert "unknown behaviour 'purchase'" in res.output
     assert "map it in [events.behaviour_values] to one of" in res.output

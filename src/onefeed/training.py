@@ -22,7 +22,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -44,6 +44,11 @@ from onefeed.tokens import Vocab
 
 @dataclass
 class TrainConfig:
+    RANGES: ClassVar[dict[str, str]] = {"lr": "> 0", "weight_decay": ">= 0", "betas": "[0, 1)",
+        "batch_size": ">= 1", "epochs": ">= 1", "max_steps": ">= 0", "warmup_steps": ">= 0",
+        "min_lr_ratio": "[0, 1]", "grad_clip": "> 0", "label_smoothing": "[0, 1)",
+        "eval_every": ">= 1", "patience": ">= 1", "eval_beam": ">= 1", "eval_users": ">= 0",
+        "threads": ">= 1", "time_limit_min": ">= 0"}
     lr: float = 1e-3
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.98)

@@ -16,7 +16,7 @@ import datetime as _dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import polars as pl
 
@@ -39,6 +39,9 @@ from onefeed.paths import runs_root
 
 @dataclass
 class PrepareConfig:
+    RANGES: ClassVar[dict[str, str]] = {"k_core": ">= 0", "max_history": ">= 1",
+        "valid_frac": "(0, 1)", "test_frac": "(0, 1)", "boundaries": ">= 0",
+        "search_share": "[0, 1]"}
     name: str = "synthetic"  # names the output (runs/<name>/data) and the manifest
     dataset: str = "synthetic"  # loader: ml-100k|ml-1m|amazon|amazon-raw|generic|synthetic
     path: str | None = None  # raw folder/file for the loader (default: the loader's own)
@@ -54,6 +57,16 @@ class PrepareConfig:
     queries: WeakQueryConfig = field(default_factory=WeakQueryConfig)
     search_share: float = 0.3  # share of eligible train rec_clicks turned into searches
     seed: int = 0
+
+    def check(self) -> None:
+        """Cross-field rules (``config.from_dict`` calls this after the per-field ranges)."""
+        if self.valid_frac + self.test_frac >= 1:
+            raise ValueError(f"valid_frac + test_frac = {self.valid_frac + self.test_frac:g}: "
+                             "must be < 1")
+        if self.boundaries is not None and (len(self.boundaries) != 2
+                                            or self.boundaries[0] >= self.boundaries[1]):
+            raise ValueError(f"boundaries = {self.boundaries}: must be [valid_start, "
+                             "test_start] with valid_start < test_start")
 
     def seeds(self) -> dict[str, int]:
         """Per-stage seeds derived from ``seed`` (all recorded in the manifest)."""

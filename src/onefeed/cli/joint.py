@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import typer
+
+Split = Literal["valid", "test"]  # whose target the history stops before
 
 app = typer.Typer(help="The joint search + recommendation + query model.", no_args_is_help=True)
 
@@ -35,7 +37,9 @@ def train_cmd(
 ) -> None:
     """Train on NRIP + NSIP + NSQP + DESC2ID + ID2DESC (weights in the config's [tasks])."""
     from onefeed import training_joint
+    from onefeed.cli.model import check_inputs
 
+    check_inputs(data, sid)
     out = out or data.parent / "model" / f"joint-{sid.name}"
     state = training_joint.run(data, sid, config, out, list(set_), resume=not no_resume)
     typer.echo(json.dumps({"run": str(out), "best_epoch": state["best_epoch"],
@@ -79,8 +83,8 @@ def _items(ds: Any, ids: Any) -> list[dict[str, Any]]:
 
 @app.command("recommend")
 def recommend_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
-                  k: int = typer.Option(10, "-k", "--k", min=1, max=200), split: str = typer.Option("test"),
-                  beam: int = typer.Option(20)) -> None:
+                  k: int = typer.Option(10, "-k", "--k", min=1, max=200), split: Split = typer.Option("test"),
+                  beam: int = typer.Option(20, min=1)) -> None:
     """Next items for a user's feed (NRIP)."""
     import numpy as np
 
@@ -93,8 +97,8 @@ def recommend_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
 @app.command("search")
 def search_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
                query: str = typer.Option(..., help="free text (up to 12 word pieces are read)"),
-               k: int = typer.Option(10, "-k", "--k", min=1, max=200), split: str = typer.Option("test"),
-               beam: int = typer.Option(20),
+               k: int = typer.Option(10, "-k", "--k", min=1, max=200), split: Split = typer.Option("test"),
+               beam: int = typer.Option(20, min=1),
                bm25_lam: float | None = typer.Option(
                    None, min=0.0, help="fuse with BM25: its top --bm25-depth items re-scored by "
                    "bm25/max + lam * the model's log p (the bench's onefeed-hybrid row; its lam "
@@ -108,6 +112,10 @@ def search_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
 
     if not query.strip():
         raise typer.BadParameter("query is empty")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError:  # argv bytes that were not UTF-8 arrive as lone surrogates
+        raise typer.BadParameter("query is not valid UTF-8 text") from None
     if len(query) > 1000:
         raise typer.BadParameter(f"query is {len(query)} characters; at most 1000")
     ds, pred = _load(run)
@@ -134,8 +142,8 @@ def search_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
 
 @app.command("suggest")
 def suggest_cmd(run: Path = typer.Option(...), user: str = typer.Option(...),
-                k: int = typer.Option(5, "-k", "--k", min=1, max=50), split: str = typer.Option("test"),
-                beam: int = typer.Option(10)) -> None:
+                k: int = typer.Option(5, "-k", "--k", min=1, max=50), split: Split = typer.Option("test"),
+                beam: int = typer.Option(10, min=1)) -> None:
     """Queries the user is likely to search next (NSQP)."""
     import numpy as np
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
@@ -26,12 +26,23 @@ def train_cmd(
     """Train the generative recommender (also runs under torchrun: python -m onefeed.training)."""
     from onefeed import training
 
+    check_inputs(data, sid)
     if out is None:
         stem = config.stem if config else "default"
         out = data.parent / "model" / f"{sid.name}-{stem}"
     state = training.run(data, sid, config, out, list(set_), resume=not no_resume)
     typer.echo(f"run: {out}\nbest valid ndcg@10 {state['best_ndcg10']:.4f} at epoch "
                f"{state['best_epoch']} ({state['train_seconds'] / 60:.1f} min)")
+
+
+def check_inputs(data: Path, sid: Path) -> None:
+    """Fail fast, in one line, when ``data`` / ``sid`` are not what train reads."""
+    if not (data / "manifest.json").is_file():
+        raise typer.BadParameter(f"--data {data}: not a prepared dataset (no manifest.json); "
+                                 "run onefeed data prepare")
+    if not (sid / "sid_table.json").is_file():
+        raise typer.BadParameter(f"--sid {sid}: not a SID table dir (no sid_table.json); "
+                                 "run onefeed sid build")
 
 
 def run_inputs(run: Path, data: Path | None = None, sid: Path | None = None
@@ -45,6 +56,9 @@ def run_inputs(run: Path, data: Path | None = None, sid: Path | None = None
     if not path.exists():
         raise typer.BadParameter(f"{run}: no manifest.json (not written by onefeed train)")
     manifest = json.loads(path.read_text())
+    if manifest.get("kind") == "joint-generative":
+        raise typer.BadParameter(f"{run}: this is a joint run: use onefeed joint recommend / "
+                                 "search / suggest")
     found = {"data": data or manifest.get("data"), "sid": sid or manifest.get("sid")}
     for name, value in found.items():
         if not value:
@@ -59,8 +73,8 @@ def evaluate_cmd(
     run: Path = typer.Option(..., help="run dir written by onefeed train"),
     data: Optional[Path] = typer.Option(None, help="dataset dir (default: the run's manifest)"),
     sid: Optional[Path] = typer.Option(None, help="SID table dir (default: the run's manifest)"),
-    split: str = typer.Option("test", help="valid | test"),
-    beam: int = typer.Option(20, help="beam size (>= 20, the largest K)"),
+    split: Literal["valid", "test"] = typer.Option("test", help="valid | test"),
+    beam: int = typer.Option(20, min=1, help="beam size (>= 20, the largest K)"),
     filter_seen: bool = typer.Option(False, help="drop history items from the ranking"),
     record: Optional[str] = typer.Option(None, help="also evaluate valid and write "
                                          "bench/results/<record>.{json,md}"),
@@ -159,8 +173,8 @@ def _record(run: Path, name: str, results: dict, data: Path | None = None,
 def recommend_cmd(
     run: Path = typer.Option(..., help="run dir written by onefeed train"),
     user: str = typer.Option(..., help="user id as in the source data (or integer user index)"),
-    k: int = typer.Option(10, "-k", help="how many items"),
-    beam: int = typer.Option(20),
+    k: int = typer.Option(10, "-k", min=1, max=1000, help="how many items"),
+    beam: int = typer.Option(20, min=1),
     exclude_seen: bool = typer.Option(False, "--exclude-seen/--keep-seen",
                                       help="leave out items already in the user's history "
                                            "(the beam is widened by the history length)"),

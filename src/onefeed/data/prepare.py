@@ -13,6 +13,7 @@ held-out queries only. A failing leakage check raises ``LeakageError`` and nothi
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ from onefeed.data.weak_queries import (WeakQueryConfig, build_item_queries, eval
                                        normalize_series, query_stats, remap_evidence,
                                        search_pairs, split_queries)
 from onefeed.paths import runs_root
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -82,7 +85,16 @@ class LeakageError(DataError):
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> PrepareConfig:
-    return config_mod.load(PrepareConfig, path, overrides)
+    """``PrepareConfig`` from TOML + overrides; a relative ``options.config`` written in the file
+    resolves against the file's folder (as paths inside a generic mapping resolve against it)."""
+    cfg = config_mod.load(PrepareConfig, path, overrides)
+    if path is not None:
+        named = config_mod.read_toml(path).get("options", {})
+        named = named.get("config") if isinstance(named, dict) else None
+        if isinstance(named, str) and cfg.options.get("config") == named \
+                and not Path(named).is_absolute():
+            cfg.options["config"] = str(Path(path).resolve().parent / named)
+    return cfg
 
 
 def load_raw_for(cfg: PrepareConfig) -> RawData:
@@ -158,12 +170,15 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     ev, rounds = k_core(ev, cfg.k_core)
     steps.append(_counts(f"k_core({cfg.k_core})", ev))
     if ev.height == 0:
-        raise DataError(f"{where}: no events left after {cfg.k_core}-core filtering")
+        raise DataError(f"{where}: no events left after {cfg.k_core}-core filtering (users and "
+                        f"items need >= {cfg.k_core} item events); lower k_core, e.g. --set "
+                        "k_core=0 to disable it")
     step(f"split ({cfg.protocol})")
     split = _split(ev, cfg)
     steps.append(_counts(f"split({cfg.protocol})", split.events))
     if split.events.height == 0:
-        raise DataError(f"{where}: no users with >= 3 item events; nothing to split")
+        raise DataError(f"{where}: no users with >= 3 item events; nothing to split (set "
+                        "drop_short_users = false to keep short users in train)")
     remapped = remap_ids(split.events, raw.items)
     ev = remapped.events
     items = remapped.items.join(item_first_split(ev), on="item", how="left", maintain_order="left")
@@ -182,6 +197,7 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     ev = sessions.events
     queries = remap_evidence(queries, sessions.position_map)
     evq, eval_stats = eval_queries(ev, queries, seeds["eval_queries"])
+    _warn_thin_search(evq, queries, cfg)
 
     manifest: dict[str, Any] = {
         "name": cfg.name,
@@ -221,6 +237,16 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     if failures:
         raise LeakageError(failures)
     return ds
+
+
+def _warn_thin_search(evq: pl.DataFrame, queries: pl.DataFrame, cfg: PrepareConfig) -> None:
+    """Warn (not fail) when search cannot be evaluated: the dataset is still usable for rec."""
+    n_test = evq.filter(pl.col("split") == "test").height
+    if n_test == 0:
+        log.warning("%s: 0 test search queries (%d weak queries from sources %s); search "
+                    "metrics will be empty. Add item text (description, categories, tags, "
+                    "reviews) or lower queries.min_chars / queries.keyword_min_count",
+                    cfg.name, queries.height, cfg.queries.sources)
 
 
 def default_out(cfg: PrepareConfig) -> Path:

@@ -41,11 +41,13 @@ for _module, _name in _SUBAPPS:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception families that mean "bad input", shown as one line instead of a traceback."""
+    import json
+
     from onefeed.artifacts import ArtifactError
     from onefeed.config import ConfigError
     from onefeed.data.schemas import DataError
 
-    return (DataError, ConfigError, ArtifactError, OSError, UnicodeError)
+    return (DataError, ConfigError, ArtifactError, OSError, UnicodeError, json.JSONDecodeError)
 
 
 def one_line(message: str, limit: int = 400) -> str:

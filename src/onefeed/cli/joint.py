@@ -40,6 +40,7 @@ def train_cmd(
     from onefeed.cli.model import check_inputs
 
     check_inputs(data, sid)
+    training_joint.load_run_config(config, list(set_))  # a bad config fails before any loading
     out = out or data.parent / "model" / f"joint-{sid.name}"
     state = training_joint.run(data, sid, config, out, list(set_), resume=not no_resume)
     typer.echo(json.dumps({"run": str(out), "best_epoch": state["best_epoch"],

@@ -27,6 +27,7 @@ def train_cmd(
     from onefeed import training
 
     check_inputs(data, sid)
+    training.load_run_config(config, list(set_))  # a bad config fails before anything loads
     if out is None:
         stem = config.stem if config else "default"
         out = data.parent / "model" / f"{sid.name}-{stem}"

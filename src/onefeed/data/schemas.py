@@ -157,7 +157,13 @@ class Dataset:
         manifest_path = directory / "manifest.json"
         if not manifest_path.exists():
             raise DataError(f"{directory}: no manifest.json; run `onefeed data prepare` first")
-        manifest = json.loads(manifest_path.read_text())
-        frames = {n: pl.read_parquet(directory / f"{n}.parquet")
-                  for n in ("events", "items", "users", "queries", "eval_queries")}
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            frames = {n: pl.read_parquet(directory / f"{n}.parquet")
+                      for n in ("events", "items", "users", "queries", "eval_queries")}
+        except (OSError, ValueError, pl.exceptions.PolarsError) as exc:  # corrupt or foreign
+            raise DataError(f"{directory}: unreadable prepared dataset ({type(exc).__name__}: "
+                            f"{str(exc)[:200]})") from None
+        if not isinstance(manifest, dict):
+            raise DataError(f"{directory}: manifest.json is not a JSON object")
         return cls(manifest=manifest, **frames)

@@ -52,9 +52,20 @@ class SidTable:
 
     @classmethod
     def load(cls, directory: str | Path) -> "SidTable":
+        from onefeed.artifacts import ArtifactError
+
         directory = Path(directory)
-        info = json.loads((directory / "sid_table.json").read_text())
-        frame = pl.read_parquet(directory / "sid_table.parquet").sort("item")
-        sizes = tuple(int(s) for s in info["codebook_sizes"])
-        codes = np.stack([frame[f"c{j}"].to_numpy() for j in range(len(sizes))], axis=1)
-        return cls(codes.astype(np.int64), sizes, info.get("meta", {}))
+        if not (directory / "sid_table.json").is_file():
+            raise ArtifactError(f"{directory}: not a SID table dir (no sid_table.json); run "
+                                "onefeed sid build")
+        try:
+            info = json.loads((directory / "sid_table.json").read_text())
+            frame = pl.read_parquet(directory / "sid_table.parquet").sort("item")
+            sizes = tuple(int(s) for s in info["codebook_sizes"])
+            codes = np.stack([frame[f"c{j}"].to_numpy() for j in range(len(sizes))], axis=1)
+            meta = info.get("meta", {})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError,
+                pl.exceptions.PolarsError) as exc:  # a corrupt or foreign file
+            raise ArtifactError(f"{directory}: unreadable SID table ({type(exc).__name__}: "
+                                f"{str(exc)[:200]})") from None
+        return cls(codes.astype(np.int64), sizes, meta)

@@ -56,8 +56,9 @@ def _load(run: Path) -> tuple[Any, Any]:
     if not manifest_path.exists():
         raise typer.BadParameter(f"{run}: not a joint run (no manifest.json)")
     manifest = json.loads(manifest_path.read_text())
-    if manifest.get("kind") != "joint-generative":
-        raise typer.BadParameter(f"{run}: manifest kind {manifest.get('kind')!r}, expected "
+    if not isinstance(manifest, dict) or manifest.get("kind") != "joint-generative":
+        kind = manifest.get("kind") if isinstance(manifest, dict) else None
+        raise typer.BadParameter(f"{run}: manifest kind {kind!r}, expected "
                                  "'joint-generative' (train with onefeed joint train)")
     try:
         ds = Dataset.load(manifest["data"])

@@ -57,6 +57,8 @@ def run_inputs(run: Path, data: Path | None = None, sid: Path | None = None
     if not path.exists():
         raise typer.BadParameter(f"{run}: no manifest.json (not written by onefeed train)")
     manifest = json.loads(path.read_text())
+    if not isinstance(manifest, dict):
+        raise typer.BadParameter(f"{path}: not a run manifest (a JSON object)")
     if manifest.get("kind") == "joint-generative":
         raise typer.BadParameter(f"{run}: this is a joint run: use onefeed joint recommend / "
                                  "search / suggest")

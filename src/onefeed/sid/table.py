@@ -63,9 +63,8 @@ class SidTable:
             frame = pl.read_parquet(directory / "sid_table.parquet").sort("item")
             sizes = tuple(int(s) for s in info["codebook_sizes"])
             codes = np.stack([frame[f"c{j}"].to_numpy() for j in range(len(sizes))], axis=1)
-            meta = info.get("meta", {})
+            return cls(codes.astype(np.int64), sizes, info.get("meta", {}))
         except (OSError, ValueError, KeyError, TypeError, AttributeError,
                 pl.exceptions.PolarsError) as exc:  # a corrupt or foreign file
             raise ArtifactError(f"{directory}: unreadable SID table ({type(exc).__name__}: "
                                 f"{str(exc)[:200]})") from None
-        return cls(codes.astype(np.int64), sizes, meta)

@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from onefeed.data.datasets.files import (items_for, json_lines, read_bytes, read_text, require,
-                                         source_record, unique_ids)
+                                         source_record, text_id, unique_ids)
 from onefeed.data.schemas import ITEM_SCHEMA, RAW_EVENT_SCHEMA, DataError, RawData, conform
 from onefeed.paths import raw_root
 
@@ -84,12 +84,12 @@ def read_item_text(path: Path) -> pl.DataFrame:
     """``items.jsonl.gz`` -> ITEM_SCHEMA rows with HTML entities unescaped."""
     rows = []
     for number, obj in json_lines(path):
-        if not obj.get("asin"):
-            raise DataError(f"{path}: line {number}, column 'asin' is missing")
+        item_id = text_id(obj, "asin", path, number)
         cats = obj.get("categories") or []
-        if not isinstance(cats, list):
-            raise DataError(f"{path}: line {number}, column 'categories': expected a list")
-        rows.append({"item_id": str(obj["asin"]), "title": unescape(obj.get("title")),
+        if not isinstance(cats, list) or not all(isinstance(c, str) for c in cats):
+            raise DataError(f"{path}: line {number}, column 'categories': expected a list of "
+                            "strings")
+        rows.append({"item_id": item_id, "title": unescape(obj.get("title")),
                      "brand": unescape(obj.get("brand")),
                      "categories": [c for c in map(unescape, cats) if c]})
     frame = pl.DataFrame(rows, schema={"item_id": pl.Utf8, "title": pl.Utf8, "brand": pl.Utf8,

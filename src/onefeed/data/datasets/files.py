@@ -183,6 +183,17 @@ def _literal(line: str) -> dict | None:
     return obj if isinstance(obj, dict) else None
 
 
+def text_id(obj: dict, key: str, path: Path, line: int) -> str:
+    """``obj[key]`` as an id: a non-empty JSON string or integer (not a bool, list, object)."""
+    value = obj.get(key)
+    if value is None or value == "":
+        raise DataError(f"{path}: line {line}, column '{key}' is missing")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DataError(f"{path}: line {line}, column '{key}': expected a string id, got "
+                        f"{type(value).__name__} {show(value, 40)}")
+    return str(value)
+
+
 def need_columns(frame: pl.DataFrame, columns: list[str], path: Path) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:

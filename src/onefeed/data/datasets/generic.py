@@ -136,11 +136,12 @@ def _read_parquet(path: Path) -> Table:
     for name, dtype in frame.schema.items():
         column = frame[name]
         if dtype == pl.Binary:
-            text = column.cast(pl.Utf8, strict=False)
-            bad = text.is_null() & column.is_not_null()
-            if bad.any():
-                problems[name] = (int(bad.arg_max()), "holds bytes that are not valid UTF-8")
-            frame = frame.with_columns(text.alias(name))
+            try:
+                frame = frame.with_columns(column.cast(pl.Utf8))
+            except pl.exceptions.PolarsError:  # invalid UTF-8 somewhere: find the row
+                row = next(i for i, b in enumerate(column.to_list()) if not _utf8(b))
+                problems[name] = (row, "holds bytes that are not valid UTF-8")
+                frame = frame.with_columns(pl.lit(None, pl.Utf8).alias(name))
         elif dtype == pl.Boolean:
             problems[name] = (0, "holds booleans")
         elif isinstance(dtype, (pl.Struct, pl.Object)) or (
@@ -152,6 +153,16 @@ def _read_parquet(path: Path) -> Table:
             if bad.any() and name not in problems:
                 problems[name] = (int(bad.arg_max()), f"holds {column[int(bad.arg_max())]!r}")
     return frame, 0, "row", problems
+
+
+def _utf8(data: bytes | None) -> bool:
+    if data is None:
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _usable(frame: pl.DataFrame, problems: dict[str, tuple[int, str]], scalar: list[str],

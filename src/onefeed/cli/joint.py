@@ -50,15 +50,15 @@ def train_cmd(
 
 def _load(run: Path) -> tuple[Any, Any]:
     from onefeed import training_joint
+    from onefeed.cli.model import read_manifest
     from onefeed.data.schemas import DataError, Dataset
 
     manifest_path = run / "manifest.json"
     if not manifest_path.exists():
         raise typer.BadParameter(f"{run}: not a joint run (no manifest.json)")
-    manifest = json.loads(manifest_path.read_text())
-    if not isinstance(manifest, dict) or manifest.get("kind") != "joint-generative":
-        kind = manifest.get("kind") if isinstance(manifest, dict) else None
-        raise typer.BadParameter(f"{run}: manifest kind {kind!r}, expected "
+    manifest = read_manifest(manifest_path)
+    if manifest.get("kind") != "joint-generative":
+        raise typer.BadParameter(f"{run}: manifest kind {manifest.get('kind')!r}, expected "
                                  "'joint-generative' (train with onefeed joint train)")
     try:
         ds = Dataset.load(manifest["data"])

@@ -46,6 +46,17 @@ def check_inputs(data: Path, sid: Path) -> None:
                                  "run onefeed sid build")
 
 
+def read_manifest(path: Path) -> dict:
+    """A manifest.json as a dict; unreadable or non-object JSON -> one-line BadParameter."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise typer.BadParameter(f"{path}: not a readable manifest ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise typer.BadParameter(f"{path}: not a manifest (expected a JSON object)")
+    return manifest
+
+
 def run_inputs(run: Path, data: Path | None = None, sid: Path | None = None
                ) -> tuple[dict, Path, Path]:
     """A run's manifest and the dataset / SID dirs it was trained on (``data`` / ``sid``
@@ -56,9 +67,7 @@ def run_inputs(run: Path, data: Path | None = None, sid: Path | None = None
     path = run / "manifest.json"
     if not path.exists():
         raise typer.BadParameter(f"{run}: no manifest.json (not written by onefeed train)")
-    manifest = json.loads(path.read_text())
-    if not isinstance(manifest, dict):
-        raise typer.BadParameter(f"{path}: not a run manifest (a JSON object)")
+    manifest = read_manifest(path)
     if manifest.get("kind") == "joint-generative":
         raise typer.BadParameter(f"{run}: this is a joint run: use onefeed joint recommend / "
                                  "search / suggest")

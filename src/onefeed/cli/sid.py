@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -57,13 +56,14 @@ def inspect(
 ) -> None:
     """Print collision rate, utilisation, perplexity, prefix examples, coherence; write a PNG."""
     from onefeed.artifacts import write_json
+    from onefeed.cli.model import read_manifest
     from onefeed.data.schemas import Dataset
     from onefeed.sid.diagnostics import diagnose, plot_usage
     from onefeed.sid.table import SidTable
 
     table = SidTable.load(directory / table_dir if table_dir else directory)
     manifest_path = directory / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest = read_manifest(manifest_path) if manifest_path.exists() else {}
     data = data or (Path(manifest["dataset"]["path"]) if manifest.get("dataset", {}).get("path")
                     else None)
     items = Dataset.load(data).items if data is not None and data.exists() else None

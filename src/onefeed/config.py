@@ -59,7 +59,7 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
         try:
             check()
         except ValueError as exc:  # ConfigError is a ValueError
-            raise ConfigError(f"{where}{exc}") from None
+            raise ConfigError(f"{where.rstrip('.') or cls.__name__}: {exc}") from None
     return cfg
 
 

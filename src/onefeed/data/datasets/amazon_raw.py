@@ -96,9 +96,12 @@ def read_reviews(path: Path) -> pl.DataFrame:
     required = raw.select("reviewerID", "asin", "unixReviewTime", "overall")
     # polars turns true / [..] / {..} into text: send such ids to the reference reader
     odd = pl.col("reviewerID", "asin").str.contains(r"^[\[{]|^(true|false)$|^$").any()
+    out_of_range = (~pl.col("unixReviewTime").is_between(0, MAX_TIMESTAMP)
+                    | ~pl.col("overall").is_between(-MAX_STRENGTH, MAX_STRENGTH)).any()
     if required.null_count().sum_horizontal().item() or raw.select(odd).row(0) != (False,
-                                                                                  False):
-        return read_reviews_reference(path)
+                                                                                  False) \
+            or raw.select(out_of_range).item():
+        return read_reviews_reference(path)  # names the line
     summary, text = _unescape_text(raw["summary"]), _unescape_text(raw["reviewText"])
     review = pl.select(pl.concat_str([summary, text], separator="\n", ignore_nulls=True))
     frame = pl.DataFrame({

@@ -101,8 +101,9 @@ def json_frame(rows: list[tuple[int, dict]]) -> tuple[pl.DataFrame, dict[str, tu
     """JSON-lines objects -> a frame of Utf8 (scalars) or List(Utf8) (lists of scalars) columns.
 
     Scalars become their JSON text (``1`` -> "1", ``1.5`` -> "1.5"); the loader casts them.
-    Returns (frame, problems): per column, the first line holding an object, a list of
-    non-scalars, a boolean, or lists mixed with scalars; a loader raises for the columns it uses.
+    Returns (frame, problems): per column, the first row (0-based) holding an object, a list
+    of non-scalars, a boolean, or lists mixed with scalars; a loader raises for the columns it
+    uses.
     """
     keys: dict[str, None] = {}
     for _, obj in rows:
@@ -112,14 +113,14 @@ def json_frame(rows: list[tuple[int, dict]]) -> tuple[pl.DataFrame, dict[str, tu
     for key in keys:
         values: list[Any] = []
         kinds: set[str] = set()
-        for number, obj in rows:
+        for row, (_, obj) in enumerate(rows):
             value, kind = _json_cell(obj.get(key))
             if kind in ("object", "nested list", "boolean") and key not in problems:
-                problems[key] = (number, f"holds {kind} {show(obj.get(key), 40)}")
+                problems[key] = (row, f"holds {kind} {show(obj.get(key), 40)}")
             if kind in ("scalar", "list"):
                 kinds.add(kind)
                 if len(kinds) == 2 and key not in problems:
-                    problems[key] = (number, "mixes lists and single values")
+                    problems[key] = (row, "mixes lists and single values")
             values.append(value)
         if "list" in kinds and "scalar" not in kinds:
             columns[key] = pl.Series(key, values, dtype=pl.List(pl.Utf8))

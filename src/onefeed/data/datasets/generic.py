@@ -312,8 +312,9 @@ def load_generic(path: str | Path | None = None,
     if config is None:
         raise DataError("generic loader needs config= (a TOML column mapping; see "
                         "configs/datasets/example_generic.toml)")
-    if isinstance(config, GenericMapping):
-        mapping, base = config, Path(path) if path is not None else Path.cwd()
+    if isinstance(config, GenericMapping):  # re-built so its ranges and checks run
+        mapping = config_mod.from_dict(GenericMapping, config_mod.to_dict(config))
+        base = Path(path) if path is not None else Path.cwd()
     else:
         toml = Path(config)
         if not toml.is_file():

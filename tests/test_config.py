@@ -3,9 +3,12 @@ rules, unknown keys and unreadable files -> ConfigError naming the key, value an
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from onefeed import config
 from onefeed.config import ConfigError, check_range, in_range
@@ -129,3 +132,19 @@ def test_relative_options_config_resolves_against_the_prepare_file(tmp_path, mon
     assert cfg.options["config"] == str(tmp_path / "sub" / "../maps/m.toml")
     # named on the command line instead: left as given (relative to the working directory)
     assert load_config(prep, ["options.config=m.toml"]).options["config"] == "m.toml"
+
+
+@settings(max_examples=150, deadline=None)
+@given(value=st.one_of(st.integers(-10, 10), st.floats(allow_nan=True, allow_infinity=True)),
+       key=st.sampled_from(["valid_frac", "search_share", "k_core", "max_history"]))
+def test_property_a_prepare_value_loads_iff_it_is_finite_and_in_range(value, key):
+    spec = PrepareConfig.RANGES[key]
+    is_int_key = key in ("k_core", "max_history")
+    expected = (isinstance(value, int) if is_int_key else math.isfinite(value)) and \
+        in_range(value, spec) and not (key == "valid_frac" and value + 0.1 >= 1)
+    try:
+        cfg = config.from_dict(PrepareConfig, {key: value})
+    except ConfigError:
+        assert not expected
+    else:
+        assert expected and getattr(cfg, key) == value

@@ -134,3 +134,28 @@ def test_help_still_exits_zero(capsys):
 def test_fixture_runs_point_at_real_inputs(fx):
     manifest = json.loads((Path(fx["run"]) / "manifest.json").read_text())
     assert Path(manifest["data"], "manifest.json").is_file()
+
+
+def test_degenerate_sid_levels_are_warned(caplog):
+    from onefeed.cli.sid import warn_degenerate
+
+    with caplog.at_level("WARNING", logger="onefeed.sid"):
+        assert warn_degenerate([19, 1, 1, 1], 19, 256)
+    assert "SID levels [1, 2, 3] have a single code" in caplog.text
+    assert not warn_degenerate([4, 6], 24, 256)
+
+
+def test_zero_test_search_queries_are_warned(caplog, tmp_path):
+    from onefeed.data.prepare import load_config, prepare
+
+    cfg = load_config(None, ["dataset=generic", "k_core=0", 'queries.min_chars=1000',
+                             f"options.config={example_mapping()}"])
+    with caplog.at_level("WARNING", logger="onefeed.data.prepare"):
+        prepare(cfg)
+    assert "0 test search queries" in caplog.text and "queries.min_chars" in caplog.text
+
+
+def example_mapping() -> Path:
+    from onefeed.paths import REPO
+
+    return REPO / "configs" / "datasets" / "example" / "mapping.toml"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -45,6 +46,19 @@ def build(
     console.print(f"wrote {out}: {table.n_items} items x {table.n_levels} levels "
                   f"{list(table.codebook_sizes)}, collision rate before disambiguation "
                   f"{table.meta['collision_rate']:.2f}%")
+    warn_degenerate(list(table.codebook_sizes), table.n_items, cfg.codebook_size)
+
+
+def warn_degenerate(sizes: list[int], n_items: int, codebook_size: int) -> bool:
+    """Log a warning when a level has a single code (it tells items apart not at all)."""
+    flat = [j for j, size in enumerate(sizes) if size <= 1]
+    if flat:
+        logging.getLogger("onefeed.sid").warning(
+            "SID levels %s have a single code (codebook sizes %s for %d items, codebook_size="
+            "%d): they carry no information. Lower levels / codebook_size, or give items more "
+            "text (description, categories) or interactions", flat, sizes, n_items,
+            codebook_size)
+    return bool(flat)
 
 
 @app.command()

@@ -65,8 +65,11 @@ def check_datamaps(path: Path, events: pl.DataFrame) -> dict[str, int]:
     """Cross-check users and items against P5's ``datamaps``; mismatches raise."""
     try:
         maps = json.loads(read_bytes(path))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise DataError(f"{path}: not valid JSON ({type(exc).__name__}: "
+                        f"{str(exc)[:200]})") from None
+    if not isinstance(maps, dict):
+        raise DataError(f"{path}: expected a JSON object with user2id and item2id")
     for key, col in (("user2id", "user_id"), ("item2id", "item_id")):
         if key not in maps:
             raise DataError(f"{path}: missing key '{key}'")

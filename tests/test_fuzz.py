@@ -26,6 +26,11 @@ def test_loaders_fail_cleanly_on_every_malformed_input():
     assert all(t.cases == LOADER_CASES == t.counts["clean"] for t in tallies.values())
 
 
+def test_prepare_never_fails_a_leakage_check_or_accepts_invalid_input():
+    tally = fuzzing.fuzz_prepare(30, seed=0)
+    assert tally.cases == 30 and tally.counts["clean"] == 30, tally.examples
+
+
 def test_commands_fail_with_one_error_line():
     tallies = fuzzing.fuzz_commands(COMMAND_CASES, seed=1)
     assert set(tallies) == set(fuzzing.COMMANDS)

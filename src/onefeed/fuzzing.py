@@ -405,6 +405,74 @@ def movielens_case(seed: int, index: int) -> Case:
     return Case("movielens", name, invalid, files, ("ml-100k", "path=."))
 
 
+# ------------------------------------------------------------------ prepare (generic csv -> Dataset)
+
+def _ties(rng: random.Random, inp: GenericInput) -> None:
+    """Same-second events: all of a user's, or a view and a search click of one item."""
+    if rng.random() < 0.5:
+        _all_cells(inp, "when", lambda t: 1_700_000_000)
+        return
+    for row in rng.sample(inp.events, k=min(3, len(inp.events))):
+        if row["product"] is not None:
+            twin = dict(row, action="result_click" if row["action"] == "view" else "view")
+            inp.events.insert(inp.events.index(row) + 1, twin)
+
+
+PREPARE_MUTATIONS: list[GenericMutation] = [
+    ("ties", ("csv",), False, _ties),
+    ("duplicate_rows", ("csv",), False,
+     lambda r, i: i.events.extend(dict(row) for row in r.sample(i.events, k=2))),
+    ("one_user", ("csv",), False, lambda r, i: _all_cells(i, "uid", lambda v: "solo")),
+]
+
+
+def prepare_case(seed: int, index: int) -> Case:
+    """A generic CSV case (any loader mutation, or a prepare-level one: ties, duplicates, one
+    user) and a random valid prepare config; the whole of ``prepare`` runs."""
+    rng = random.Random(f"prepare/{seed}/{index}")
+    if rng.random() < 0.5:
+        name, _, invalid, mutate = rng.choice(PREPARE_MUTATIONS)
+    else:
+        name, _, invalid, mutate = rng.choice([m for m in GENERIC_MUTATIONS if "csv" in m[1]])
+    inp = GenericInput("csv", _base_events(rng), _base_items(), _fill(MAPPING, "csv"))
+    mutate(rng, inp)
+    for it in inp.items:
+        it["path"] = " > ".join(it["path"]) if isinstance(it.get("path"), list) else None
+    events = inp.raw_events if inp.raw_events is not None else _serialise(
+        inp, inp.events, inp.extra_lines)
+    overrides = [f"k_core={rng.randint(0, 3)}",
+                 f"protocol={json.dumps(rng.choice(['leave_one_out', 'temporal']))}",
+                 f"dedup={json.dumps(rng.choice(['exact', 'first_per_user_item']))}",
+                 f"search_share={rng.random():.3f}", f"drop_short_users={rng.random() < 0.5}"
+                 .lower(), f"seed={rng.randint(0, 9)}"]
+    files = {"events.csv": events, "items.csv": _serialise(GenericInput("csv", [], [], {}),
+                                                           inp.items, []),
+             "mapping.toml": _toml(inp.mapping).encode()}
+    return Case("prepare", name, invalid, files, ("generic", "config=mapping.toml", *overrides))
+
+
+def run_prepare_case(case: Case, folder: Path) -> Result:
+    """``prepare`` end to end; a leakage failure on any input is a bug, not a clean error."""
+    from onefeed.cli import user_errors
+    from onefeed.data.prepare import LeakageError, load_config, prepare
+
+    write_files(case, folder)
+    dataset, config, *overrides = case.args
+    try:
+        cfg = load_config(None, [f"dataset={dataset}", *overrides,
+                                 f"options.config={folder / config.split('=', 1)[1]}"])
+        prepare(cfg)
+    except LeakageError as exc:
+        return Result(case, "traceback", f"LeakageError: {str(exc).splitlines()[0]}")
+    except user_errors() as exc:
+        ok = _message_ok(str(exc))
+        return Result(case, "clean" if ok else "traceback",
+                      str(exc)[:300] if ok else f"message of {len(str(exc))} chars")
+    except Exception as exc:  # noqa: BLE001 - classifying is the point
+        return Result(case, "traceback", _last_line(exc))
+    return Result(case, "accepted_invalid" if case.invalid else "clean", "prepared")
+
+
 LOADER_CASES: dict[str, Callable[[int, int], Case]] = {
     "generic_csv": lambda seed, i: generic_case("csv", seed, i),
     "generic_jsonl": lambda seed, i: generic_case("jsonl", seed, i),
@@ -686,6 +754,15 @@ def fuzz_loaders(cases: int, seed: int = 0, names: list[str] | None = None) -> d
         tally.seconds = time.perf_counter() - t0
         out[name] = tally
     return out
+
+
+def fuzz_prepare(cases: int, seed: int = 0) -> Tally:
+    tally, t0 = Tally(), time.perf_counter()
+    for i in range(cases):
+        with tempfile.TemporaryDirectory(prefix="onefeed-fuzz-") as tmp:
+            tally.add(run_prepare_case(prepare_case(seed, i), Path(tmp)))
+    tally.seconds = time.perf_counter() - t0
+    return tally
 
 
 def fuzz_commands(cases: int, seed: int = 0, names: list[str] | None = None) -> dict[str, Tally]:

@@ -204,3 +204,25 @@ def test_movielens_non_finite_rating_fails_validation(tmp_path):
     (tmp_path / "u.genre").write_text("unknown|0\nAction|1\n")
     with pytest.raises(DataError, match="row 1, column 'strength' is not a finite number"):
         validate(load_raw("ml-100k", tmp_path))
+
+
+def test_same_second_view_and_search_click_are_not_a_leak(tmp_path):
+    """Two item events in one second (a view and a search click of the same item) used to
+    fail history_target_separation; they are two events, split like any others."""
+    from onefeed.data.prepare import load_config, prepare
+
+    rows = ["uid,product,when,action"]
+    for u in range(6):
+        rows += [f"u{u},p{(u + k) % 5},{1_700_000_000 + k},view" for k in range(4)]
+        rows += [f"u{u},p{(u + 3) % 5},{1_700_000_003},result_click",
+                 f"u{u},p{(u + 4) % 5},{1_700_000_009},view"]
+    (tmp_path / "events.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "m.toml").write_text(
+        '[events]\nfile = "events.csv"\nuser = "uid"\nitem = "product"\ntimestamp = "when"\n'
+        'behaviour = "action"\n[events.behaviour_values]\nview = "rec_click"\n'
+        'result_click = "search_click"\n')
+    cfg = load_config(None, ["dataset=generic", "k_core=0", f"options.config={tmp_path}/m.toml"])
+    ds = prepare(cfg)
+    valid = ds.events.filter(pl.col("split") == "valid")
+    assert valid["behaviour"].unique().to_list() == ["search_click"]
+    assert ds.manifest["leakage"]

@@ -148,3 +148,10 @@ def test_property_a_prepare_value_loads_iff_it_is_finite_and_in_range(value, key
         assert not expected
     else:
         assert expected and getattr(cfg, key) == value
+
+
+def test_overrides_into_a_value_and_huge_ints_are_config_errors():
+    with pytest.raises(ConfigError, match="k_core is a value, not a table"):
+        config.load(PrepareConfig, None, ["k_core.x=1"])
+    with pytest.raises(ConfigError, match="too large for a float"):
+        config.load(RunConfig, None, [f"train.lr={10 ** 400}"])

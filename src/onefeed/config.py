@@ -9,8 +9,8 @@ Value ranges are declared beside the fields, one class attribute per dataclass::
     RANGES: ClassVar[dict[str, str]] = {"epochs": ">= 1", "dropout": "[0, 1)", "lr": "> 0"}
 
 ``from_dict`` checks them (element-wise for lists) before any work starts, and every float
-must be finite. Cross-field rules live in an optional ``check(self)`` method it calls last (raising
-ValueError, re-raised as ``ConfigError`` with the key's path).
+must be finite. Cross-field rules live in an optional ``check(self)`` method it calls last
+(raising ValueError, re-raised as ``ConfigError`` with the key's path).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ _BOUND = re.compile(r"^(>=|>|<=|<)\s*(\S+)$")
 
 
 def in_range(value: float, spec: str) -> bool:
-    """Whether ``value`` lies in ``spec``: ``"[0, 1)"``-style intervals or ``">= 1"``/``"> 0"``."""
+    """Whether ``value`` lies in ``spec``: an interval such as ``"[0, 1)"`` or ``">= 1"``."""
     if (m := _INTERVAL.match(spec)):
         lo, hi = float(m[2]), float(m[3])
         return ((lo <= value if m[1] == "[" else lo < value)
@@ -131,7 +131,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if tp is Any:
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ConfigError(f"{where}: {value} is too large for a float") from None
     if tp is float and isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{where}: {value!r} is not a finite number")
     if tp in (int, float, str, bool):
@@ -162,8 +165,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     for text in overrides:
         path, value = parse_override(text)
         node = data
-        for part in path[:-1]:
+        for depth, part in enumerate(path[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {'.'.join(path[:depth + 1])} is a "
+                                  "value, not a table")
         node[path[-1]] = value
     return data
 

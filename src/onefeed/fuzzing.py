@@ -527,8 +527,8 @@ class CommandSpec:
 
 
 BAD_INT = (-3, -1, 0)
-BAD_FRAC = (-0.5, 1.5, 2.0, 7.5, "NaN", "Infinity")
-BAD_LR = (0, -1e-3, "NaN", "Infinity", "fast")
+BAD_FRAC = (-0.5, 1.5, 2.0, 7.5, "NaN", "Infinity", 10 ** 400)
+BAD_LR = (0, -1e-3, "NaN", "Infinity", "fast", 10 ** 400)
 TRAIN_KEYS = (("train.epochs", BAD_INT), ("train.batch_size", BAD_INT), ("train.lr", BAD_LR),
               ("model.dropout", (1.0, -0.1, 2.0, "NaN")), ("model.n_layers", BAD_INT),
               ("train.eval_every", BAD_INT), ("model.d_model", (0, -8, "wide")))
@@ -615,7 +615,8 @@ def command_case(name: str, seed: int, index: int) -> Case:
         raw = value if value in ("NaN", "Infinity") else json.dumps(value)  # JSON's NaN / inf
         argv += ["--set", f"{key}={raw}"]
     elif family == "unknown_key":
-        key = rng.choice(["bogus", "train.bogus", "colour", "model.widht", "tasks.x"])
+        key = rng.choice(["bogus", "train.bogus", "colour", "model.widht", "tasks.x",
+                          "seed.deep", "threads.x.y", ""])
         argv += ["--set", f"{key}=1"]
     elif family == "missing_suite":
         argv[1] = rng.choice(["no-such-suite", "../quick", "quick.toml"])

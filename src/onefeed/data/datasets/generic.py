@@ -90,7 +90,7 @@ Table = tuple[pl.DataFrame, int, str, dict[str, tuple[int, str]]]
 def read_table(path: Path, fmt: str, separator: str, encoding: str) -> Table:
     """Read a file as a frame; returns (frame, file line of row 0, "line" or "row", problems).
 
-    ``problems``: per column, the first (line, what) a loader must not accept in a column it
+    ``problems``: per column, the first (row, what) a loader must not accept in a column it
     reads (objects, booleans, invalid UTF-8 bytes ...); unread columns may hold anything.
     """
     if fmt == "parquet":

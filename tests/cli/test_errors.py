@@ -68,7 +68,7 @@ CASES = [
     (["train", "--data", "{data}", "--sid", "{garbage}", "--out", "{tmp}"],
      "unreadable SID table"),
     (["evaluate", "--run", "{missing}"], "no trained run here"),
-    (["evaluate", "--run", "{run}", "--split", "bogus"], "'bogus' is not one of"),
+    (["evaluate", "--run", "{run}", "--split", "bogus"], "expected valid or test"),
     (["evaluate", "--run", "{joint}"], "this is a joint run: use onefeed joint"),
     (["evaluate", "--run", "{garbage}"], "not a readable manifest"),
     (["recommend", "--run", "{run}", "--user", "u1", "-k", "-5"], "-k"),

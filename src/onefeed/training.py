@@ -23,7 +23,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -45,6 +45,11 @@ from onefeed.tokens import Vocab
 
 @dataclass
 class TrainConfig:
+    RANGES: ClassVar[dict[str, str]] = {"lr": "> 0", "weight_decay": ">= 0", "betas": "[0, 1)",
+        "batch_size": ">= 1", "epochs": ">= 1", "max_steps": ">= 0", "warmup_steps": ">= 0",
+        "min_lr_ratio": "[0, 1]", "grad_clip": ">= 0", "label_smoothing": "[0, 1)",
+        "eval_every": ">= 1", "patience": ">= 1", "eval_beam": ">= 1", "eval_users": ">= 0",
+        "threads": ">= 1", "time_limit_min": ">= 0", "max_skipped_steps": ">= 0"}
     lr: float = 1e-3
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.98)
@@ -62,7 +67,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     time_limit_min: float = 0.0  # stop (and keep the best checkpoint) after this wall time
-    nonfinite: str = "stop"  # a NaN/inf loss or gradient: "stop" the run, or "skip" the step
+    nonfinite: Literal["stop", "skip"] = "stop"  # a NaN/inf loss or gradient: "stop" the run, or "skip" the step
     max_skipped_steps: int = 10  # with "skip": stop anyway after more skipped steps than this
 
 

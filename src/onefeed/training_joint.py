@@ -17,7 +17,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
@@ -43,6 +43,10 @@ from onefeed.training import (TrainConfig, checkpoint_config, guarded_step, load
 
 @dataclass
 class TaskConfig:
+    RANGES: ClassVar[dict[str, str]] = {"nrip": ">= 0", "nsip": ">= 0", "nsqp": ">= 0",
+        "desc2id": ">= 0", "id2desc": ">= 0", "desc_batch": ">= 1", "id2desc_batch": ">= 0",
+        "max_text_targets": ">= 1", "max_query_words": ">= 1", "max_desc_words": ">= 1",
+        "valid_search_users": ">= 0", "max_history_items": ">= 0"}
     identifier: str = "auto"  # IdLayout.load: auto | single | semantic | collab
     nrip: float = 1.0  # next recommendation item (GenSAR §3.3.1)
     nsip: float = 1.0  # next search item (§3.3.2)

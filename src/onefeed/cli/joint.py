@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import typer
+
+Split = Literal["valid", "test"]  # whose target the history stops before
 
 from onefeed.cli.output import JSON_HELP, QUIET_HELP, item_rows, print_result, query_rows
 from onefeed.cli.output import quiet as quiet_output
@@ -49,7 +51,10 @@ def train_cmd(
 ) -> None:
     """Train on NRIP + NSIP + NSQP + DESC2ID + ID2DESC (weights in the config's [tasks])."""
     from onefeed import training_joint
+    from onefeed.cli.model import check_inputs
 
+    check_inputs(data, sid)
+    training_joint.load_run_config(config, list(set_))  # a bad config fails before any loading
     out = out or data.parent / "model" / f"joint-{sid.name}"
     with quiet_output(quiet):
         state = training_joint.run(data, sid, config, out, list(set_), resume=resume)
@@ -61,14 +66,14 @@ def train_cmd(
 def _load(run: Path) -> tuple[Any, Any]:
     from onefeed import training_joint
     from onefeed.artifacts import ArtifactError
-    from onefeed.cli.model import input_dir
+    from onefeed.cli.model import input_dir, manifest_json
     from onefeed.data.schemas import DataError, Dataset
     from onefeed.sid.table import check_dataset
 
     manifest_path = run / "manifest.json"
     if not manifest_path.exists():
         raise typer.BadParameter(f"{run}: not a joint run (no manifest.json)")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = manifest_json(manifest_path)
     if manifest.get("kind") != "joint-generative":
         raise typer.BadParameter(f"{run}: manifest kind {manifest.get('kind')!r}, expected "
                                  "'joint-generative' (train with onefeed joint train)")
@@ -106,8 +111,8 @@ def _items(ds: Any, ids: Any) -> list[dict[str, Any]]:
 def recommend_cmd(run: Path = typer.Option(..., help=RUN_HELP),
                   user: str = typer.Option(..., help=USER_HELP),
                   k: int = typer.Option(10, "-k", "--k", min=1, max=200, help="how many items"),
-                  split: str = typer.Option("test", help=SPLIT_HELP),
-                  beam: int = typer.Option(20, help=BEAM_HELP),
+                  split: Split = typer.Option("test", help=SPLIT_HELP),
+                  beam: int = typer.Option(20, min=1, help=BEAM_HELP),
                   as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Next items for a user's feed (NRIP)."""
     import numpy as np
@@ -123,8 +128,8 @@ def search_cmd(run: Path = typer.Option(..., help=RUN_HELP),
                user: str = typer.Option(..., help=USER_HELP),
                query: str = typer.Option(..., help="free text (up to 12 word pieces are read)"),
                k: int = typer.Option(10, "-k", "--k", min=1, max=200, help="how many items"),
-               split: str = typer.Option("test", help=SPLIT_HELP),
-               beam: int = typer.Option(20, help=BEAM_HELP),
+               split: Split = typer.Option("test", help=SPLIT_HELP),
+               beam: int = typer.Option(20, min=1, help=BEAM_HELP),
                bm25_lam: float | None = typer.Option(
                    None, min=0.0, help="fuse with BM25: its top --bm25-depth items re-scored by "
                    "bm25/max + lam * the model's log p (the bench's onefeed-hybrid row; its lam "
@@ -141,6 +146,10 @@ def search_cmd(run: Path = typer.Option(..., help=RUN_HELP),
 
     if not query.strip():
         raise typer.BadParameter("query is empty")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError:  # argv bytes that were not UTF-8 arrive as lone surrogates
+        raise typer.BadParameter("query is not valid UTF-8 text") from None
     if len(query) > 1000:
         raise typer.BadParameter(f"query is {len(query)} characters; at most 1000")
     ds, pred = _load(run)
@@ -169,8 +178,8 @@ def search_cmd(run: Path = typer.Option(..., help=RUN_HELP),
 def suggest_cmd(run: Path = typer.Option(..., help=RUN_HELP),
                 user: str = typer.Option(..., help=USER_HELP),
                 k: int = typer.Option(5, "-k", "--k", min=1, max=50, help="how many queries"),
-                split: str = typer.Option("test", help=SPLIT_HELP),
-                beam: int = typer.Option(10, help=BEAM_HELP),
+                split: Split = typer.Option("test", help=SPLIT_HELP),
+                beam: int = typer.Option(10, min=1, help=BEAM_HELP),
                 as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Queries the user is likely to search next (NSQP)."""
     import numpy as np

@@ -32,6 +32,8 @@ def train_cmd(
     """Train the generative recommender (also runs under torchrun: python -m onefeed.training)."""
     from onefeed import training
 
+    check_inputs(data, sid)
+    training.load_run_config(config, list(set_))  # a bad config fails before anything loads
     if out is None:
         stem = config.stem if config else "default"
         out = data.parent / "model" / f"{sid.name}-{stem}"
@@ -44,6 +46,16 @@ def train_cmd(
 JOINT_KIND = "joint-generative"
 
 
+def check_inputs(data: Path, sid: Path) -> None:
+    """Fail fast, in one line, when ``data`` / ``sid`` are not what train reads."""
+    if not (data / "manifest.json").is_file():
+        raise typer.BadParameter(f"--data {data}: not a prepared dataset (no manifest.json); "
+                                 "run onefeed data prepare")
+    if not (sid / "sid_table.json").is_file():
+        raise typer.BadParameter(f"--sid {sid}: not a SID table dir (no sid_table.json); "
+                                 "run onefeed sid build")
+
+
 def read_manifest(run: Path) -> dict:
     """A trained run's manifest.json; clear errors for a missing run or manifest."""
     if not (run / "best").is_dir():
@@ -51,7 +63,18 @@ def read_manifest(run: Path) -> dict:
     path = run / "manifest.json"
     if not path.exists():
         raise typer.BadParameter(f"{run}: no manifest.json (not written by onefeed train)")
-    return json.loads(path.read_text())
+    return manifest_json(path)
+
+
+def manifest_json(path: Path) -> dict:
+    """A manifest.json as a dict; unreadable or non-object JSON -> one-line BadParameter."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise typer.BadParameter(f"{path}: not a readable manifest ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise typer.BadParameter(f"{path}: not a manifest (expected a JSON object)")
+    return manifest
 
 
 def input_dir(run: Path, value: str | Path) -> Path:
@@ -92,7 +115,7 @@ def evaluate_cmd(
     data: Optional[Path] = typer.Option(None, help="dataset dir (default: the run's manifest)"),
     sid: Optional[Path] = typer.Option(None, help="SID table dir (default: the run's manifest)"),
     split: str = typer.Option("test", help="valid | test"),
-    beam: int = typer.Option(20, help="beam size (>= 20, the largest K)"),
+    beam: int = typer.Option(20, min=1, help="beam size (>= 20, the largest K)"),
     exclude_seen: bool = typer.Option(False, "--exclude-seen/--keep-seen",
                                       help="drop the user's history items from the ranking"),
     filter_seen: bool = typer.Option(False, "--filter-seen", hidden=True,

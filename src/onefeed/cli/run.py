@@ -40,8 +40,9 @@ def run_main(config: Path = typer.Option(REPO / "configs" / "run" / "default.tom
     from onefeed.pipeline import PipelineConfig, prepare_name, run_pipeline
     from onefeed import config as config_lib
 
-    cfg = config_lib.load(PipelineConfig, config if config.exists() else None,
-                          ["quick=true"] if quick else [])
+    default = REPO / "configs" / "run" / "default.toml"
+    cfg = config_lib.load(PipelineConfig, None if config == default and not config.exists()
+                          else config, ["quick=true"] if quick else [])  # a named file must exist
     root = out or runs_root() / prepare_name(cfg)
     t0 = time.perf_counter()
     with quiet_output(quiet):

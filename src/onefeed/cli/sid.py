@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import logging
 from pathlib import Path
 
 import typer
@@ -58,6 +58,19 @@ def build(
     console.print(f"wrote {escape(str(out))}: {table.n_items} items x {table.n_levels} levels "
                   f"{list(table.codebook_sizes)}, collision rate before disambiguation "
                   f"{table.meta['collision_rate']:.2f}%")
+    warn_degenerate(list(table.codebook_sizes), table.n_items, cfg.codebook_size)
+
+
+def warn_degenerate(sizes: list[int], n_items: int, codebook_size: int) -> bool:
+    """Log a warning when a level has a single code (it tells items apart not at all)."""
+    flat = [j for j, size in enumerate(sizes) if size <= 1]
+    if flat:
+        logging.getLogger("onefeed.sid").warning(
+            "SID levels %s have a single code (codebook sizes %s for %d items, codebook_size="
+            "%d): they carry no information. Lower levels / codebook_size, or give items more "
+            "text (description, categories) or interactions", flat, sizes, n_items,
+            codebook_size)
+    return bool(flat)
 
 
 @app.command()
@@ -69,13 +82,14 @@ def inspect(
 ) -> None:
     """Print collision rate, utilisation, perplexity, prefix examples, coherence; write a PNG."""
     from onefeed.artifacts import write_json
+    from onefeed.cli.model import manifest_json
     from onefeed.data.schemas import Dataset
     from onefeed.sid.diagnostics import diagnose, plot_usage
     from onefeed.sid.table import SidTable
 
     table = SidTable.load(directory / table_dir if table_dir else directory)
     manifest_path = directory / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest = manifest_json(manifest_path) if manifest_path.exists() else {}
     data = data or (Path(manifest["dataset"]["path"]) if manifest.get("dataset", {}).get("path")
                     else None)
     items = Dataset.load(data).items if data is not None and data.exists() else None

@@ -15,10 +15,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import polars as pl
 
@@ -38,9 +39,14 @@ from onefeed.data.weak_queries import (WeakQueryConfig, build_item_queries, eval
                                        search_pairs, split_queries)
 from onefeed.paths import runs_root
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class PrepareConfig:
+    RANGES: ClassVar[dict[str, str]] = {"k_core": ">= 0", "max_history": ">= 1",
+        "valid_frac": "(0, 1)", "test_frac": "(0, 1)", "boundaries": ">= 0",
+        "search_share": "[0, 1]"}
     name: str = "synthetic"  # names the output (runs/<name>/data) and the manifest
     dataset: str = "synthetic"  # loader: ml-100k|ml-1m|amazon|amazon-raw|generic|synthetic
     path: str | None = None  # raw folder/file for the loader (default: the loader's own)
@@ -57,6 +63,16 @@ class PrepareConfig:
     search_share: float = 0.3  # share of eligible train rec_clicks turned into searches
     seed: int = 0
 
+    def check(self) -> None:
+        """Cross-field rules (``config.from_dict`` calls this after the per-field ranges)."""
+        if self.valid_frac + self.test_frac >= 1:
+            raise ValueError(f"valid_frac + test_frac = {self.valid_frac + self.test_frac:g}: "
+                             "must be < 1")
+        if self.boundaries is not None and (len(self.boundaries) != 2
+                                            or self.boundaries[0] >= self.boundaries[1]):
+            raise ValueError(f"boundaries = {self.boundaries}: must be [valid_start, "
+                             "test_start] with valid_start < test_start")
+
     def seeds(self) -> dict[str, int]:
         """Per-stage seeds derived from ``seed`` (all recorded in the manifest)."""
         return {"query_split": self.seed + 1, "sessions": self.seed + 2,
@@ -71,7 +87,16 @@ class LeakageError(DataError):
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> PrepareConfig:
-    return config_mod.load(PrepareConfig, path, overrides)
+    """``PrepareConfig`` from TOML + overrides; a relative ``options.config`` written in the file
+    resolves against the file's folder (as paths inside a generic mapping resolve against it)."""
+    cfg = config_mod.load(PrepareConfig, path, overrides)
+    if path is not None:
+        named = config_mod.read_toml(path).get("options", {})
+        named = named.get("config") if isinstance(named, dict) else None
+        if isinstance(named, str) and cfg.options.get("config") == named \
+                and not Path(named).is_absolute():
+            cfg.options["config"] = str(Path(path).resolve().parent / named)
+    return cfg
 
 
 def load_raw_for(cfg: PrepareConfig) -> RawData:
@@ -147,12 +172,15 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     ev, rounds = k_core(ev, cfg.k_core)
     steps.append(_counts(f"k_core({cfg.k_core})", ev))
     if ev.height == 0:
-        raise DataError(f"{where}: no events left after {cfg.k_core}-core filtering")
+        raise DataError(f"{where}: no events left after {cfg.k_core}-core filtering (users and "
+                        f"items need >= {cfg.k_core} item events); lower k_core, e.g. --set "
+                        "k_core=0 to disable it")
     step(f"split ({cfg.protocol})")
     split = _split(ev, cfg)
     steps.append(_counts(f"split({cfg.protocol})", split.events))
     if split.events.height == 0:
-        raise DataError(f"{where}: no users with >= 3 item events; nothing to split")
+        raise DataError(f"{where}: no users with >= 3 item events; nothing to split (set "
+                        "drop_short_users = false to keep short users in train)")
     remapped = remap_ids(split.events, raw.items)
     ev = remapped.events
     items = remapped.items.join(item_first_split(ev), on="item", how="left", maintain_order="left")
@@ -171,6 +199,7 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     ev = sessions.events
     queries = remap_evidence(queries, sessions.position_map)
     evq, eval_stats = eval_queries(ev, queries, seeds["eval_queries"])
+    _warn_thin_search(evq, queries, cfg)
 
     manifest: dict[str, Any] = {
         "name": cfg.name,
@@ -210,6 +239,16 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     if failures:
         raise LeakageError(failures)
     return ds
+
+
+def _warn_thin_search(evq: pl.DataFrame, queries: pl.DataFrame, cfg: PrepareConfig) -> None:
+    """Warn (not fail) when search cannot be evaluated: the dataset is still usable for rec."""
+    n_test = evq.filter(pl.col("split") == "test").height
+    if n_test == 0:
+        log.warning("%s: 0 test search queries (%d weak queries from sources %s); search "
+                    "metrics will be empty. Add item text (description, categories, tags, "
+                    "reviews) or lower queries.min_chars / queries.keyword_min_count",
+                    cfg.name, queries.height, cfg.queries.sources)
 
 
 def default_out(cfg: PrepareConfig) -> Path:

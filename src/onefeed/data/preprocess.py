@@ -47,6 +47,32 @@ class ValidationReport:
         return dict(self.__dict__)
 
 
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z (unix seconds)
+MAX_STRENGTH = 1e9  # |strength|: ratings, dwell ms, counts; larger is a corrupt cell
+MISSING_IDS = ("nan", "none", "null", "na", "n/a", "<na>")  # a missing value written as text
+
+
+def show(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters (long user ids stay out of messages)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 3]}... ({len(text)} chars)"
+
+
+def value_checks(ev: pl.DataFrame) -> list[tuple[str, pl.Expr, str]]:
+    """(column, bad-row mask, what is wrong) for values no loader may pass on."""
+    checks = [(c, pl.col(c).str.strip_chars().str.to_lowercase().is_in(MISSING_IDS),
+               f"looks like a missing value written as text {MISSING_IDS}")
+              for c in ("user_id", "item_id") if ev.schema.get(c) == pl.Utf8]
+    if "timestamp" in ev.columns and ev.schema["timestamp"].is_numeric():
+        checks.append(("timestamp", ~pl.col("timestamp").is_between(0, MAX_TIMESTAMP),
+                       f"is outside [0, {MAX_TIMESTAMP}] unix seconds (1970 .. 9999)"))
+    if "strength" in ev.columns and ev.schema["strength"].is_float():
+        checks.append(("strength", pl.col("strength").is_nan() | (pl.col("strength").abs()
+                                                                  > MAX_STRENGTH),
+                       f"is not a finite number in [-{MAX_STRENGTH:g}, {MAX_STRENGTH:g}]"))
+    return checks
+
+
 def _first_bad_row(frame: pl.DataFrame, mask: pl.Expr) -> tuple[int, int]:
     bad = frame.with_row_index("_row").filter(mask)
     return bad.height, (int(bad["_row"][0]) if bad.height else -1)
@@ -73,6 +99,7 @@ def validate(raw: RawData) -> ValidationReport:
         ("order", pl.col("order").is_null(), "is null"),
         ("item_id", IS_ITEM_EVENT & pl.col("item_id").is_null(), "is null for an item event"),
     ]
+    checks += value_checks(ev)
     if "query" in ev.columns:
         checks.append(("query", (pl.col("behaviour") == "search_query")
                        & (pl.col("query").is_null() | (pl.col("query").str.strip_chars() == "")),
@@ -82,7 +109,7 @@ def validate(raw: RawData) -> ValidationReport:
         if n_bad:
             value = ev[column][row]
             raise DataError(f"{where}: row {row}, column '{column}' {what} "
-                            f"(value {value!r}; {n_bad} such rows)")
+                            f"(value {show(value)}; {n_bad} such rows)")
     items = raw.items
     if "item_id" not in items.columns:
         raise DataError(f"{raw.source.get('name', 'raw data')} items: missing column 'item_id'")

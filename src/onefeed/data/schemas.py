@@ -163,10 +163,20 @@ class Dataset:
         manifest_path = directory / "manifest.json"
         if not manifest_path.exists():
             raise DataError(f"{directory}: no manifest.json; run `onefeed data prepare` first")
-        manifest = json.loads(manifest_path.read_text())
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{directory}: unreadable manifest.json ({type(exc).__name__}: "
+                            f"{str(exc)[:200]})") from None
+        if not isinstance(manifest, dict):
+            raise DataError(f"{directory}: manifest.json is not a JSON object")
         if verify:
             verify_dataset(directory, manifest)
-        frames = {n: pl.read_parquet(directory / f"{n}.parquet") for n in FRAMES}
+        try:
+            frames = {n: pl.read_parquet(directory / f"{n}.parquet") for n in FRAMES}
+        except (OSError, ValueError, pl.exceptions.PolarsError) as exc:  # corrupt or foreign
+            raise DataError(f"{directory}: unreadable prepared dataset ({type(exc).__name__}: "
+                            f"{str(exc)[:200]})") from None
         return cls(manifest=manifest, **frames)
 
 

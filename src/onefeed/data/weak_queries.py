@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import polars as pl
@@ -61,6 +62,10 @@ EVIDENCE_DTYPE = pl.List(pl.Struct({"user": pl.Int32, "position": pl.Int32}))
 
 @dataclass
 class WeakQueryConfig:
+    RANGES: ClassVar[dict[str, str]] = {"min_tokens": ">= 1", "max_tokens": ">= 1",
+        "min_chars": ">= 0", "title_chunk": ">= 1", "max_title_chunks": ">= 0",
+        "keywords_per_item": ">= 0", "keyword_min_count": ">= 1", "keyword_max_df": "(0, 1]",
+        "holdout_frac": "[0, 1)"}
     sources: list[str] = field(default_factory=lambda: list(SOURCES))
     min_tokens: int = 1
     max_tokens: int = 8
@@ -79,6 +84,10 @@ class WeakQueryConfig:
             raise ValueError(f"weak query sources {unknown} unknown; known: {list(SOURCES)}")
         if not 0 <= self.holdout_frac < 1:
             raise ValueError(f"holdout_frac must be in [0, 1), got {self.holdout_frac}")
+
+    def check(self) -> None:
+        if self.min_tokens > self.max_tokens:
+            raise ValueError(f"min_tokens = {self.min_tokens} > max_tokens = {self.max_tokens}")
 
 
 # ---------------------------------------------------------------- normalisation

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ Pair = tuple[str, str]
 
 @dataclass
 class BiEncoderConfig:
+    RANGES: ClassVar[dict[str, str]] = {"max_search_pairs": ">= 0", "max_item_pairs": ">= 0",
+        "epochs": ">= 1", "batch_size": ">= 2", "lr": "> 0", "max_seq_length": ">= 1"}
     max_search_pairs: int = 4096
     max_item_pairs: int = 4096
     epochs: int = 1

@@ -10,6 +10,7 @@ interaction get a zero vector.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,6 +19,8 @@ from scipy.sparse.linalg import svds
 
 @dataclass
 class CollabConfig:
+    RANGES: ClassVar[dict[str, str]] = {"dim": ">= 1", "window": ">= 1", "shift": "> 0",
+        "smoothing": "[0, 1]"}
     dim: int = 64  # embedding size (capped at n_items - 2)
     window: int = 10  # co-occurrence window within a user's train sequence
     shift: float = 1.0  # PMI shift: keep max(PMI - log(shift), 0)

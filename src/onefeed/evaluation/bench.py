@@ -16,7 +16,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
@@ -43,6 +43,7 @@ console = Console(stderr=True)
 
 @dataclass
 class DatasetSpec:
+    RANGES: ClassVar[dict[str, str]] = {"synthetic_users": ">= 1", "synthetic_items": ">= 2"}
     dir: str = ""  # a prepared Dataset directory (``onefeed data prepare``)
     prepare: str = ""  # the prepare config that builds ``dir`` (documentation / hint)
     synthetic: bool = False  # build a tiny synthetic dataset in memory (CI / quick suite)
@@ -74,6 +75,7 @@ class Reference:
 
 @dataclass
 class SuiteConfig:
+    RANGES: ClassVar[dict[str, str]] = {"seeds": ">= 0", "threads": ">= 1"}
     suite: str = ""
     description: str = ""
     dataset: DatasetSpec = field(default_factory=DatasetSpec)

@@ -8,11 +8,14 @@ seen-item filtering (the target may be an item already in the history).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass
 class Protocol:
+    RANGES: ClassVar[dict[str, str]] = {"max_history": ">= 1", "ks": ">= 1", "curve_k": ">= 1",
+        "search_ks": ">= 1", "query_ks": ">= 1", "edit_distance": ">= 0",
+        "query_max_cases": ">= 0", "tail_head_frac": "(0, 1)"}
     name: str = "tiger-loo"
     split: str = "test"  # cases: each user's first item event in this split
     max_history: int = 20  # items of history given to every model at evaluation time

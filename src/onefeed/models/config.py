@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 
 @dataclass
 class ModelConfig:
+    RANGES: ClassVar[dict[str, str]] = {"d_model": ">= 1", "n_layers": ">= 1", "n_heads": ">= 1",
+        "d_ff": ">= 1", "dropout": "[0, 1)", "max_len": ">= 1", "n_strength_buckets": ">= 1",
+        "head_mult": ">= 1", "text_layers": ">= 0", "max_text_len": ">= 1"}
     # architecture
     arch: Literal["decoder_only", "encoder_decoder", "joint"] = "decoder_only"
     d_model: int = 128

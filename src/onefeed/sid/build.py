@@ -26,7 +26,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import polars as pl
@@ -54,6 +54,8 @@ Semantic = Literal["content", "search", "multitask"]
 
 @dataclass
 class SidConfig:
+    RANGES: ClassVar[dict[str, str]] = {"levels": ">= 1", "codebook_size": ">= 2", "niter": ">= 1",
+        "batch_size": ">= 1"}
     strategy: Strategy = "content"
     quantizer: Quantiser = "rq_kmeans"
     semantic: Semantic = "content"  # semantic side of fused_*/separate/prefix_share

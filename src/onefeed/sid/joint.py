@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -31,6 +31,8 @@ from onefeed.sid.rq_kmeans import RQKMeans, RQKMeansConfig
 
 @dataclass
 class JointConfig:
+    RANGES: ClassVar[dict[str, str]] = {"shared_levels": ">= 1", "specific_levels": ">= 0",
+        "codebook_size": ">= 2", "dim": ">= 1", "niter": ">= 1"}
     method: Literal["kmeans", "learned"] = "kmeans"  # kmeans: this module; learned: joint_learned
     shared_levels: int = 2  # L_m
     specific_levels: int = 1  # L_n

@@ -19,7 +19,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class LearnedJointConfig:
+    RANGES: ClassVar[dict[str, str]] = {"hidden": ">= 1", "alpha": ">= 0", "lr": "> 0",
+        "epochs": ">= 1", "batch_size": ">= 1", "reset_every": ">= 0", "threads": ">= 1"}
     hidden: list[int] = field(default_factory=lambda: [256, 128])  # encoder MLP widths
     alpha: float = 0.25  # commitment weight (Eq. 9)
     lr: float = 1e-3

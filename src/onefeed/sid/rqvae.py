@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,9 @@ from onefeed.sid.rq_kmeans import RQKMeans, RQKMeansConfig
 
 @dataclass
 class RQVAEConfig:
+    RANGES: ClassVar[dict[str, str]] = {"levels": ">= 1", "codebook_size": ">= 2",
+        "latent_dim": ">= 1", "hidden": ">= 1", "beta": ">= 0", "lr": "> 0", "epochs": ">= 1",
+        "batch_size": ">= 1", "reset_every": ">= 0", "threads": ">= 1"}
     levels: int = 3
     codebook_size: int = 256
     latent_dim: int = 32

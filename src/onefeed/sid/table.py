@@ -72,15 +72,27 @@ class SidTable:
         directory = Path(directory)
         with contextlib.suppress(OSError):
             recover(directory)
-        info = json.loads((directory / "sid_table.json").read_text())
+        if not (directory / "sid_table.json").is_file():
+            raise ArtifactError(f"{directory}: not a SID table dir (no sid_table.json); run "
+                                "onefeed sid build")
+        try:
+            info = json.loads((directory / "sid_table.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"{directory}: unreadable sid_table.json ({type(exc).__name__}: "
+                                f"{str(exc)[:200]})") from None
         if verify:
             verify_sid(directory, info)
-        frame = pl.read_parquet(directory / "sid_table.parquet").sort("item")
+        try:
+            frame = pl.read_parquet(directory / "sid_table.parquet").sort("item")
+            sizes = tuple(int(s) for s in info["codebook_sizes"])
+            codes = np.stack([frame[f"c{j}"].to_numpy() for j in range(len(sizes))], axis=1)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError,
+                pl.exceptions.PolarsError) as exc:  # a corrupt or foreign file
+            raise ArtifactError(f"{directory}: unreadable SID table ({type(exc).__name__}: "
+                                f"{str(exc)[:200]})") from None
         if not np.array_equal(frame["item"].to_numpy(), np.arange(frame.height)):
             raise ArtifactError(f"SID table {directory}: column 'item' is not 0..{frame.height - 1}"
                                 " (rows were removed, duplicated or renumbered)")
-        sizes = tuple(int(s) for s in info["codebook_sizes"])
-        codes = np.stack([frame[f"c{j}"].to_numpy() for j in range(len(sizes))], axis=1)
         return cls(codes.astype(np.int64), sizes, info.get("meta", {}))
 
 

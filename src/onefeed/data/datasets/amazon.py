@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from onefeed.data.datasets.files import (items_for, json_lines, read_bytes, read_text, require,
-                                         source_record, unique_ids)
+                                         source_record, text_id, unique_ids)
 from onefeed.data.schemas import ITEM_SCHEMA, RAW_EVENT_SCHEMA, DataError, RawData, conform
 from onefeed.paths import raw_root
 
@@ -65,8 +65,11 @@ def check_datamaps(path: Path, events: pl.DataFrame) -> dict[str, int]:
     """Cross-check users and items against P5's ``datamaps``; mismatches raise."""
     try:
         maps = json.loads(read_bytes(path))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise DataError(f"{path}: not valid JSON ({type(exc).__name__}: "
+                        f"{str(exc)[:200]})") from None
+    if not isinstance(maps, dict):
+        raise DataError(f"{path}: expected a JSON object with user2id and item2id")
     for key, col in (("user2id", "user_id"), ("item2id", "item_id")):
         if key not in maps:
             raise DataError(f"{path}: missing key '{key}'")
@@ -84,12 +87,12 @@ def read_item_text(path: Path) -> pl.DataFrame:
     """``items.jsonl.gz`` -> ITEM_SCHEMA rows with HTML entities unescaped."""
     rows = []
     for number, obj in json_lines(path):
-        if not obj.get("asin"):
-            raise DataError(f"{path}: line {number}, column 'asin' is missing")
+        item_id = text_id(obj, "asin", path, number)
         cats = obj.get("categories") or []
-        if not isinstance(cats, list):
-            raise DataError(f"{path}: line {number}, column 'categories': expected a list")
-        rows.append({"item_id": str(obj["asin"]), "title": unescape(obj.get("title")),
+        if not isinstance(cats, list) or not all(isinstance(c, str) for c in cats):
+            raise DataError(f"{path}: line {number}, column 'categories': expected a list of "
+                            "strings")
+        rows.append({"item_id": item_id, "title": unescape(obj.get("title")),
                      "brand": unescape(obj.get("brand")),
                      "categories": [c for c in map(unescape, cats) if c]})
     frame = pl.DataFrame(rows, schema={"item_id": pl.Utf8, "title": pl.Utf8, "brand": pl.Utf8,

@@ -15,27 +15,34 @@ Each review is a ``rec_click`` at ``unixReviewTime`` with ``strength`` = ``overa
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from onefeed.data.datasets.amazon import unescape
-from onefeed.data.datasets.files import (decode, items_for, json_lines, read_bytes, require,
-                                         source_record, unique_ids)
+from onefeed.data.datasets.files import (decode, items_for, json_lines, read_bytes, require, show,
+                                         source_record, text_id, unique_ids)
+from onefeed.data.preprocess import MAX_STRENGTH, MAX_TIMESTAMP
 from onefeed.data.schemas import ITEM_SCHEMA, RAW_EVENT_SCHEMA, DataError, RawData, conform
 from onefeed.paths import raw_root
 
 
-def _number(obj: dict, key: str, kind: type, path: Path, line: int) -> Any:
+def _number(obj: dict, key: str, kind: type, path: Path, line: int, low: float,
+            high: float) -> Any:
+    """``obj[key]`` as a finite ``kind`` in [low, high]; else ``DataError`` naming the line."""
     value = obj.get(key)
     if value is None:
         raise DataError(f"{path}: line {line}, column '{key}' is missing")
     try:
-        return kind(value)
-    except (TypeError, ValueError):
-        raise DataError(f"{path}: line {line}, column '{key}': cannot read {value!r} "
-                        f"as {kind.__name__}") from None
+        number = kind(value) if not isinstance(value, bool) else None
+    except (TypeError, ValueError, OverflowError):
+        number = None
+    if number is None or not math.isfinite(number) or not low <= number <= high:
+        raise DataError(f"{path}: line {line}, column '{key}': cannot read {show(value)} "
+                        f"as {kind.__name__} in [{low:g}, {high:g}]")
+    return number
 
 
 REVIEW_FIELDS: dict[str, pl.DataType] = {"reviewerID": pl.Utf8, "asin": pl.Utf8,
@@ -48,13 +55,12 @@ def read_reviews_reference(path: Path) -> pl.DataFrame:
     cols: dict[str, list] = {k: [] for k in ("user_id", "item_id", "timestamp", "strength",
                                              "review")}
     for line, obj in json_lines(path):
-        for key in ("reviewerID", "asin"):
-            if not obj.get(key):
-                raise DataError(f"{path}: line {line}, column '{key}' is missing")
-        cols["user_id"].append(str(obj["reviewerID"]))
-        cols["item_id"].append(str(obj["asin"]))
-        cols["timestamp"].append(_number(obj, "unixReviewTime", int, path, line))
-        cols["strength"].append(_number(obj, "overall", float, path, line))
+        cols["user_id"].append(text_id(obj, "reviewerID", path, line))
+        cols["item_id"].append(text_id(obj, "asin", path, line))
+        cols["timestamp"].append(_number(obj, "unixReviewTime", int, path, line, 0,
+                                         MAX_TIMESTAMP))
+        cols["strength"].append(_number(obj, "overall", float, path, line, -MAX_STRENGTH,
+                                        MAX_STRENGTH))
         parts = [unescape(obj.get("summary")), unescape(obj.get("reviewText"))]
         cols["review"].append("\n".join(p for p in parts if p) or None)
     return _events(pl.DataFrame(cols, schema_overrides={"timestamp": pl.Int64,
@@ -88,9 +94,14 @@ def read_reviews(path: Path) -> pl.DataFrame:
     except Exception:  # polars raises several error types on malformed input
         return read_reviews_reference(path)
     required = raw.select("reviewerID", "asin", "unixReviewTime", "overall")
-    if required.null_count().sum_horizontal().item() or (raw["reviewerID"] == "").any() \
-            or (raw["asin"] == "").any():
-        return read_reviews_reference(path)
+    # polars turns true / [..] / {..} into text: send such ids to the reference reader
+    odd = pl.col("reviewerID", "asin").str.contains(r"^[\[{]|^(true|false)$|^$").any()
+    out_of_range = (~pl.col("unixReviewTime").is_between(0, MAX_TIMESTAMP)
+                    | ~pl.col("overall").is_between(-MAX_STRENGTH, MAX_STRENGTH)).any()
+    if required.null_count().sum_horizontal().item() or raw.select(odd).row(0) != (False,
+                                                                                  False) \
+            or raw.select(out_of_range).item():
+        return read_reviews_reference(path)  # names the line
     summary, text = _unescape_text(raw["summary"]), _unescape_text(raw["reviewText"])
     review = pl.select(pl.concat_str([summary, text], separator="\n", ignore_nulls=True))
     frame = pl.DataFrame({
@@ -109,6 +120,9 @@ def _categories(value: Any, path: Path, line: int) -> list[str]:
     flat: list[str] = []
     for entry in value:
         for name in (entry if isinstance(entry, list) else [entry]):
+            if not isinstance(name, str):
+                raise DataError(f"{path}: line {line}, column 'categories': expected category "
+                                f"names (strings), got {type(name).__name__}")
             name = unescape(name)
             if name and name not in flat:
                 flat.append(name)
@@ -119,10 +133,9 @@ def read_meta(path: Path) -> pl.DataFrame:
     """``meta_<Category>.json.gz`` -> ITEM_SCHEMA rows (price kept as a ``price:`` tag)."""
     rows = []
     for line, obj in json_lines(path, python_literals=True):
-        if not obj.get("asin"):
-            raise DataError(f"{path}: line {line}, column 'asin' is missing")
+        item_id = text_id(obj, "asin", path, line)
         price = obj.get("price")
-        rows.append({"item_id": str(obj["asin"]), "title": unescape(obj.get("title")),
+        rows.append({"item_id": item_id, "title": unescape(obj.get("title")),
                      "description": unescape(obj.get("description")),
                      "brand": unescape(obj.get("brand")),
                      "categories": _categories(obj.get("categories"), path, line),

@@ -7,8 +7,12 @@ JSON lines, strict column casts, and the ``RawData.source`` record.
 from __future__ import annotations
 
 import ast
+import codecs
+import csv
 import gzip
+import io
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ import polars as pl
 from rich.progress import track
 
 from onefeed.artifacts import file_sha256
+from onefeed.data.preprocess import show
 from onefeed.data.schemas import ITEM_SCHEMA, DataError, conform
 
 PROGRESS_LINES = 200_000  # JSON-lines files longer than this show a progress bar
@@ -34,7 +39,7 @@ def require(folder: Path, names: list[str], hint: str) -> list[Path]:
 def read_bytes(path: Path) -> bytes:
     """The file's bytes, gunzipped when the name ends in ``.gz``; empty files raise."""
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
+        raise DataError(f"{path}: file not found (looked at {path.resolve()})")
     try:
         data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
@@ -48,6 +53,9 @@ def decode(path: Path, data: bytes, encoding: str = "utf-8") -> str:
     """Decode strictly; a bad byte raises ``DataError`` with its line and byte offset."""
     try:
         return data.decode(encoding)
+    except LookupError:
+        raise DataError(f"{path}: unknown encoding {show(encoding)} (e.g. utf-8, latin-1, "
+                        "cp1252)") from None
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1)
@@ -76,6 +84,8 @@ def json_lines(path: Path, python_literals: bool = False) -> Iterator[tuple[int,
             continue
         try:
             obj = json.loads(line)
+        except RecursionError:
+            raise DataError(f"{path}: line {number}: JSON nested too deeply") from None
         except json.JSONDecodeError as exc:
             obj = _literal(line) if python_literals else None
             if obj is None:
@@ -87,12 +97,102 @@ def json_lines(path: Path, python_literals: bool = False) -> Iterator[tuple[int,
         yield number, obj
 
 
+def json_frame(rows: list[tuple[int, dict]]) -> tuple[pl.DataFrame, dict[str, tuple[int, str]]]:
+    """JSON-lines objects -> a frame of Utf8 (scalars) or List(Utf8) (lists of scalars) columns.
+
+    Scalars become their JSON text (``1`` -> "1", ``1.5`` -> "1.5"); the loader casts them.
+    Returns (frame, problems): per column, the first row (0-based) holding an object, a list
+    of non-scalars, a boolean, or lists mixed with scalars; a loader raises for the columns it
+    uses.
+    """
+    keys: dict[str, None] = {}
+    for _, obj in rows:
+        keys.update(dict.fromkeys(obj))
+    columns: dict[str, pl.Series] = {}
+    problems: dict[str, tuple[int, str]] = {}
+    for key in keys:
+        values: list[Any] = []
+        kinds: set[str] = set()
+        for row, (_, obj) in enumerate(rows):
+            value, kind = _json_cell(obj.get(key))
+            if kind in ("object", "nested list", "boolean") and key not in problems:
+                problems[key] = (row, f"holds {kind} {show(obj.get(key), 40)}")
+            if kind in ("scalar", "list"):
+                kinds.add(kind)
+                if len(kinds) == 2 and key not in problems:
+                    problems[key] = (row, "mixes lists and single values")
+            values.append(value)
+        if "list" in kinds and "scalar" not in kinds:
+            columns[key] = pl.Series(key, values, dtype=pl.List(pl.Utf8))
+        else:
+            columns[key] = pl.Series(key, [None if isinstance(v, list) else v for v in values],
+                                     dtype=pl.Utf8)
+    return pl.DataFrame(columns), problems
+
+
+def _json_cell(value: Any) -> tuple[Any, str]:
+    """(cell as str / list[str] / None, kind) for one JSON value."""
+    if value is None:
+        return None, "null"
+    if isinstance(value, bool):
+        return str(value).lower(), "boolean"
+    if isinstance(value, (int, float, str)):
+        return (str(value) if not isinstance(value, float) else repr(value)), "scalar"
+    if isinstance(value, list):
+        if all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in value):
+            return [str(v) for v in value], "list"
+        return None, "nested list"
+    return None, "object"
+
+
+def short_rows(text: str, separator: str, expected: int, first_line: int = 2) -> tuple[int, int]:
+    """(file line, field count) of the first row whose field count is not ``expected``,
+    else (-1, expected). Quoted fields may hold the separator (csv module rules)."""
+    reader = csv.reader(io.StringIO(text), delimiter=separator)
+    next(reader, None)  # header
+    for row in reader:
+        if row and len(row) != expected:
+            return reader.line_num, len(row)
+    return -1, expected
+
+
+def check_finite(values: pl.Series, path: Path, column: str, first_line: int, unit: str,
+                 low: float, high: float, what: str) -> None:
+    """Raise when a Float64 value is NaN / inf or outside [low, high], naming line and column."""
+    bad = values.is_nan() | (values < low) | (values > high)
+    if bad.any():
+        row = int(bad.arg_max())
+        value = values[row]
+        why = "is not a finite number" if not math.isfinite(value) else f"is outside {what}"
+        raise DataError(f"{path}: {unit} {row + first_line}, column '{column}': {value!r} {why} "
+                        f"({int(bad.sum())} such values)")
+
+
+def known_encoding(name: str) -> bool:
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return False
+    return True
+
+
 def _literal(line: str) -> dict | None:
     try:
         obj = ast.literal_eval(line)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None
+
+
+def text_id(obj: dict, key: str, path: Path, line: int) -> str:
+    """``obj[key]`` as an id: a non-empty JSON string or integer (not a bool, list, object)."""
+    value = obj.get(key)
+    if value is None or value == "":
+        raise DataError(f"{path}: line {line}, column '{key}' is missing")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DataError(f"{path}: line {line}, column '{key}': expected a string id, got "
+                        f"{type(value).__name__} {show(value, 40)}")
+    return str(value)
 
 
 def need_columns(frame: pl.DataFrame, columns: list[str], path: Path) -> None:
@@ -114,7 +214,7 @@ def cast_strict(series: pl.Series, dtype: pl.DataType, path: Path, column: str,
     if bad.any():
         row = int(bad.arg_max())  # first True
         raise DataError(f"{path}: {unit} {row + first_line}, column '{column}': cannot read "
-                        f"{series[row]!r} as {dtype} ({int(bad.sum())} such values)")
+                        f"{show(series[row])} as {dtype} ({int(bad.sum())} such values)")
     return out
 
 
@@ -134,7 +234,7 @@ def unique_ids(ids: pl.Series, path: Path, column: str, first_line: int = 1,
         first = int(dup.arg_max())
         rows = (dup & (ids == ids[first])).arg_true().to_list()
         raise DataError(f"{path}: {unit}s {rows[0] + first_line} and {rows[1] + first_line}, "
-                        f"column '{column}': duplicate id {ids[first]!r} "
+                        f"column '{column}': duplicate id {show(ids[first])} "
                         f"({int(dup.sum())} rows share a duplicated id)")
 
 

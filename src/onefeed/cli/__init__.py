@@ -45,10 +45,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
     import json
 
     from onefeed.artifacts import ArtifactError
+    from onefeed.checkpoint import NonFiniteError
     from onefeed.config import ConfigError
     from onefeed.data.schemas import DataError
 
-    return (DataError, ConfigError, ArtifactError, OSError, UnicodeError, json.JSONDecodeError)
+    return (DataError, ConfigError, ArtifactError, NonFiniteError, OSError, UnicodeError,
+            json.JSONDecodeError)
 
 
 def one_line(message: str, limit: int = 400) -> str:

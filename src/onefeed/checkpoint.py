@@ -293,3 +293,37 @@ def _reconcile_best(out: Path, state: dict[str, Any]) -> None:
 
 __all__ = ["CheckpointError", "NonFiniteError", "check_finite", "commit", "load_optimizer",
            "load_rng", "load_weights", "model_bytes", "resume", "save_checkpoint", "verify"]
+
+
+# ---- what a run was trained on -----------------------------------------------------------------
+def input_record(data_dir: str | Path | None, sid_dir: str | Path) -> dict[str, Any]:
+    """The inputs a run's manifest records: absolute ``data`` / ``sid`` dirs, the dataset
+    fingerprint (``data_sha256``) and the sha256 of the SID table's parquet (``sid_sha256``)."""
+    from onefeed.data.schemas import dataset_fingerprint
+
+    sid = Path(sid_dir).resolve()
+    table = sid / "sid_table.parquet"
+    data = Path(data_dir).resolve() if data_dir else None
+    return {"data": str(data) if data else None, "sid": str(sid),
+            "data_sha256": dataset_fingerprint(data) if data else None,
+            "sid_sha256": file_sha256(table) if table.exists() else None}
+
+
+def check_trained_on(run: str | Path, manifest: Mapping[str, Any], data_dir: str | Path,
+                 sid_dir: str | Path) -> None:
+    """Refuse to pair a trained run with a dataset or SID table other than the ones it was
+    trained on (``ArtifactError`` saying which differs); runs that recorded no fingerprint
+    pass (older runs)."""
+    from onefeed.data.schemas import dataset_fingerprint
+
+    want_sid, want_data = manifest.get("sid_sha256"), manifest.get("data_sha256")
+    table = Path(sid_dir) / "sid_table.parquet"
+    if want_sid and table.exists() and file_sha256(table) != want_sid:
+        raise ArtifactError(f"run {run} was trained on SID table sha256 {want_sid[:16]}, but "
+                            f"{table} has {file_sha256(table)[:16]} (the SIDs were rebuilt): "
+                            "retrain the model on these SIDs or pass the SID dir it was trained on")
+    have = dataset_fingerprint(data_dir) if want_data else None
+    if want_data and have != want_data:
+        raise ArtifactError(f"run {run} was trained on dataset fingerprint {want_data[:16]}, but "
+                            f"{data_dir} has {(have or '?')[:16]} (the data was re-prepared): "
+                            "retrain the model or pass the dataset it was trained on")

@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 from onefeed import checkpoint
 from onefeed import config as config_lib
-from onefeed.artifacts import file_sha256, git_commit, machine_info, write_json
+from onefeed.artifacts import git_commit, machine_info, write_json
 from onefeed.checkpoint import NonFiniteError, load_optimizer  # noqa: F401 (re-exported)
 from onefeed.data.schemas import Dataset
 from onefeed.data.views import rec_cases, train_sequences
@@ -341,8 +341,7 @@ def run(data: str | Path, sid_dir: str | Path, config_path: str | Path | None, o
     ds = Dataset.load(data)
     sid = SidTable.load(sid_dir)
     run_cfg = load_run_config(config_path, overrides)
-    provenance = {"data": str(data), "sid": str(sid_dir),
-                  "sid_sha256": file_sha256(Path(sid_dir) / "sid_table.parquet"),
+    provenance = {**checkpoint.input_record(data, sid_dir),
                   "config_file": str(config_path) if config_path else None,
                   "overrides": list(overrides or [])}
     return train(ds, sid, run_cfg, out, resume=resume, provenance=provenance)

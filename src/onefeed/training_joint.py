@@ -25,7 +25,7 @@ import torch
 
 from onefeed import checkpoint
 from onefeed import config as config_lib
-from onefeed.artifacts import file_sha256, git_commit, machine_info, write_json
+from onefeed.artifacts import git_commit, machine_info, write_json
 from onefeed.data.schemas import Dataset
 from onefeed.evaluation.joint import JointPredictor
 from onefeed.evaluation.metrics import ndcg_at_k, target_ranks
@@ -308,8 +308,7 @@ def run(data: str | Path, sid_dir: str | Path, config_path: str | Path | None, o
         overrides: list[str] | None = None, resume: bool = True) -> dict[str, Any]:
     ds = Dataset.load(data)
     run_cfg = load_run_config(config_path, overrides)
-    provenance = {"data": str(data), "sid": str(sid_dir),
-                  "sid_sha256": file_sha256(Path(sid_dir) / "sid_table.parquet"),
+    provenance = {**checkpoint.input_record(data, sid_dir),
                   "config_file": str(config_path) if config_path else None,
                   "overrides": list(overrides or [])}
     return train_joint(ds, sid_dir, run_cfg, out, resume=resume, provenance=provenance)

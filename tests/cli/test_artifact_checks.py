@@ -44,7 +44,7 @@ def runs(tmp_path_factory):
 def test_joint_commands_refuse_the_replaced_dataset(runs):
     res = CliRunner(env={"COLUMNS": "300"}).invoke(app, ["joint", "suggest", "--run",
                                                          str(runs / "joint"), "--user", "u0"])
-    assert res.exit_code != 0 and "rebuild the SIDs" in res.output
+    assert res.exit_code != 0 and "the data was re-prepared" in res.output
     assert "Traceback" not in res.output
 
 
@@ -53,6 +53,27 @@ def test_recommend_and_evaluate_refuse_the_replaced_dataset(runs):
     for args in (["recommend", "--run", str(runs / "gen"), "--user", "u0"],
                  ["evaluate", "--run", str(runs / "gen")]):
         res = r.invoke(app, args)
-        assert res.exit_code != 0 and "rebuild the SIDs" in res.output, res.output
+        assert res.exit_code != 0 and "the data was re-prepared" in res.output, res.output
     manifest = json.loads((runs / "gen" / "manifest.json").read_text())
     assert manifest["sid"] == str(runs / "sid-fp")
+
+
+def test_a_run_refuses_rebuilt_sids_and_the_sid_check_still_guards_the_pair(runs, tmp_path):
+    import shutil
+
+    from onefeed.artifacts import ArtifactError
+    from onefeed.checkpoint import check_trained_on
+    from onefeed.sid.table import check_dataset
+
+    manifest = json.loads((runs / "gen" / "manifest.json").read_text())
+    assert manifest["data_sha256"] and manifest["sid_sha256"]
+    # the SID dir rebuilt in place with other codes: the model's codes no longer mean its items
+    sid = tmp_path / "sid"
+    shutil.copytree(runs / "sid-fp", sid)
+    toy = SidTable.load(sid)
+    SidTable(toy.codes[::-1].copy(), toy.codebook_sizes, toy.meta).save(sid)
+    with pytest.raises(ArtifactError, match="the SIDs were rebuilt"):
+        check_trained_on(runs / "gen", manifest, runs / "data", sid)
+    # without the run's records, the SID table's own dataset check still refuses the new world
+    with pytest.raises(ArtifactError, match="rebuild the SIDs"):
+        check_dataset(runs / "sid-fp", runs / "data")

@@ -69,10 +69,11 @@ CASES = [
      "unreadable SID table"),
     (["evaluate", "--run", "{missing}"], "no trained run here"),
     (["evaluate", "--run", "{run}", "--split", "bogus"], "expected valid or test"),
-    (["evaluate", "--run", "{joint}"], "this is a joint run: use onefeed joint"),
+    (["evaluate", "--run", "{joint}"], "this is a joint run (onefeed joint train) and"),
     (["evaluate", "--run", "{garbage}"], "not a readable manifest"),
     (["recommend", "--run", "{run}", "--user", "u1", "-k", "-5"], "-k"),
-    (["recommend", "--run", "{joint}", "--user", "u1"], "this is a joint run"),
+    # recommend serves a joint run through the joint predictor: this one has no weights
+    (["recommend", "--run", "{joint}", "--user", "u1"], "joint/best/model.safetensors"),
     (["joint", "train", "--data", "{data}", "--sid", "{sid}", "--set", "tasks.nsqp=-1"],
      "tasks.nsqp = -1.0: must be >= 0"),
     (["joint", "train", "--data", "{data}", "--sid", "{missing}"], "not a SID table dir"),

@@ -38,12 +38,9 @@ def run_inputs(params: dict[str, Any]) -> dict[str, Any]:
     """The manifest's provenance of a run trained from a suite row: absolute ``data`` (when the
     row names it in ``params.data``; ``onefeed run`` does) and ``sid`` dirs, the config file and
     overrides, so ``onefeed recommend / evaluate --run`` find the inputs without flags."""
-    from onefeed.artifacts import file_sha256
+    from onefeed.checkpoint import input_record
 
-    sid = Path(params["sid"]).resolve()
-    table = sid / "sid_table.parquet"
-    return {"data": str(Path(params["data"]).resolve()) if params.get("data") else None,
-            "sid": str(sid), "sid_sha256": file_sha256(table) if table.exists() else None,
+    return {**input_record(params.get("data"), params["sid"]),
             "config_file": str(params["config"]) if params.get("config") else None,
             "overrides": list(params.get("overrides", []))}
 

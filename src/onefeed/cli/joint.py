@@ -66,6 +66,7 @@ def train_cmd(
 def _load(run: Path) -> tuple[Any, Any]:
     from onefeed import training_joint
     from onefeed.artifacts import ArtifactError
+    from onefeed.checkpoint import check_trained_on
     from onefeed.cli.model import input_dir, manifest_json
     from onefeed.data.schemas import DataError, Dataset
     from onefeed.sid.table import check_dataset
@@ -87,6 +88,7 @@ def _load(run: Path) -> tuple[Any, Any]:
         raise typer.BadParameter(f"{run}: its dataset {manifest['data']} is unreadable: {exc}")
     model, run_cfg, _ = training_joint.load_joint(run / "best")
     try:
+        check_trained_on(run, manifest, data_dir, sid_dir)
         check_dataset(sid_dir, data_dir)
         return ds, training_joint.predictor(model, run_cfg, ds, sid_dir)
     except ArtifactError as exc:  # SIDs changed or built from another dataset

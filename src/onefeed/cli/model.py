@@ -99,15 +99,27 @@ def run_inputs(run: Path, data: Path | None = None, sid: Path | None = None
         found[name] = input_dir(run, value)
         if not found[name].is_dir():
             raise typer.BadParameter(f"{run}: {name} dir {value} does not exist")
+    check_run_inputs(run, manifest, found["data"], found["sid"])
     return manifest, found["data"], found["sid"]
+
+
+def check_run_inputs(run: Path, manifest: dict, data_dir: Path, sid_dir: Path) -> None:
+    """``checkpoint.check_trained_on`` as a clean CLI error: the data and SIDs are the run's own."""
+    from onefeed.artifacts import ArtifactError
+    from onefeed.checkpoint import check_trained_on
+
+    try:
+        check_trained_on(run, manifest, data_dir, sid_dir)
+    except ArtifactError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _not_joint(run: Path, command: str) -> None:
     if read_manifest(run).get("kind") == JOINT_KIND:
         raise typer.BadParameter(
-            f"{run} is a joint run (onefeed joint train): {command} reads recommendation-only "
-            "runs; use onefeed joint recommend / search / suggest, or score it in a bench "
-            "suite row (onefeed.baselines.joint:JointAdapter)")
+            f"{run}: this is a joint run (onefeed joint train) and {command} reads "
+            "recommendation-only runs: use onefeed joint recommend / search / suggest, or score "
+            "it in a bench suite row (onefeed.baselines.joint:JointAdapter)")
 
 
 def evaluate_cmd(

@@ -163,13 +163,7 @@ class Dataset:
         manifest_path = directory / "manifest.json"
         if not manifest_path.exists():
             raise DataError(f"{directory}: no manifest.json; run `onefeed data prepare` first")
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{directory}: unreadable manifest.json ({type(exc).__name__}: "
-                            f"{str(exc)[:200]})") from None
-        if not isinstance(manifest, dict):
-            raise DataError(f"{directory}: manifest.json is not a JSON object")
+        manifest = read_manifest(directory)
         if verify:
             verify_dataset(directory, manifest)
         try:
@@ -178,6 +172,20 @@ class Dataset:
             raise DataError(f"{directory}: unreadable prepared dataset ({type(exc).__name__}: "
                             f"{str(exc)[:200]})") from None
         return cls(manifest=manifest, **frames)
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    """A prepared dataset's manifest.json; ``DataError`` when it is unreadable or not an object."""
+    path = Path(directory) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{directory}: unreadable prepared dataset (manifest.json: "
+                        f"{type(exc).__name__}: {str(exc)[:200]})") from None
+    if not isinstance(manifest, dict):
+        raise DataError(f"{directory}: unreadable prepared dataset (manifest.json is not a JSON "
+                        "object)")
+    return manifest
 
 
 FRAMES: tuple[str, ...] = ("events", "items", "users", "queries", "eval_queries")
@@ -190,8 +198,7 @@ def verify_dataset(directory: str | Path, manifest: dict[str, Any] | None = None
     from onefeed.artifacts import ArtifactError, verify_or_warn
 
     directory = Path(directory)
-    manifest = manifest if manifest is not None else json.loads(
-        (directory / "manifest.json").read_text())
+    manifest = manifest if manifest is not None else read_manifest(directory)
     files = manifest.get("files")
     if files and not set(FILES) <= set(files):
         raise ArtifactError(f"dataset {directory}: its manifest lists no hash for "
@@ -212,7 +219,7 @@ def dataset_fingerprint(data: "Dataset | str | Path | dict[str, Any]") -> str | 
         manifest, directory = data, None
     else:
         directory = Path(data)
-        manifest = json.loads((directory / "manifest.json").read_text())
+        manifest = read_manifest(directory)
     files = manifest.get("files")
     if files and set(FILES) <= set(files):
         return fingerprint({n: files[n] for n in FILES})

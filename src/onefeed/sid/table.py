@@ -78,8 +78,8 @@ class SidTable:
         try:
             info = json.loads((directory / "sid_table.json").read_text())
         except (OSError, ValueError) as exc:
-            raise ArtifactError(f"{directory}: unreadable sid_table.json ({type(exc).__name__}: "
-                                f"{str(exc)[:200]})") from None
+            raise ArtifactError(f"{directory}: unreadable SID table (sid_table.json: "
+                                f"{type(exc).__name__}: {str(exc)[:200]})") from None
         if verify:
             verify_sid(directory, info)
         try:

@@ -206,9 +206,11 @@ def test_movielens_non_finite_rating_fails_validation(tmp_path):
         validate(load_raw("ml-100k", tmp_path))
 
 
-def test_same_second_view_and_search_click_are_not_a_leak(tmp_path):
-    """Two item events in one second (a view and a search click of the same item) used to
-    fail history_target_separation; they are two events, split like any others."""
+def test_same_second_view_and_search_click_are_one_interaction(tmp_path):
+    """A view and a search click of one item in one second used to fail
+    history_target_separation (the view stayed in train while the click was held out, so the
+    history revealed the target). They are one interaction logged twice: prepare keeps its
+    first row, and the held-out target is nowhere in training."""
     from onefeed.data.prepare import load_config, prepare
 
     rows = ["uid,product,when,action"]
@@ -224,5 +226,9 @@ def test_same_second_view_and_search_click_are_not_a_leak(tmp_path):
     cfg = load_config(None, ["dataset=generic", "k_core=0", f"options.config={tmp_path}/m.toml"])
     ds = prepare(cfg)
     valid = ds.events.filter(pl.col("split") == "valid")
-    assert valid["behaviour"].unique().to_list() == ["search_click"]
+    assert valid["behaviour"].unique().to_list() == ["rec_click"]
     assert ds.manifest["leakage"]
+    held = ds.events.filter(pl.col("split") != "train").select("user", "item", "timestamp")
+    train = ds.events.filter(pl.col("split") == "train")
+    assert train.join(held, on=["user", "item", "timestamp"], how="semi").is_empty()
+    assert ds.events.filter(pl.col("behaviour") != "search_query").height == 6 * 5

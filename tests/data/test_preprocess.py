@@ -52,6 +52,19 @@ def test_drop_duplicates_needs_a_timestamp():
     assert out["order"].to_list() == [0, 2, 0, 1]
 
 
+def test_one_interaction_under_two_behaviours_at_one_time_is_one_event():
+    # a view and a search click of x at t=1 are one interaction: its first row stays; a view of
+    # x at another time, a view of y at t=1, the search query and untimed rows all stay
+    ev = raw_events([("a", "x", 1, 0, "rec_click", None), ("a", None, 1, 1, "search_query", "q"),
+                     ("a", "x", 1, 2, "search_click", "q"), ("a", "y", 1, 3, "rec_click", None),
+                     ("a", "x", 2, 4, "rec_click", None), ("a", "x", 2, 5, "rec_click", None),
+                     ("b", "x", None, 0, "rec_click", None),
+                     ("b", "x", None, 1, "search_click", "q")])
+    out = drop_duplicates(ev)
+    assert out["order"].to_list() == [0, 1, 3, 4, 0, 1]
+    assert out["behaviour"].to_list()[:2] == ["rec_click", "search_query"]
+
+
 def test_chronological_orders_by_time_then_order_and_keeps_user_order():
     ev = raw_events([("b", "x", 5, 0, "rec_click", None), ("a", "y", 9, 0, "rec_click", None),
                      ("b", "y", 1, 1, "rec_click", None), ("a", "z", 9, 1, "rec_click", None),

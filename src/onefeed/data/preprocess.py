@@ -132,13 +132,20 @@ def validate(raw: RawData) -> ValidationReport:
 
 
 def drop_duplicates(events: pl.DataFrame) -> pl.DataFrame:
-    """Drop repeated (user, item, behaviour, query, timestamp) events, keeping the first row.
+    """Drop repeated (user, item, behaviour, query, timestamp) events, keeping the first row, and
+    collapse one item interaction logged under two behaviours at the same time (e.g. a search
+    click also logged as a view) into its first row. Left in, the copy that lands in training
+    would reveal a held-out target.
 
     Rows without a timestamp are never duplicates of each other: an order-only source gives
     no evidence that two identical rows are the same event rather than a repeat.
     """
     key = pl.struct(["user_id", "item_id", "behaviour", "query", "timestamp"])
-    return events.filter(pl.col("timestamp").is_null() | key.is_first_distinct())
+    ev = events.filter(pl.col("timestamp").is_null() | key.is_first_distinct())
+    timed_item = pl.col("timestamp").is_not_null() & pl.col("item_id").is_not_null() & \
+        pl.col("behaviour").is_in(["rec_click", "search_click"])
+    first = pl.struct(["user_id", "item_id", "timestamp"]).is_first_distinct()
+    return ev.filter(~timed_item | first)
 
 
 def keep_first_per_user_item(events: pl.DataFrame) -> pl.DataFrame:

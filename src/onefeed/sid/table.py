@@ -80,6 +80,9 @@ class SidTable:
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"{directory}: unreadable SID table (sid_table.json: "
                                 f"{type(exc).__name__}: {str(exc)[:200]})") from None
+        if not isinstance(info, dict):
+            raise ArtifactError(f"{directory}: unreadable SID table (sid_table.json is not a JSON "
+                                "object)")
         if verify:
             verify_sid(directory, info)
         try:

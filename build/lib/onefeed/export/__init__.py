@@ -1,1 +1,0 @@
-"""Exports of a prepared Dataset to other tools' formats (RecBole atomic files)."""

@@ -1,1 +1,0 @@
-"""Loss functions of logits and targets."""

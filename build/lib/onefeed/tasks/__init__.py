@@ -1,1 +1,0 @@
-"""Turning histories into (input, target) examples, one module per training task."""

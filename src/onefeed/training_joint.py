@@ -265,10 +265,8 @@ class JointTask:
 
     def validate(self, model: torch.nn.Module, rank: int, world: int) -> dict[str, float]:
         if self._pred is None or self._pred.model is not model:
-            mode = model.training  # (the predictor switches to eval mode; validation ran in
             self._pred = JointPredictor(model, self.p.layout, self.p.jd, self.p.vocab,
                                         self.t.behaviour_tokens, max_items=self.t.max_history_items)
-            model.train(mode)  # the training mode before the one loop)
         return validate(self._pred, self.ds, self.t, self.cfg.eval_beam, self.cfg.seed)
 
 

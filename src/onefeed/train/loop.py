@@ -232,7 +232,9 @@ def fit(model: torch.nn.Module, task: Task, cfg: TrainConfig, out: str | Path,
                                  and time.time() - t_start > 60 * cfg.time_limit_min)
             improved = False
             if state["epoch"] % cfg.eval_every == 0 or last or over_time:
-                valid = task.validate(model, rank, world)
+                model.eval()  # no dropout while validating
+                with torch.no_grad():
+                    valid = task.validate(model, rank, world)
                 state["history"].append({
                     "epoch": state["epoch"], "step": state["step"],
                     "loss": float(np.mean(losses)) if losses else None,

@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -126,7 +126,8 @@ def predictor(model: JointModel, run_cfg: JointRunConfig, ds: Dataset, sid_dir: 
 
 
 # ---- one step ---------------------------------------------------------------------------------------
-class JointStep(NamedTuple):
+@dataclass(frozen=True)
+class JointStep:
     """One step's examples: a batch of history windows plus the step's random picks."""
 
     batch: JointBatch  # (B, T) positions; the task of each is decided by the next event

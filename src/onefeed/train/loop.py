@@ -179,6 +179,17 @@ def improves(score: float, best: float | None) -> bool:
     return not math.isnan(score) and (best is None or score > best)
 
 
+def record_validation(state: dict[str, Any], valid: dict[str, float], best_key: str) -> bool:
+    """Note a validation's score in ``state`` (best so far, or one more bad evaluation);
+    returns whether it improved on the best."""
+    if not improves(valid["score"], state[best_key]):
+        state["bad_evals"] += 1
+        return False
+    state.update({best_key: valid["score"]}, best_epoch=state["epoch"], bad_evals=0,
+                 best_valid=valid)
+    return True
+
+
 def fit(model: torch.nn.Module, task: Task, cfg: TrainConfig, out: str | Path,
         config: dict[str, Any], manifest: dict[str, Any] | None = None, resume: bool = True,
         name: str = "train", best_key: str = "best_score") -> dict[str, Any]:
@@ -242,13 +253,8 @@ def fit(model: torch.nn.Module, task: Task, cfg: TrainConfig, out: str | Path,
                     **{f"valid_{k}": x for k, x in valid.items()},
                     "skipped_steps": state.get("skipped_steps", 0),
                     "seconds": time.time() - t_start})
-                improved = improves(valid["score"], state[best_key])
-                if improved:
-                    state.update({best_key: valid["score"]}, best_epoch=state["epoch"],
-                                 bad_evals=0, best_valid=valid)
-                else:
-                    state["bad_evals"] += 1
-                stop = state["bad_evals"] >= cfg.patience or over_time
+                improved = record_validation(state, valid, best_key)
+                stop = any_rank(state["bad_evals"] >= cfg.patience or over_time)
                 state["stopped"] = stop
                 if rank == 0:
                     bar.console.print(f"epoch {state['epoch']}: valid "

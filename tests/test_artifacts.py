@@ -225,7 +225,6 @@ def test_a_real_crash_at_each_step_loses_nothing(tmp_path, step, how):
 
 def test_recover_restores_a_target_left_only_as_old_copy(tmp_path, caplog):
     """Issue 20: the old two-rename crash left only ``.NAME.old-PID`` (PID long dead)."""
-    from onefeed.artifacts import recover
 
     (tmp_path / ".data.old-999999999").mkdir()
     (tmp_path / ".data.old-999999999" / "v").write_text("good")

@@ -46,6 +46,7 @@ DRIVER = r"""
 import os, signal, sys
 from pathlib import Path
 from onefeed import checkpoint, training
+from onefeed.train import loop
 
 kind, *spec = os.environ.get("KILL_AT", "none").split(":")
 count = [0]
@@ -58,12 +59,12 @@ def nth(k):
     return count[0] == int(k)
 
 if kind == "step":
-    orig_lr = training.lr_at
+    orig_lr = loop.lr_at
     def lr_at(step, total, cfg):
         if step == int(spec[0]):
             die()
         return orig_lr(step, total, cfg)
-    training.lr_at = lr_at
+    loop.lr_at = lr_at
 elif kind == "commit":
     orig_commit = checkpoint.commit
     def commit(*a, **kw):

@@ -43,7 +43,7 @@ def run_pipeline(cfg: PipelineConfig, root: Path, log: Callable[[str], None] = p
                  ) -> dict[str, Any]:
     """Run every stage into ``root`` (data/, sid/<name>/, report/) and return a summary dict."""
     from onefeed.data.prepare import load_config, prepare_to_dir
-    from onefeed.evaluation.bench import load_suite, run_suite
+    from onefeed.bench.runner import load_suite, run_suite
     from onefeed.sid.build import build as build_sid
     from onefeed.sid.diagnostics import diagnose
 

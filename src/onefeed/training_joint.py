@@ -4,8 +4,9 @@ One optimizer step sums the weighted task losses of one batch of history windows
 position trained in one pass: its task is decided by the next event, see ``tasks.joint``) plus
 a batch of items for the two history-free text-alignment tasks. Early stopping watches the
 mean of validation NDCG@10 over the item tasks with non-zero weight (recommendation on each
-user's valid target; personalised search on the valid held-out queries). Schedules,
-optimizer and checkpoints are ``onefeed.training``'s.
+user's valid target; personalised search on the valid held-out queries). :class:`JointTask`
+is that objective; the loop (schedule, optimizer, checkpoints, DDP) is
+``onefeed.train.loop.fit``, shared with ``onefeed.training``.
 
     onefeed train-joint --data runs/beauty/data --sid runs/beauty/sid/content-joint \
         --config configs/model/beauty-joint.toml --out runs/beauty/model/joint-seed0
@@ -14,7 +15,7 @@ optimizer and checkpoints are ``onefeed.training``'s.
 from __future__ import annotations
 
 import dataclasses
-import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,20 +26,21 @@ import torch
 
 from onefeed import checkpoint
 from onefeed import config as config_lib
-from onefeed.artifacts import git_commit, machine_info, write_json
+from onefeed.artifacts import git_commit, machine_info
 from onefeed.data.schemas import Dataset
 from onefeed.evaluation.joint import JointPredictor
 from onefeed.evaluation.metrics import ndcg_at_k, target_ranks
 from onefeed.models import ModelConfig, build_model
 from onefeed.models.joint import JointModel, text_vocab_tokens
 from onefeed.objectives.generation import sid_nll, text_nll
-from onefeed.tasks.joint import (NRIP, NSIP, NSQP, S_I, S_Q, IdLayout, JointData, encode_texts,
-                                 item_texts, joint_batch, joint_data, path_code_tensors,
-                                 training_windows)
+from onefeed.tasks.joint import (NRIP, NSIP, NSQP, S_I, S_Q, IdLayout, JointBatch, JointData,
+                                 encode_texts, item_texts, joint_batch, joint_data,
+                                 path_code_tensors, training_windows)
 from onefeed.tasks.rec import length_bucketed_batches
 from onefeed.tokens import Vocab
-from onefeed.training import (TrainConfig, checkpoint_config, guarded_step, load_model, lr_at,
-                              make_optimizer, progress_columns, resume_state, seed_everything)
+from onefeed.train.loop import fit, seed_everything
+from onefeed.train.task import rank_shard, steps_for
+from onefeed.training import TrainConfig, checkpoint_config, load_model
 
 
 @dataclass
@@ -131,11 +133,37 @@ def predictor(model: JointModel, run_cfg: JointRunConfig, ds: Dataset, sid_dir: 
 
 
 # ---- one step ---------------------------------------------------------------------------------------
-def joint_loss(model: JointModel, p: Prepared, windows: np.ndarray, codes: dict[str, torch.Tensor],
-               path_codes: dict[str, torch.Tensor], t: TaskConfig, rng: np.random.Generator
-               ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the task losses on one batch; also each task's loss value."""
+@dataclass(frozen=True)
+class JointStep:
+    """One step's examples: a batch of history windows plus the step's random picks."""
+
+    batch: JointBatch  # (B, T) positions; the task of each is decided by the next event
+    text_at: torch.Tensor | None  # (N, 2) (row, position) of the NSQP targets trained, or None
+    items: torch.Tensor | None  # (desc_batch,) items of DESC2ID; the first id2desc_batch: ID2DESC
+
+
+def joint_step(windows: np.ndarray, p: Prepared, codes: dict[str, torch.Tensor], t: TaskConfig,
+               rng: np.random.Generator) -> JointStep:
+    """Build one step's batch and draw its samples (NSQP positions, then DESC items)."""
     batch = joint_batch(windows, p.jd, codes, p.vocab, t.behaviour_tokens)
+    text_at = None
+    sel = (batch.task == NSQP).nonzero()
+    if t.nsqp and len(sel):
+        if len(sel) > t.max_text_targets:
+            sel = sel[torch.as_tensor(rng.choice(len(sel), t.max_text_targets, replace=False))]
+        text_at = sel
+    items = None
+    if t.desc2id or t.id2desc:
+        items = torch.as_tensor(rng.choice(len(p.descs), min(t.desc_batch, len(p.descs)),
+                                           replace=False))
+    return JointStep(batch, text_at, items)
+
+
+def joint_loss(model: JointModel, p: Prepared, step: JointStep, codes: dict[str, torch.Tensor],
+               path_codes: dict[str, torch.Tensor], t: TaskConfig
+               ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the task losses on one step; also each task's loss value."""
+    batch = step.batch
     h = model.encode(batch.events)
     total = h.new_zeros(())
     parts: dict[str, float] = {}
@@ -148,18 +176,15 @@ def joint_loss(model: JointModel, p: Prepared, windows: np.ndarray, codes: dict[
         target = path_codes[path][batch.target_item[sel]]
         loss = sid_nll(model.sid_logits(hh, target, path), target)
         total, parts[name] = total + w * loss, loss.item()
-    sel = (batch.task == NSQP).nonzero()
-    if t.nsqp and len(sel):
-        if len(sel) > t.max_text_targets:
-            sel = sel[torch.as_tensor(rng.choice(len(sel), t.max_text_targets, replace=False))]
+    if step.text_at is not None:
+        sel = step.text_at
         hh = h[sel[:, 0], sel[:, 1]]
         words = batch.target_words[sel[:, 0], sel[:, 1]]
         logits, targets = model.text_loss_inputs(hh + model.task_vec("NSQP", len(hh)), words)
         loss = text_nll(logits[None], targets[None])
         total, parts["NSQP"] = total + t.nsqp * loss, loss.item()
-    if t.desc2id or t.id2desc:
-        items = torch.as_tensor(rng.choice(len(p.descs), min(t.desc_batch, len(p.descs)),
-                                           replace=False))
+    if step.items is not None:
+        items = step.items
         words = torch.as_tensor(p.descs)[items]
         beh = lambda name: p.vocab.behaviour(name) if t.behaviour_tokens else 1  # noqa: E731
         if t.desc2id:
@@ -217,91 +242,59 @@ def _rec_targets(jd: JointData, users: np.ndarray, split: str) -> np.ndarray:
     return out
 
 
-# ---- the loop ------------------------------------------------------------------------------------------
+# ---- the task: NRIP + NSIP + NSQP + DESC2ID + ID2DESC ---------------------------------------------
+class JointTask:
+    """The joint model's weighted multi-task objective (GenSAR §3.3-3.4); scored by the mean
+    validation NDCG@10 of the item tasks with non-zero weight (:func:`validate`).
+
+    Under DDP each rank trains on its shard of the windows (one process keeps them all, in
+    the order the length bucketing shuffles them) and validates every case itself."""
+
+    def __init__(self, ds: Dataset, p: Prepared, run_cfg: JointRunConfig) -> None:
+        self.ds, self.p, self.t, self.cfg = ds, p, run_cfg.tasks, run_cfg.train
+        self.codes = path_code_tensors(p.layout)
+        self.path_codes = {n: torch.as_tensor(p.layout.path_codes(n)) for n in ("rec", "search")}
+        self.windows = training_windows(p.jd, run_cfg.model.max_len)
+        self._pred: JointPredictor | None = None
+
+    def steps_per_epoch(self, world: int) -> int:
+        return steps_for(len(self.windows), self.cfg.batch_size, world)
+
+    def batches(self, epoch: int, rng: np.random.Generator, rank: int, world: int
+                ) -> Iterator[JointStep]:
+        windows = self.windows if world == 1 else \
+            self.windows[rank_shard(len(self.windows), rng, rank, world)]
+        for rows in length_bucketed_batches(windows, self.cfg.batch_size, rng):
+            yield joint_step(windows[rows], self.p, self.codes, self.t, rng)
+
+    def loss(self, model: torch.nn.Module, batch: JointStep
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+        return joint_loss(model, self.p, batch, self.codes, self.path_codes, self.t)
+
+    def validate(self, model: torch.nn.Module, rank: int, world: int) -> dict[str, float]:
+        if self._pred is None or self._pred.model is not model:
+            self._pred = JointPredictor(model, self.p.layout, self.p.jd, self.p.vocab,
+                                        self.t.behaviour_tokens, max_items=self.t.max_history_items)
+        return validate(self._pred, self.ds, self.t, self.cfg.eval_beam, self.cfg.seed)
+
+
 def train_joint(ds: Dataset, sid_dir: str | Path, run_cfg: JointRunConfig, out: str | Path,
                 resume: bool = True, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
-    from rich.progress import Progress
-
-    out = Path(out)
-    cfg, tcfg = run_cfg.train, run_cfg.tasks
+    """Train the joint model, early-stop on the validation score, keep ``out/best``/``last``."""
+    cfg = run_cfg.train
     torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     p = prepare(ds, sid_dir, run_cfg)
     run_cfg = dataclasses.replace(run_cfg, model=p.model_cfg)
     model: JointModel = build_model(run_cfg.model)  # type: ignore[assignment]
     model.set_text_vocab(p.text_tokens)
-    optimizer = make_optimizer(model, cfg)
-    codes = path_code_tensors(p.layout)
-    path_codes = {n: torch.as_tensor(p.layout.path_codes(n)) for n in ("rec", "search")}
-    windows = training_windows(p.jd, run_cfg.model.max_len)
-    steps_per_epoch = -(-len(windows) // cfg.batch_size)
-    total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
-    state: dict[str, Any] = {"epoch": 0, "step": 0, "best_score": -1.0, "best_epoch": -1,
-                             "bad_evals": 0, "history": [], "train_seconds": 0.0,
-                             "skipped_steps": 0, "best": None}
-    if resume:
-        state = resume_state(out, model, optimizer) or state
-    saved_config = checkpoint_config(run_cfg, p.vocab)
-    write_json(out / "manifest.json", {
-        "kind": "joint-generative", "config": config_lib.to_dict(run_cfg),
-        "layout": p.layout.describe(), "n_windows": int(len(windows)),
-        "n_text_vocab": int(len(p.text_tokens)), "commit": git_commit(),
-        "machine": machine_info(), **(provenance or {})})
-    pred = JointPredictor(model, p.layout, p.jd, p.vocab, tcfg.behaviour_tokens,
-                          max_items=tcfg.max_history_items)
-    t_start = time.time() - state["train_seconds"]
-    stop = state.get("stopped", False)
-    with Progress(*progress_columns()) as bar:
-        task = bar.add_task("train-joint", total=total_steps, completed=state["step"], info="")
-        while not stop and state["epoch"] < cfg.epochs and state["step"] < total_steps:
-            epoch = state["epoch"]
-            rng = np.random.default_rng([cfg.seed, epoch])
-            model.train()
-            losses: list[float] = []
-            parts_acc: dict[str, list[float]] = {}
-            for rows in length_bucketed_batches(windows, cfg.batch_size, rng):
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(state["step"], total_steps, cfg)
-                loss, parts = joint_loss(model, p, windows[rows], codes, path_codes, tcfg, rng)
-                if guarded_step(loss, model, optimizer, cfg, state):
-                    losses.append(loss.item())
-                    for k, v in parts.items():
-                        parts_acc.setdefault(k, []).append(v)
-                state["step"] += 1
-                bar.update(task, advance=1, info=f"epoch {epoch} loss {np.mean(losses[-50:]):.3f}")
-                if state["step"] >= total_steps:
-                    break
-            state["epoch"] = epoch + 1
-            last = state["epoch"] >= cfg.epochs or state["step"] >= total_steps
-            over_time = bool(cfg.time_limit_min) and time.time() - t_start > 60 * cfg.time_limit_min
-            improved = False
-            if state["epoch"] % cfg.eval_every == 0 or last or over_time:
-                v = validate(pred, ds, tcfg, cfg.eval_beam, cfg.seed)
-                model.train()
-                state["history"].append({"epoch": state["epoch"], "step": state["step"],
-                                         "loss": float(np.mean(losses)) if losses else None,
-                                         "task_loss": {k: float(np.mean(x))
-                                                       for k, x in parts_acc.items()},
-                                         **{f"valid_{k}": x for k, x in v.items()},
-                                         "skipped_steps": state.get("skipped_steps", 0),
-                                         "seconds": time.time() - t_start})
-                improved = v["score"] > state["best_score"]
-                if improved:
-                    state.update(best_score=v["score"], best_epoch=state["epoch"], bad_evals=0,
-                                 best_valid=v)
-                else:
-                    state["bad_evals"] += 1
-                stop = state["bad_evals"] >= cfg.patience or over_time
-                state["stopped"] = stop
-                bar.console.print(f"epoch {state['epoch']}: valid "
-                                  + " ".join(f"{k} {x:.4f}" for k, x in v.items())
-                                  + f" (best {state['best_score']:.4f} @ {state['best_epoch']})")
-            state["train_seconds"] = time.time() - t_start
-            checkpoint.commit(out, model, saved_config, optimizer, state, improved,
-                              state["best_score"])
-    if not (out / "best").exists():
-        checkpoint.commit(out, model, saved_config, optimizer, state, True, None)
-    return state
+    task = JointTask(ds, p, run_cfg)
+    manifest = {"kind": "joint-generative", "config": config_lib.to_dict(run_cfg),
+                "layout": p.layout.describe(), "n_windows": int(len(task.windows)),
+                "n_text_vocab": int(len(p.text_tokens)), "commit": git_commit(),
+                "machine": machine_info(), **(provenance or {})}
+    return fit(model, task, cfg, out, checkpoint_config(run_cfg, p.vocab), manifest, resume,
+               name="train-joint")
 
 
 def run(data: str | Path, sid_dir: str | Path, config_path: str | Path | None, out: str | Path,

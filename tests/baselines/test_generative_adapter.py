@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("onefeed.training")
-from onefeed.evaluation.bench import SuiteConfig, run_suite  # noqa: E402
+from onefeed.bench.runner import SuiteConfig, run_suite  # noqa: E402
 from onefeed.sid.table import SidTable  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from onefeed.evaluation.bench import SuiteConfig, run_suite
+from onefeed.bench.runner import SuiteConfig, run_suite
 from onefeed.search.fusion import LAMBDA_GRID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))

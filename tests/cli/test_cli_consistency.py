@@ -120,7 +120,7 @@ def test_k_ticks_are_whole_numbers():
 def test_bench_progress_line_is_text():
     import numpy as np
 
-    from onefeed.evaluation.bench import RunOutput, progress_line
+    from onefeed.bench.runner import RunOutput, progress_line
 
     r = RunOutput({"recall@10": 0.46051, "ndcg@10": 0.3462, "hr@10": 0.5, "recall@5": 0.3},
                   {}, np.zeros(0), 7.44, 0.42)
@@ -132,7 +132,7 @@ def test_quiet_silences_bars_and_logs_then_restores(capsys):
     import rich
 
     from onefeed.cli.output import quiet
-    from onefeed.evaluation import bench
+    from onefeed.bench import runner as bench
 
     with quiet():
         rich.get_console().print("epoch 1: valid ndcg@10 0.1")  # the training loops' console

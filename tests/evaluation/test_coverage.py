@@ -25,7 +25,7 @@ def test_long_tail_hits():
 
 
 def test_popularity_recalls_split_cases_by_target_popularity():
-    from onefeed.evaluation.bench import popularity_recalls
+    from onefeed.bench.runner import popularity_recalls
 
     tail = np.array([False, False, True, True, True])  # items 0, 1 head; 2..4 tail
     targets = np.array([0, 1, 2, 3, 4])

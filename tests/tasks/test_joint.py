@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from onefeed.tasks.joint import (NRIP, NSIP, NSQP, S_Q, IdLayout, history_before, joint_batch,
                                  joint_data, path_code_tensors, query_index, training_windows,

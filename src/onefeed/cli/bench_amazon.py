@@ -68,7 +68,7 @@ def ensure_sid(data_dir: Path, out: Path, overrides: list[str]) -> Path:
 def suite_for(category: str, data_dir: Path, sid_dir: Path, model_dir: Path,
               overrides: list[str]):
     """The template suite with this category's paths filled in and only its references."""
-    from onefeed.evaluation.bench import load_suite
+    from onefeed.bench.runner import load_suite
 
     cfg = load_suite(TEMPLATE, overrides)
     cfg.suite = category_name(category)
@@ -103,7 +103,7 @@ def register(app: typer.Typer) -> None:
         """Any Amazon 2014 category, TIGER protocol: prepare, semantic IDs, train, evaluate."""
         from onefeed.config import ConfigError
         from onefeed.data.schemas import DataError
-        from onefeed.evaluation.bench import run_suite
+        from onefeed.bench.runner import run_suite
 
         root = runs_root() / category_name(category)
         try:

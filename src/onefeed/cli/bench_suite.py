@@ -1,4 +1,4 @@
-"""``onefeed bench <suite>``: one command per configs/bench/<suite>.toml (see evaluation/bench.py)."""
+"""``onefeed bench <suite>``: one command per configs/bench/<suite>.toml (see bench/runner.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _command(suite_path: Path):
         threads: int = typer.Option(0, "--threads", help="torch threads (default: suite's)."),
         override: list[str] = typer.Option([], "--set", help="Suite override key.sub=value."),
     ) -> None:
-        from onefeed.evaluation.bench import load_suite, run_suite
+        from onefeed.bench.runner import load_suite, run_suite
 
         overrides = list(override) + ([f"threads={threads}"] if threads else [])
         cfg = load_suite(suite_path, overrides)

@@ -78,7 +78,7 @@ def quiet(enabled: bool = True) -> Iterator[None]:
         return
     import rich
 
-    from onefeed.evaluation import bench
+    from onefeed.bench import runner as bench
 
     env = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
            "TRANSFORMERS_VERBOSITY": "error"}

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from onefeed.config import ConfigError
-from onefeed.evaluation.bench import load_suite, run_suite
+from onefeed.bench.runner import load_suite, run_suite
 from onefeed.paths import REPO
 
 QUICK = REPO / "configs" / "bench" / "quick.toml"
@@ -108,7 +108,7 @@ def test_query_cases_subsample_is_fixed_and_shared():
     import numpy as np
 
     from onefeed.data.views import RecCases
-    from onefeed.evaluation.bench import subsample_query_cases
+    from onefeed.bench.runner import subsample_query_cases
 
     cases = RecCases(np.arange(10), np.zeros((10, 2), dtype=np.int64), np.arange(10) + 100)
     refs = [f"q{i}" for i in range(10)]

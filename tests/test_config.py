@@ -14,7 +14,7 @@ from onefeed import config
 from onefeed.config import ConfigError, check_range, in_range
 from onefeed.data.datasets.generic import GenericMapping
 from onefeed.data.prepare import PrepareConfig, load_config
-from onefeed.evaluation.bench import SuiteConfig, load_suite
+from onefeed.bench.runner import SuiteConfig, load_suite
 from onefeed.paths import REPO
 from onefeed.sid.build import SidConfig
 from onefeed.training import RunConfig

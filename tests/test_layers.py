@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("onefeed.baselines", "onefeed.export"),
     ("onefeed.bench",),
     ("onefeed.pipeline",),
-    ("onefeed.cli",),
+    ("onefeed.cli", "onefeed.fuzzing"),  # the fuzz harness drives the commands
 ]
 
 # (importer, imported): why it may go up a layer. Keep this empty if you can.

@@ -182,3 +182,29 @@ def test_joint_loop_stops_on_nan_loss_and_refuses_a_corrupted_checkpoint(tmp_pat
     path.write_bytes(bytes(blob))
     with pytest.raises(ArtifactError, match="model.safetensors"):
         tj.load_joint(tmp_path / "ok" / "best")
+
+
+def test_label_smoothing_reaches_the_identifier_losses_only(tmp_path):
+    import dataclasses
+
+    from onefeed.models import build_model
+    from onefeed.tasks.joint import path_code_tensors
+
+    ds = make_world(n_users=8)
+    cfg = tj.load_run_config(None, OVERRIDES[:5])
+    p = tj.prepare(ds, sid_dir(tmp_path), cfg)
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(cfg, model=p.model_cfg)
+    model = build_model(cfg.model)
+    model.set_text_vocab(p.text_tokens)
+    task = tj.JointTask(ds, p, cfg)
+    step = next(task.batches(0, np.random.default_rng(0), 0, 1))
+    codes = path_code_tensors(p.layout)
+    plain = tj.joint_loss(model, p, step, codes, task.path_codes, cfg.tasks)
+    same = tj.joint_loss(model, p, step, codes, task.path_codes, cfg.tasks, 0.0)
+    smooth = tj.joint_loss(model, p, step, codes, task.path_codes, cfg.tasks, 0.2)
+    assert plain[1] == same[1]
+    for name in ("NRIP", "NSIP", "DESC2ID"):
+        assert smooth[1][name] != plain[1][name], name
+    for name in ("NSQP", "ID2DESC"):
+        assert smooth[1][name] == plain[1][name], name

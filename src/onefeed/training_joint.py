@@ -160,9 +160,11 @@ def joint_step(windows: np.ndarray, p: Prepared, codes: dict[str, torch.Tensor],
 
 
 def joint_loss(model: JointModel, p: Prepared, step: JointStep, codes: dict[str, torch.Tensor],
-               path_codes: dict[str, torch.Tensor], t: TaskConfig
+               path_codes: dict[str, torch.Tensor], t: TaskConfig, label_smoothing: float = 0.0
                ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the task losses on one step; also each task's loss value."""
+    """Weighted sum of the task losses on one step; also each task's loss value.
+    ``label_smoothing`` (``train.label_smoothing``) applies to the identifier tasks (NRIP, NSIP,
+    DESC2ID), as in the item-only core's recipe."""
     batch = step.batch
     h = model.encode(batch.events)
     total = h.new_zeros(())
@@ -174,7 +176,7 @@ def joint_loss(model: JointModel, p: Prepared, step: JointStep, codes: dict[str,
         hh = h[sel]
         hh = hh + model.task_vec(name, hh.shape[0])
         target = path_codes[path][batch.target_item[sel]]
-        loss = sid_nll(model.sid_logits(hh, target, path), target)
+        loss = sid_nll(model.sid_logits(hh, target, path), target, label_smoothing)
         total, parts[name] = total + w * loss, loss.item()
     if step.text_at is not None:
         sel = step.text_at
@@ -191,7 +193,7 @@ def joint_loss(model: JointModel, p: Prepared, step: JointStep, codes: dict[str,
             st = model.text_state(words, beh("search_query"))
             st = st + model.task_vec("DESC2ID", len(items))
             target = path_codes["search"][items]
-            loss = sid_nll(model.sid_logits(st, target, "search"), target)
+            loss = sid_nll(model.sid_logits(st, target, "search"), target, label_smoothing)
             total, parts["DESC2ID"] = total + t.desc2id * loss, loss.item()
         if t.id2desc:
             few, fw = items[:t.id2desc_batch], words[:t.id2desc_batch]
@@ -269,7 +271,8 @@ class JointTask:
 
     def loss(self, model: torch.nn.Module, batch: JointStep
              ) -> tuple[torch.Tensor, dict[str, float]]:
-        return joint_loss(model, self.p, batch, self.codes, self.path_codes, self.t)
+        return joint_loss(model, self.p, batch, self.codes, self.path_codes, self.t,
+                          self.cfg.label_smoothing)
 
     def validate(self, model: torch.nn.Module, rank: int, world: int) -> dict[str, float]:
         if self._pred is None or self._pred.model is not model:

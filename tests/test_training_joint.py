@@ -208,3 +208,130 @@ def test_label_smoothing_reaches_the_identifier_losses_only(tmp_path):
         assert smooth[1][name] != plain[1][name], name
     for name in ("NSQP", "ID2DESC"):
         assert smooth[1][name] == plain[1][name], name
+
+
+# ---- OneFeed cross-task objectives (§3.7-3.9) and gradient-norm balancing ---------------------
+def toy_model_and_task(tmp_path, extra: list[str]):
+    import dataclasses
+
+    from onefeed.models import build_model
+
+    ds = make_world(n_users=8)
+    cfg = tj.load_run_config(None, OVERRIDES[:5] + extra)
+    p = tj.prepare(ds, sid_dir(tmp_path), cfg)
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(cfg, model=p.model_cfg)
+    model = build_model(cfg.model)
+    model.set_text_vocab(p.text_tokens)
+    return model, p, cfg, tj.JointTask(ds, p, cfg)
+
+
+@pytest.mark.parametrize("switch,name", [("align", "ALIGN"), ("consistency", "CONSIST")])
+def test_cross_task_switches_change_the_loss_and_off_is_bit_identical(tmp_path, switch, name):
+    model, p, off_cfg, off = toy_model_and_task(tmp_path, [])
+    _, _, on_cfg, on = toy_model_and_task(tmp_path, [f"tasks.{switch}=0.5"])
+    s_off = next(off.batches(0, np.random.default_rng(0), 0, 1))
+    s_on = next(on.batches(0, np.random.default_rng(0), 0, 1))
+    # the switch draws its samples after every other draw: the rest of the step is unchanged
+    assert torch.equal(s_on.batch.target_item, s_off.batch.target_item)
+    assert torch.equal(s_on.text_at, s_off.text_at) and torch.equal(s_on.items, s_off.items)
+    assert s_off.align is None and s_off.consist_at is None
+    base = tj.joint_loss(model, p, s_off, off.codes, off.path_codes, off_cfg.tasks)
+    ignored = tj.joint_loss(model, p, s_on, off.codes, off.path_codes, off_cfg.tasks)
+    assert base[0].item() == ignored[0].item() and base[1] == ignored[1]  # weight 0: bit-identical
+    total, parts = tj.joint_loss(model, p, s_on, on.codes, on.path_codes, on_cfg.tasks)
+    assert set(parts) == set(base[1]) | {name} and parts[name] > 0
+    assert {k: parts[k] for k in base[1]} == base[1]
+    assert abs(total.item() - (base[0].item() + 0.5 * parts[name])) < 1e-5
+
+
+def test_alignment_pairs_queries_with_their_clicked_items(tmp_path):
+    from onefeed.objectives.alignment import info_nce
+
+    model, p, cfg, task = toy_model_and_task(tmp_path, ["tasks.align=1", "tasks.nsqp=0"])
+    step = next(task.batches(0, np.random.default_rng(0), 0, 1))
+    pairs = step.align.numpy()
+    held = set(zip(task.ds.eval_queries["query"].to_list(), task.ds.eval_queries["item"].to_list()))
+    assert len(pairs) >= 2 and len(set(pairs[:, 1])) == len(pairs)
+    for q, item in pairs:  # "<colour> <kind>" clicked on an item of that colour and kind
+        assert p.jd.query_text[q] == f"{'red' if item < 6 else 'blue'} " \
+            f"{['lipstick', 'polish', 'cream'][item % 3]}"
+        assert (p.jd.query_text[q], int(item)) not in held
+    beh_q, beh_i = p.vocab.behaviour("search_query"), p.vocab.behaviour("search_click")
+    h_s = model.item_state(step.align[:, 1], task.codes["search"][step.align[:, 1]], beh_i)
+    h_q = model.text_state(torch.as_tensor(p.jd.query_words)[step.align[:, 0]], beh_q)
+    _, parts = tj.joint_loss(model, p, step, task.codes, task.path_codes, cfg.tasks)
+    assert abs(parts["ALIGN"] - info_nce(h_s, h_q, cfg.tasks.align_temperature).item()) < 1e-6
+
+
+def test_consistency_pairs_a_next_train_item_with_an_unseen_bm25_candidate(tmp_path):
+    from onefeed.tasks.joint import NRIP
+
+    model, p, cfg, task = toy_model_and_task(tmp_path, ["tasks.consistency=1"])
+    rng = np.random.default_rng(0)
+    windows = task.windows
+    step = tj.joint_step(windows[:8], p, task.codes, cfg.tasks, rng, task.cross)
+    at, neg = step.consist_at, step.consist_neg
+    assert at is not None and len(at) == len(neg) > 0
+    assert (step.batch.task[at[:, 0], at[:, 1]] == NRIP).all()
+    for (row, _), n in zip(at.tolist(), neg.tolist()):
+        first = windows[row][windows[row] >= 0][0]
+        u = int(np.searchsorted(p.jd.user_start, first, side="right") - 1)
+        lo, hi = p.jd.user_start[u], p.jd.user_start[u + 1]
+        train_items = set(p.jd.item[lo:hi][(p.jd.split[lo:hi] == 0)].tolist())
+        assert n not in train_items and n in set(task.cross.negatives.of(u).tolist())
+
+
+def test_gradnorm_equalises_the_weighted_encoder_gradient_norms(tmp_path):
+    model, p, cfg, task = toy_model_and_task(tmp_path, ["tasks.balance=gradnorm",
+                                                        "tasks.balance_every=1",
+                                                        "tasks.balance_momentum=1.0"])
+    step = next(task.batches(0, np.random.default_rng(0), 0, 1))
+    total, parts = task.loss(model, step)
+    weights = tj.task_weights(cfg.tasks)
+    losses = tj.task_losses(model, p, step, task.codes, task.path_codes, cfg.tasks)
+    norms = tj.task_grad_norms(losses, list(model.blocks.parameters()))
+    balanced = torch.tensor([weights[k] * task.scales[k] for k in losses], dtype=torch.float64)
+    assert set(task.scales) == set(losses) == set(parts)
+    assert torch.allclose(balanced * norms, (balanced * norms).mean().expand(len(losses)),
+                          rtol=1e-4)
+    assert not np.allclose(list(task.scales.values()), 1.0)  # the raw norms differed
+    want = sum(weights[k] * task.scales[k] * losses[k] for k in losses)
+    assert abs(total.item() - want.item()) < 1e-4
+    assert task.history_fields() == {"task_scale": task.scales}
+    model.eval()  # validation-time calls do not rebalance
+    before = dict(task.scales)
+    task.loss(model, step)
+    assert task.scales == before
+
+
+def test_all_onefeed_objectives_train_end_to_end_and_stay_finite(tmp_path):
+    ds = make_world(n_users=8)
+    cfg = tj.load_run_config(None, TINY + ["tasks.align=0.5", "tasks.consistency=0.5",
+                                           "tasks.balance=gradnorm", "tasks.balance_every=1"])
+    state = tj.train_joint(ds, sid_dir(tmp_path), cfg, tmp_path / "all")
+    assert state["step"] == 3 and len(state["history"]) == 3
+    for h in state["history"]:
+        assert np.isfinite(h["loss"]) and {"ALIGN", "CONSIST"} <= set(h["task_loss"])
+        assert all(np.isfinite(v) for v in h["task_loss"].values())
+        assert all(np.isfinite(s) and s > 0 for s in h["task_scale"].values())
+    scales = state["history"][-1]["task_scale"]
+    assert set(scales) == set(state["history"][-1]["task_loss"]) and scales != dict.fromkeys(
+        scales, 1.0)
+
+
+@pytest.mark.parametrize("override", ["tasks.align=-1", "tasks.align_temperature=0",
+                                      "tasks.align_batch=1", "tasks.consistency=-0.1",
+                                      "tasks.consistency_k=0", "tasks.consistency_batch=0",
+                                      "tasks.balance=uncertainty", "tasks.balance_every=0",
+                                      "tasks.balance_momentum=0", "tasks.balance_momentum=1.5"])
+def test_objective_config_fields_are_range_checked(override):
+    from onefeed.config import ConfigError
+
+    with pytest.raises(ConfigError, match=override.split("=")[0].split(".")[1]):
+        tj.load_run_config(None, [override])
+
+
+def test_default_config_has_every_onefeed_objective_off():
+    t = tj.TaskConfig()
+    assert t.align == 0 and t.consistency == 0 and t.balance == "none"

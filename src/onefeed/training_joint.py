@@ -1,4 +1,6 @@
-"""Training loop of the joint model (GenSAR §3.3-3.4): NRIP + NSIP + NSQP + DESC2ID + ID2DESC.
+"""Training loop of the joint model (GenSAR §3.3-3.4): NRIP + NSIP + NSQP + DESC2ID + ID2DESC,
+optionally with OneFeed's SID-query alignment (ALIGN, §3.7) and candidate-enhancement
+consistency (CONSIST, §3.8), and per-task gradient-norm scaling (``tasks.balance``).
 
 One optimizer step sums the weighted task losses of one batch of history windows (every
 position trained in one pass: its task is decided by the next event, see ``tasks.joint``) plus
@@ -18,7 +20,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import polars as pl
@@ -32,7 +34,10 @@ from onefeed.evaluation.joint import JointPredictor
 from onefeed.evaluation.metrics import ndcg_at_k, target_ranks
 from onefeed.models import ModelConfig, build_model
 from onefeed.models.joint import JointModel, text_vocab_tokens
+from onefeed.objectives.alignment import bpr, info_nce, sequence_log_prob
+from onefeed.objectives.balance import ema, equalising_scales
 from onefeed.objectives.generation import sid_nll, text_nll
+from onefeed.tasks import cross_task
 from onefeed.tasks.joint import (NRIP, NSIP, NSQP, S_I, S_Q, IdLayout, JointBatch, JointData,
                                  encode_texts, item_texts, joint_batch, joint_data,
                                  path_code_tensors, training_windows)
@@ -48,7 +53,10 @@ class TaskConfig:
     RANGES: ClassVar[dict[str, str]] = {"nrip": ">= 0", "nsip": ">= 0", "nsqp": ">= 0",
         "desc2id": ">= 0", "id2desc": ">= 0", "desc_batch": ">= 1", "id2desc_batch": ">= 0",
         "max_text_targets": ">= 1", "max_query_words": ">= 1", "max_desc_words": ">= 1",
-        "valid_search_users": ">= 0", "max_history_items": ">= 0"}
+        "valid_search_users": ">= 0", "max_history_items": ">= 0", "align": ">= 0",
+        "align_temperature": "> 0", "align_batch": ">= 2", "consistency": ">= 0",
+        "consistency_k": ">= 1", "consistency_batch": ">= 1", "balance_every": ">= 1",
+        "balance_momentum": "(0, 1]"}
     identifier: str = "auto"  # IdLayout.load: auto | single | semantic | collab
     nrip: float = 1.0  # next recommendation item (GenSAR §3.3.1)
     nsip: float = 1.0  # next search item (§3.3.2)
@@ -63,6 +71,16 @@ class TaskConfig:
     max_desc_words: int = 16
     valid_search_users: int = 2000  # validation cases per item task (0 = all)
     max_history_items: int = 20  # item events of history at evaluation (TIGER: 20; 0 = no cap)
+    # OneFeed cross-task objectives (docs/JOINT.md "OneFeed objectives"); 0 = off
+    align: float = 0.0  # SID-query InfoNCE (OneFeed §3.7, Eq. 9; gamma of Eq. 11)
+    align_temperature: float = 0.07  # tau of Eq. 9
+    align_batch: int = 64  # (query, item) training pairs per step (the in-batch candidates)
+    consistency: float = 0.0  # BPR over BM25 candidates (OneFeed §3.8, Eq. 10; delta of Eq. 11)
+    consistency_k: int = 20  # BM25 candidates retrieved per training query
+    consistency_batch: int = 64  # (positive, negative) pairs per step
+    balance: Literal["none", "gradnorm"] = "none"  # per-task gradient-norm loss scaling
+    balance_every: int = 50  # steps between gradient-norm measurements
+    balance_momentum: float = 0.1  # EMA momentum of the task scales
 
 
 @dataclass
@@ -79,6 +97,12 @@ def load_run_config(path: str | Path | None, overrides: list[str] | None = None
 
 def item_task_weights(t: TaskConfig) -> dict[str, float]:
     return {"NRIP": t.nrip, "NSIP": t.nsip}
+
+
+def task_weights(t: TaskConfig) -> dict[str, float]:
+    """Each task's weight, in the order the losses are summed (Eq. 11 mapping: docs/JOINT.md)."""
+    return {"NRIP": t.nrip, "NSIP": t.nsip, "NSQP": t.nsqp, "DESC2ID": t.desc2id,
+            "ID2DESC": t.id2desc, "ALIGN": t.align, "CONSIST": t.consistency}
 
 
 @dataclass
@@ -140,11 +164,39 @@ class JointStep:
     batch: JointBatch  # (B, T) positions; the task of each is decided by the next event
     text_at: torch.Tensor | None  # (N, 2) (row, position) of the NSQP targets trained, or None
     items: torch.Tensor | None  # (desc_batch,) items of DESC2ID; the first id2desc_batch: ID2DESC
+    align: torch.Tensor | None = None  # (m, 2) (query row, item) training pairs of ALIGN
+    consist_at: torch.Tensor | None = None  # (n, 2) (row, position) of NRIP targets: positives
+    consist_neg: torch.Tensor | None = None  # (n,) a BM25 candidate negative per position
+
+
+@dataclass(frozen=True)
+class CrossTaskData:
+    """Precomputed once per run from the training split (``tasks.cross_task``)."""
+
+    align_pairs: np.ndarray  # (P, 2) (query row, item)
+    negatives: cross_task.Pool  # per user, BM25 candidates the user did not interact with
+
+
+def cross_task_data(ds: Dataset, p: Prepared, t: TaskConfig) -> CrossTaskData:
+    """ALIGN pairs and CONSIST negatives of the switched-on objectives (empty when off)."""
+    pairs = np.zeros((0, 2), dtype=np.int64)
+    if t.align:
+        held = set(zip(ds.eval_queries["query"].to_list(), ds.eval_queries["item"].to_list()))
+        pairs = cross_task.align_pairs(p.jd, held)
+    pool = cross_task.Pool(np.zeros(p.jd.n_users + 1, dtype=np.int64), np.zeros(0, np.int64))
+    if t.consistency:
+        from onefeed.search.bm25 import BM25Config, BM25Retriever
+
+        bm25 = BM25Retriever()
+        bm25.fit(ds, BM25Config())
+        pool = cross_task.consistency_negatives(p.jd, bm25.retrieve, t.consistency_k)
+    return CrossTaskData(pairs, pool)
 
 
 def joint_step(windows: np.ndarray, p: Prepared, codes: dict[str, torch.Tensor], t: TaskConfig,
-               rng: np.random.Generator) -> JointStep:
-    """Build one step's batch and draw its samples (NSQP positions, then DESC items)."""
+               rng: np.random.Generator, cross: CrossTaskData | None = None) -> JointStep:
+    """Build one step's batch and draw its samples (NSQP positions, DESC items, then the
+    switched-on cross-task samples: nothing more is drawn from ``rng`` when they are off)."""
     batch = joint_batch(windows, p.jd, codes, p.vocab, t.behaviour_tokens)
     text_at = None
     sel = (batch.task == NSQP).nonzero()
@@ -156,19 +208,64 @@ def joint_step(windows: np.ndarray, p: Prepared, codes: dict[str, torch.Tensor],
     if t.desc2id or t.id2desc:
         items = torch.as_tensor(rng.choice(len(p.descs), min(t.desc_batch, len(p.descs)),
                                            replace=False))
-    return JointStep(batch, text_at, items)
+    align = consist_at = consist_neg = None
+    if cross is not None and t.align and len(cross.align_pairs) >= 2:
+        align = torch.as_tensor(cross_task.sample_distinct_pairs(cross.align_pairs,
+                                                                 t.align_batch, rng))
+    if cross is not None and t.consistency:
+        consist_at, consist_neg = _consistency_samples(windows, batch, p.jd, cross.negatives,
+                                                       t.consistency_batch, rng)
+    return JointStep(batch, text_at, items, align, consist_at, consist_neg)
+
+
+def _consistency_samples(windows: np.ndarray, batch: JointBatch, jd: JointData,
+                         pool: cross_task.Pool, n: int, rng: np.random.Generator
+                         ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Up to ``n`` NRIP positions of the batch (positive: their next item) with one
+    negative each from the window's user's BM25 pool; (None, None) when there is none."""
+    sel = (batch.task == NRIP).nonzero().numpy()
+    first = windows[np.arange(len(windows)), (windows >= 0).argmax(1)]  # a train event
+    users = np.searchsorted(jd.user_start, first, side="right") - 1
+    neg = cross_task.sample_negatives(pool, users[sel[:, 0]], rng) if len(sel) else \
+        np.zeros(0, dtype=np.int64)
+    sel, neg = sel[neg >= 0], neg[neg >= 0]
+    if not len(sel):
+        return None, None
+    if len(sel) > n:
+        keep = np.sort(rng.choice(len(sel), n, replace=False))
+        sel, neg = sel[keep], neg[keep]
+    return torch.as_tensor(sel), torch.as_tensor(neg)
 
 
 def joint_loss(model: JointModel, p: Prepared, step: JointStep, codes: dict[str, torch.Tensor],
-               path_codes: dict[str, torch.Tensor], t: TaskConfig, label_smoothing: float = 0.0
-               ) -> tuple[torch.Tensor, dict[str, float]]:
+               path_codes: dict[str, torch.Tensor], t: TaskConfig, label_smoothing: float = 0.0,
+               scales: dict[str, float] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of the task losses on one step; also each task's loss value.
     ``label_smoothing`` (``train.label_smoothing``) applies to the identifier tasks (NRIP, NSIP,
-    DESC2ID), as in the item-only core's recipe."""
+    DESC2ID), as in the item-only core's recipe; ``scales`` (``tasks.balance``) multiply the
+    task weights."""
+    losses = task_losses(model, p, step, codes, path_codes, t, label_smoothing)
+    return weighted_sum(losses, task_weights(t), scales, model)
+
+
+def weighted_sum(losses: dict[str, torch.Tensor], weights: dict[str, float],
+                 scales: dict[str, float] | None, model: torch.nn.Module
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
+    """(sum of weight * scale * loss, each loss's value), summed in ``losses``' order."""
+    total = next(model.parameters()).new_zeros(())
+    for name, loss in losses.items():
+        w = weights[name] if scales is None else weights[name] * scales.get(name, 1.0)
+        total = total + w * loss
+    return total, {name: loss.item() for name, loss in losses.items()}
+
+
+def task_losses(model: JointModel, p: Prepared, step: JointStep, codes: dict[str, torch.Tensor],
+                path_codes: dict[str, torch.Tensor], t: TaskConfig, label_smoothing: float = 0.0
+                ) -> dict[str, torch.Tensor]:
+    """The unweighted loss of each task with non-zero weight and examples in ``step``."""
     batch = step.batch
     h = model.encode(batch.events)
-    total = h.new_zeros(())
-    parts: dict[str, float] = {}
+    out: dict[str, torch.Tensor] = {}
     for task, path, name, w in ((NRIP, "rec", "NRIP", t.nrip), (NSIP, "search", "NSIP", t.nsip)):
         sel = batch.task == task
         if not w or not sel.any():
@@ -176,33 +273,70 @@ def joint_loss(model: JointModel, p: Prepared, step: JointStep, codes: dict[str,
         hh = h[sel]
         hh = hh + model.task_vec(name, hh.shape[0])
         target = path_codes[path][batch.target_item[sel]]
-        loss = sid_nll(model.sid_logits(hh, target, path), target, label_smoothing)
-        total, parts[name] = total + w * loss, loss.item()
+        out[name] = sid_nll(model.sid_logits(hh, target, path), target, label_smoothing)
     if step.text_at is not None:
         sel = step.text_at
         hh = h[sel[:, 0], sel[:, 1]]
         words = batch.target_words[sel[:, 0], sel[:, 1]]
         logits, targets = model.text_loss_inputs(hh + model.task_vec("NSQP", len(hh)), words)
-        loss = text_nll(logits[None], targets[None])
-        total, parts["NSQP"] = total + t.nsqp * loss, loss.item()
+        out["NSQP"] = text_nll(logits[None], targets[None])
+    beh = lambda name: p.vocab.behaviour(name) if t.behaviour_tokens else 1  # noqa: E731
     if step.items is not None:
         items = step.items
         words = torch.as_tensor(p.descs)[items]
-        beh = lambda name: p.vocab.behaviour(name) if t.behaviour_tokens else 1  # noqa: E731
         if t.desc2id:
             st = model.text_state(words, beh("search_query"))
             st = st + model.task_vec("DESC2ID", len(items))
             target = path_codes["search"][items]
-            loss = sid_nll(model.sid_logits(st, target, "search"), target, label_smoothing)
-            total, parts["DESC2ID"] = total + t.desc2id * loss, loss.item()
+            out["DESC2ID"] = sid_nll(model.sid_logits(st, target, "search"), target,
+                                     label_smoothing)
         if t.id2desc:
             few, fw = items[:t.id2desc_batch], words[:t.id2desc_batch]
             st = model.item_state(few, codes["search"][few], beh("search_click"))
             st = st + model.task_vec("ID2DESC", len(few))
             logits, targets = model.text_loss_inputs(st, fw)
-            loss = text_nll(logits[None], targets[None])
-            total, parts["ID2DESC"] = total + t.id2desc * loss, loss.item()
-    return total, parts
+            out["ID2DESC"] = text_nll(logits[None], targets[None])
+    if t.align and step.align is not None:
+        out["ALIGN"] = align_loss(model, p, step.align, codes, t.align_temperature, beh)
+    if t.consistency and step.consist_at is not None:
+        out["CONSIST"] = consistency_loss(model, h, batch, step.consist_at, step.consist_neg,
+                                          path_codes["rec"])
+    return out
+
+
+def align_loss(model: JointModel, p: Prepared, pairs: torch.Tensor,
+               codes: dict[str, torch.Tensor], temperature: float, beh) -> torch.Tensor:
+    """OneFeed Eq. 9 on (m, 2) (query row, item) pairs: h_s is the item as a one-event history
+    (a search click on it, ``search`` identifier), h_q the query text as a one-event history
+    (a search query) — the two states DESC2ID / ID2DESC already condition on."""
+    q, items = pairs[:, 0], pairs[:, 1]
+    h_s = model.item_state(items, codes["search"][items], beh("search_click"))
+    h_q = model.text_state(torch.as_tensor(p.jd.query_words)[q], beh("search_query"))
+    return info_nce(h_s, h_q, temperature)
+
+
+def consistency_loss(model: JointModel, h: torch.Tensor, batch: JointBatch, at: torch.Tensor,
+                     neg: torch.Tensor, rec_codes: torch.Tensor) -> torch.Tensor:
+    """OneFeed Eq. 10: BPR of score(u, i+) over score(u, i-), score = the NRIP log-prob of the
+    item's ``rec`` codes (teacher-forced) from the state at the (row, position) ``at``; i+ is
+    the position's next training item, i- a BM25 candidate the user did not interact with."""
+    hh = h[at[:, 0], at[:, 1]]
+    hh = hh + model.task_vec("NRIP", len(hh))
+    pos_codes, neg_codes = rec_codes[batch.target_item[at[:, 0], at[:, 1]]], rec_codes[neg]
+    pos = sequence_log_prob(model.sid_logits(hh, pos_codes, "rec"), pos_codes)
+    return bpr(pos, sequence_log_prob(model.sid_logits(hh, neg_codes, "rec"), neg_codes))
+
+
+def task_grad_norms(losses: dict[str, torch.Tensor], params: list[torch.nn.Parameter]
+                    ) -> torch.Tensor:
+    """(K,) L2 norm of each loss's gradient on ``params`` (the graph is kept for backward)."""
+    norms = []
+    for loss in losses.values():
+        grads = [g for g in torch.autograd.grad(loss, params, retain_graph=True,
+                                                allow_unused=True) if g is not None]
+        norms.append(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+                     if grads else loss.new_zeros(()))
+    return torch.stack(norms).detach().double()
 
 
 # ---- validation -------------------------------------------------------------------------------------
@@ -244,19 +378,28 @@ def _rec_targets(jd: JointData, users: np.ndarray, split: str) -> np.ndarray:
     return out
 
 
-# ---- the task: NRIP + NSIP + NSQP + DESC2ID + ID2DESC ---------------------------------------------
+# ---- the task: NRIP + NSIP + NSQP + DESC2ID + ID2DESC (+ ALIGN, CONSIST) ----------------------
 class JointTask:
-    """The joint model's weighted multi-task objective (GenSAR §3.3-3.4); scored by the mean
-    validation NDCG@10 of the item tasks with non-zero weight (:func:`validate`).
+    """The joint model's weighted multi-task objective (GenSAR §3.3-3.4, OneFeed Eq. 11);
+    scored by the mean validation NDCG@10 of the item tasks with non-zero weight.
 
     Under DDP each rank trains on its shard of the windows (one process keeps them all, in
-    the order the length bucketing shuffles them) and validates every case itself."""
+    the order the length bucketing shuffles them) and validates every case itself.
+
+    ``tasks.balance = "gradnorm"``: every ``balance_every`` training steps each task's gradient
+    norm on the shared encoder (``model.blocks``) is measured and the task scales move (EMA)
+    towards equal weighted norms (``objectives.balance``); the scales are logged in the
+    history (``task_scale``). They are not checkpointed: a resumed run restarts them at 1."""
 
     def __init__(self, ds: Dataset, p: Prepared, run_cfg: JointRunConfig) -> None:
         self.ds, self.p, self.t, self.cfg = ds, p, run_cfg.tasks, run_cfg.train
         self.codes = path_code_tensors(p.layout)
         self.path_codes = {n: torch.as_tensor(p.layout.path_codes(n)) for n in ("rec", "search")}
         self.windows = training_windows(p.jd, run_cfg.model.max_len)
+        self.cross = cross_task_data(ds, p, self.t) if self.t.align or self.t.consistency \
+            else None
+        self.scales = {name: 1.0 for name, w in task_weights(self.t).items() if w}
+        self._calls = 0
         self._pred: JointPredictor | None = None
 
     def steps_per_epoch(self, world: int) -> int:
@@ -267,12 +410,44 @@ class JointTask:
         windows = self.windows if world == 1 else \
             self.windows[rank_shard(len(self.windows), rng, rank, world)]
         for rows in length_bucketed_batches(windows, self.cfg.batch_size, rng):
-            yield joint_step(windows[rows], self.p, self.codes, self.t, rng)
+            yield joint_step(windows[rows], self.p, self.codes, self.t, rng, self.cross)
 
     def loss(self, model: torch.nn.Module, batch: JointStep
              ) -> tuple[torch.Tensor, dict[str, float]]:
-        return joint_loss(model, self.p, batch, self.codes, self.path_codes, self.t,
-                          self.cfg.label_smoothing)
+        if self.t.balance == "none":
+            return joint_loss(model, self.p, batch, self.codes, self.path_codes, self.t,
+                              self.cfg.label_smoothing)
+        losses = task_losses(model, self.p, batch, self.codes, self.path_codes, self.t,
+                             self.cfg.label_smoothing)
+        if model.training:
+            if self._calls % self.t.balance_every == 0:
+                self.rebalance(model, losses)
+            self._calls += 1
+        return weighted_sum(losses, task_weights(self.t), self.scales, model)
+
+    def rebalance(self, model: torch.nn.Module, losses: dict[str, torch.Tensor]) -> None:
+        """Move the task scales towards equal weighted gradient norms on the shared encoder.
+        Norms are averaged over DDP ranks (a task absent from a step counts 0 there), so
+        every rank agrees; a task with no gradient anywhere keeps its scale."""
+        from onefeed.train.loop import all_sum
+
+        names = list(self.scales)
+        present = {k: losses[k] for k in names if k in losses}
+        if not present:
+            return
+        params = [q for q in model.blocks.parameters() if q.requires_grad]
+        measured = dict(zip(present, task_grad_norms(present, params).tolist()))
+        world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+        norms = torch.as_tensor(all_sum(np.array([measured.get(k, 0.0) for k in names])) / world)
+        weights = torch.tensor([task_weights(self.t)[k] for k in names], dtype=torch.float64)
+        old = torch.tensor([self.scales[k] for k in names], dtype=torch.float64)
+        new = torch.where(norms > 0, ema(old, equalising_scales(norms, weights),
+                                         self.t.balance_momentum), old)
+        self.scales = dict(zip(names, new.tolist()))
+
+    def history_fields(self) -> dict[str, Any]:
+        """Extra fields of each history entry (``fit``): the task scales under balancing."""
+        return {"task_scale": dict(self.scales)} if self.t.balance != "none" else {}
 
     def validate(self, model: torch.nn.Module, rank: int, world: int) -> dict[str, float]:
         if self._pred is None or self._pred.model is not model:

@@ -252,7 +252,8 @@ def fit(model: torch.nn.Module, task: Task, cfg: TrainConfig, out: str | Path,
                     "task_loss": {k: float(np.mean(x)) for k, x in parts.items()},
                     **{f"valid_{k}": x for k, x in valid.items()},
                     "skipped_steps": state.get("skipped_steps", 0),
-                    "seconds": time.time() - t_start})
+                    "seconds": time.time() - t_start,
+                    **(task.history_fields() if hasattr(task, "history_fields") else {})})
                 improved = record_validation(state, valid, best_key)
                 stop = any_rank(state["bad_evals"] >= cfg.patience or over_time)
                 state["stopped"] = stop

@@ -5,7 +5,11 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from onefeed.bench.runner import SuiteConfig, run_suite
+from onefeed.evaluation.metrics import drop_seen
 from onefeed.search.fusion import LAMBDA_GRID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
@@ -74,8 +78,6 @@ def test_fused_row_tunes_on_valid_and_reports_weights(tmp_path):
 
 
 def test_fused_row_rejects_unknown_fusion(tmp_path):
-    import pytest
-
     from onefeed.baselines.joint import FusedJointAdapter
 
     make_world(n_users=8).save(tmp_path / "data")
@@ -85,3 +87,92 @@ def test_fused_row_rejects_unknown_fusion(tmp_path):
               "overrides": SMALL + ["train.max_steps=1"], "search_fusion": "borda"}
     with pytest.raises(ValueError, match="search_fusion"):
         FusedJointAdapter().fit(Dataset.load(tmp_path / "data"), params, 0)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny joint run the seen-item tests load through ``params.checkpoint``."""
+    from onefeed import training_joint as tj
+
+    tmp = tmp_path_factory.mktemp("seen")
+    ds = make_world(n_users=16)
+    sid = sid_dir(tmp)
+    tj.train_joint(ds, sid, tj.load_run_config(None, SMALL), tmp / "run")
+    return ds, {"sid": str(sid), "checkpoint": str(tmp / "run" / "best"), "beam": 5}
+
+
+def _fit(trained, cls=None, **params):
+    from onefeed.baselines.joint import JointAdapter
+
+    ds, base = trained
+    adapter = (cls or JointAdapter)()
+    log = adapter.fit(ds, dict(base, **params), 0)
+    return adapter, log
+
+
+def _window_items(adapter, users, split="test"):
+    from onefeed.tasks.joint import history_before
+
+    p = adapter.pred
+    idx = history_before(p.jd, users, split, p.max_len, max_items=p.max_items)
+    return np.where(idx >= 0, p.jd.item[np.maximum(idx, 0)], -1)
+
+
+def test_keep_is_the_plain_beam_and_exclude_drops_the_history_window(trained):
+    from onefeed.data.views import rec_cases
+    from onefeed.tasks.joint import history_before
+
+    keep, log = _fit(trained)
+    assert keep.seen == "keep" and log.choices == {"seen": "keep"}
+    cases = rec_cases(trained[0], "test", 8)
+    p = keep.pred
+    idx = history_before(p.jd, cases.users, "test", p.max_len, max_items=p.max_items)
+    plain = p._decode(idx, "NRIP", "rec", 5, 5)[0]  # the NRIP list as decoded before the rule
+    assert np.array_equal(keep.recommend(cases, 5), plain)
+
+    excl, log = _fit(trained, seen="exclude")
+    assert log.choices == {"seen": "exclude"}
+    out = excl.recommend(cases, 5)
+    seen = _window_items(excl, cases.users)
+    assert (seen >= 0).sum(1).min() >= 2  # the windows do hold items
+    assert out.shape == (len(cases.users), 5) and ((out >= 0) & (out < 12)).all()
+    for row, hist in zip(out, seen):
+        assert len(set(row.tolist())) == 5 and not set(row.tolist()) & set(hist.tolist())
+    # the kept items keep the order of the widened beam (5 + the window length)
+    wide = p._decode(idx, "NRIP", "rec", 5 + idx.shape[1], 5 + idx.shape[1])[0]
+    assert out.tolist() == drop_seen(wide, seen, 5).tolist()
+
+
+def test_auto_records_the_choice_and_both_valid_scores(trained):
+    from onefeed.training_joint import _rec_targets
+
+    adapter, log = _fit(trained, seen="auto")
+    choice = log.choices
+    assert choice["seen"] in ("keep", "exclude") and adapter.seen == choice["seen"]
+    scores = choice["seen_valid_ndcg@10"]
+    assert set(scores) == {"keep", "exclude"} and all(0.0 <= v <= 1.0 for v in scores.values())
+    assert choice["seen"] == ("exclude" if scores["exclude"] > scores["keep"] else "keep")
+    users = np.arange(16)
+    assert choice["seen_cases"] == int((_rec_targets(adapter.pred.jd, users, "valid") >= 0).sum())
+    with pytest.raises(ValueError, match="joint adapter: params.seen 'never'"):
+        _fit(trained, seen="never")
+
+
+def test_fused_feed_under_exclude_has_no_history_items(trained):
+    from onefeed.baselines.joint import FusedJointAdapter
+    from onefeed.data.views import rec_cases
+
+    adapter, _ = _fit(trained, FusedJointAdapter, seen="exclude", tasks="rec,query",
+                      tune_users=8)
+    cases = rec_cases(trained[0], "test", 8)
+    seen = _window_items(adapter, cases.users)
+    titles = trained[0].items.sort("item")["title"].to_list()
+    # every generated query names a history item, so BM25's feed candidates start with it
+    adapter.pred.generate_queries = lambda users, split, k, beam: [
+        [titles[int(h[h >= 0][-1])]] for h in seen]
+    adapter.w_feed = 2.0  # fuse whatever validation chose, so the BM25 side counts
+    out = adapter.recommend(cases, 10)  # 10 of 12 items: past the unseen ones
+    assert (out >= 0).sum() > 0
+    for row, hist in zip(out, seen):
+        real = row[row >= 0].tolist()
+        assert len(set(real)) == len(real) and not set(real) & set(hist.tolist())

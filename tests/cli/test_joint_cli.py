@@ -90,3 +90,27 @@ def test_search_fused_with_bm25(run_dir):
     assert [x["item_id"] for x in plain["items"]] == cands[:3]
     fused = _json(r.invoke(app, base + ["--bm25-lam", "0.5"]))
     assert {x["item_id"] for x in fused["items"]} <= set(cands)
+
+
+def test_recommend_exclude_seen_drops_the_history_window(run_dir):
+    """``joint recommend --exclude-seen`` (and ``onefeed recommend`` on a joint run) returns k
+    distinct items outside the user's history window; ``--keep-seen`` is the default list."""
+    import numpy as np
+
+    from onefeed.cli.joint import _load
+
+    ds, pred = _load(run_dir)
+    ids = ds.items.sort("item")["item_id"].to_list()
+    seen = {ids[int(i)] for i in pred.seen_items(np.array([0]), "test")[0] if i >= 0}
+    assert seen  # u0 (user 0) has items in its window
+    r = CliRunner(env={"COLUMNS": "300"})
+    base = ["--run", str(run_dir), "--user", "u0", "-k", "4", "--beam", "5", "--json"]
+
+    def listed(*args):
+        return [x["item_id"] for x in _json(r.invoke(app, list(args)))["items"]]
+
+    excl = listed("joint", "recommend", *base, "--exclude-seen")
+    assert len(excl) == len(set(excl)) == 4 and not set(excl) & seen
+    assert listed("recommend", *base, "--exclude-seen") == excl
+    assert listed("joint", "recommend", *base, "--keep-seen") == \
+        listed("joint", "recommend", *base) == listed("recommend", *base, "--keep-seen")

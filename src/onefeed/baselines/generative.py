@@ -87,18 +87,13 @@ class GenerativeAdapter:
         return log
 
     def _seen_rule(self, ds: Dataset, log: TrainLog) -> str:
-        """``params.data`` (the prepared dataset dir the bench runs on) is recorded in each trained
-run's manifest with the SID dir (``run_inputs``).
-
-``params.seen``: "keep" (default: history items may be recommended), "exclude", or
+        """``params.seen``: "keep" (default: history items may be recommended), "exclude", or
         "auto" (whichever is better on validation NDCG@10; the choice goes to the log)."""
         from onefeed.data.views import rec_cases
         from onefeed.evaluation.generative import choose_seen_rule
+        from onefeed.evaluation.seen import check_seen_rule
 
-        rule = str(self.params.get("seen", "keep"))
-        if rule not in ("keep", "exclude", "auto"):
-            raise ValueError(f"generative adapter: params.seen {rule!r}: expected keep, "
-                             "exclude or auto")
+        rule = check_seen_rule(str(self.params.get("seen", "keep")), "generative adapter")
         if rule == "auto":
             valid = rec_cases(ds, "valid", self.max_len)
             choice = choose_seen_rule(self.model, valid.history, valid.targets, self.codes,

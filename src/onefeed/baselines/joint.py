@@ -18,6 +18,10 @@ Suite row::
 ``params.checkpoint`` (``{seed}`` templated) loads a trained model instead of training one;
 ``params.tasks`` ("rec,search,query") limits what the bench scores (a rec-only model has no
 search head worth scoring).
+
+``params.seen``: "keep" (default), "exclude" or "auto" (chosen on validation NDCG@10) — whether
+the NRIP lists may contain items of the user's history window; the rule of the generative
+adapter (``evaluation.seen``), recorded the same way in ``training.<seed>.choices``.
 """
 
 from __future__ import annotations
@@ -72,8 +76,26 @@ class JointAdapter:
         for task, method in (("rec", "recommend"), ("search", "search"), ("query", "generate")):
             if task not in self.tasks:
                 setattr(self, method, None)
+        self.seen = self._seen_rule(log) if "rec" in self.tasks else "keep"
         torch.set_grad_enabled(True)
         return log
+
+    def _seen_rule(self, log: TrainLog) -> str:
+        """``params.seen``, with "auto" decided on (at most 5,000 seeded) valid users."""
+        from onefeed.evaluation.seen import check_seen_rule
+        from onefeed.training_joint import _rec_targets
+
+        rule = check_seen_rule(str(self.params.get("seen", "keep")), "joint adapter")
+        if rule == "auto":
+            users = np.arange(self.pred.jd.n_users)
+            targets = _rec_targets(self.pred.jd, users, "valid")
+            has = targets >= 0
+            choice = self.pred.choose_seen_rule(users[has], "valid", targets[has],
+                                                self._beam(10))
+            log.choices.update(choice)
+            rule = choice["seen"]
+        log.choices["seen"] = rule
+        return rule
 
     def _beam(self, k: int) -> int:
         return max(int(self.params.get("beam", k)), k)
@@ -81,7 +103,8 @@ class JointAdapter:
     def recommend(self, cases: RecCases, k: int) -> np.ndarray:
         if self.pred is None:
             raise RuntimeError("JointAdapter.recommend called before fit")
-        return self.pred.recommend(cases.users, self.split, k, self._beam(k))
+        return self.pred.recommend(cases.users, self.split, k, self._beam(k),
+                                   exclude_seen=self.seen == "exclude")
 
     def search(self, users: np.ndarray, queries: list[str], k: int) -> np.ndarray:
         if self.pred is None:
@@ -140,9 +163,9 @@ class FusedJointAdapter(JointAdapter):
             base = self.bm25.retrieve(queries, self.depth)
             self.w_search, fusion["search"] = tune_weight(base, gen, eq["item"].to_numpy())
         if self.recommend is not None and cfg.get("feed_fusion", True):
-            base = self.pred.recommend(users, "valid", 30, self._beam(30))
-            top = [q[0] if q else "" for q in self.pred.generate_queries(users, "valid", 1, 5)]
-            extra = self.bm25.retrieve(top, 30)
+            base = self.pred.recommend(users, "valid", 30, self._beam(30),
+                                       exclude_seen=self.seen == "exclude")
+            extra = self._feed_extra(users, "valid", 30)
             self.w_feed, fusion["feed"] = tune_weight(base, extra,
                                                       _rec_targets(self.pred.jd, users, "valid"))
         fusion.update(w_search=self.w_search, w_feed=self.w_feed)
@@ -170,6 +193,15 @@ class FusedJointAdapter(JointAdapter):
         base = super().recommend(cases, max(k, 30))
         if not self.w_feed:
             return base[:, :k]
-        top = [q[0] if q else "" for q in
-               self.pred.generate_queries(cases.users, self.split, 1, 5)]
-        return rrf([base, self.bm25.retrieve(top, 30)], [1.0, self.w_feed], k)
+        return rrf([base, self._feed_extra(cases.users, self.split, 30)], [1.0, self.w_feed], k)
+
+    def _feed_extra(self, users: np.ndarray, split: str, n: int) -> np.ndarray:
+        """(n_users, n) BM25's items for each user's top generated next query; under
+        ``seen = "exclude"`` without the history items, as the model's own list."""
+        from onefeed.evaluation.metrics import drop_seen
+
+        top = [q[0] if q else "" for q in self.pred.generate_queries(users, split, 1, 5)]
+        if self.seen != "exclude":
+            return self.bm25.retrieve(top, n)
+        seen = self.pred.seen_items(users, split)
+        return drop_seen(self.bm25.retrieve(top, n + seen.shape[1]), seen, n)

@@ -33,6 +33,8 @@ USER_HELP = "user id as in the source data (users.user_id)"
 SPLIT_HELP = ("the history ends before this split's target: test = the whole log, valid = "
               "without the last event")
 BEAM_HELP = "beam size (widened to at least k)"
+EXCLUDE_SEEN_HELP = ("leave out items already in the user's history window (the beam is widened "
+                     "by the window length)")
 
 
 @app.command("train")
@@ -115,13 +117,15 @@ def recommend_cmd(run: Path = typer.Option(..., help=RUN_HELP),
                   k: int = typer.Option(10, "-k", "--k", min=1, max=200, help="how many items"),
                   split: Split = typer.Option("test", help=SPLIT_HELP),
                   beam: int = typer.Option(20, min=1, help=BEAM_HELP),
+                  exclude_seen: bool = typer.Option(False, "--exclude-seen/--keep-seen",
+                                                    help=EXCLUDE_SEEN_HELP),
                   as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Next items for a user's feed (NRIP)."""
     import numpy as np
 
     ds, pred = _load(run)
     u = _user_index(ds, user)
-    out = pred.recommend(np.array([u]), split, k, max(beam, k))[0]
+    out = pred.recommend(np.array([u]), split, k, max(beam, k), exclude_seen=exclude_seen)[0]
     print_result({"user": user, "items": _items(ds, out)}, as_json)
 
 

@@ -258,11 +258,10 @@ def recommend_cmd(
 
     A joint run (onefeed joint train) is served by its NRIP head, as onefeed joint recommend."""
     if read_manifest(run).get("kind") == JOINT_KIND:
-        if exclude_seen:
-            raise typer.BadParameter("--exclude-seen is not supported for a joint run")
         from onefeed.cli.joint import recommend_cmd as joint_recommend
 
-        joint_recommend(run=run, user=user, k=k, split="test", beam=beam, as_json=as_json)
+        joint_recommend(run=run, user=user, k=k, split="test", beam=beam,
+                        exclude_seen=exclude_seen, as_json=as_json)
         return
     result, caption = recommend_items(run, user, k, beam, exclude_seen, data, sid)
     print_result(result, as_json, caption)

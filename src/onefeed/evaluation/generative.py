@@ -20,9 +20,9 @@ from onefeed.data.schemas import Dataset
 from onefeed.data.views import rec_cases
 from onefeed.decoding.beam import beam_search
 from onefeed.decoding.trie import Trie
-from onefeed.evaluation.metrics import (DEFAULT_KS, drop_seen, ndcg_at_k, per_case_metrics,
-                                        summarise, take_kept, target_ranks,
-                                        unseen_positions)
+from onefeed.evaluation.metrics import (DEFAULT_KS, drop_seen, per_case_metrics, summarise,
+                                        target_ranks)
+from onefeed.evaluation.seen import Decode, choose_seen, decode_unseen
 from onefeed.models.transformer import GenerativeRecommender
 from onefeed.tasks.rec import history_events
 from onefeed.tokens import Vocab
@@ -93,35 +93,23 @@ def recommend(model: GenerativeRecommender, histories: np.ndarray, codes: torch.
 def recommend_unseen(model: GenerativeRecommender, histories: np.ndarray, codes: torch.Tensor,
                      vocab: Vocab, trie: Trie, beam: int, k: int
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """(n, k) item ids not in each row's history, and their scores (-1 / -inf where fewer
-    remain): the beam is widened by the history length so excluded items cannot crowd the
-    others out, then history items are dropped."""
-    wide = beam + histories.shape[1]
-    topk, scores = recommend(model, histories, codes, vocab, trie, wide, wide)
-    pos, valid = unseen_positions(topk, histories, k)
-    return take_kept(topk, pos, valid, -1), take_kept(scores, pos, valid, -np.inf)
+    """(n, k) item ids not in each row's history, and their scores (``seen.decode_unseen``)."""
+    return decode_unseen(_decoder(model, histories, codes, vocab, trie),
+                         np.arange(len(histories)), histories, beam, k)
 
 
 def choose_seen_rule(model: GenerativeRecommender, histories: np.ndarray, targets: np.ndarray,
                      codes: torch.Tensor, vocab: Vocab, trie: Trie, beam: int,
                      max_cases: int = 5000, seed: int = 0) -> dict[str, Any]:
-    """Keep or exclude history items from the model's own lists, whichever gives the higher
-    NDCG@10 on these (validation) cases; at most ``max_cases`` of them, a seeded sample.
+    """Keep or exclude history items on these (validation) cases (``seen.choose_seen``)."""
+    return choose_seen(_decoder(model, histories, codes, vocab, trie), histories, targets, beam,
+                       max_cases, seed)
 
-    The model-side counterpart of SASRec's learned seen-item offset: on data where a user never
-    consumes an item twice (ratings, most purchases) excluding wins, on re-consumption data
-    keeping does. The evaluation protocol itself filters nothing.
-    """
-    rows = np.arange(len(histories))
-    if len(rows) > max_cases:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, max_cases, replace=False))
-    hist, tgt = histories[rows], targets[rows]
-    keep, _ = recommend(model, hist, codes, vocab, trie, beam, 10)
-    excl, _ = recommend_unseen(model, hist, codes, vocab, trie, beam, 10)
-    ndcg = {name: float(ndcg_at_k(target_ranks(top, tgt), 10).mean())
-            for name, top in (("keep", keep), ("exclude", excl))}
-    return {"seen": "exclude" if ndcg["exclude"] > ndcg["keep"] else "keep",
-            "seen_valid_ndcg@10": ndcg, "seen_cases": int(len(rows))}
+
+def _decoder(model: GenerativeRecommender, histories: np.ndarray, codes: torch.Tensor,
+             vocab: Vocab, trie: Trie) -> Decode:
+    """``recommend`` over rows of ``histories``, in the shape the seen-item rule takes."""
+    return lambda rows, beam, k: recommend(model, histories[rows], codes, vocab, trie, beam, k)
 
 
 def evaluate_cases(model: GenerativeRecommender, users: np.ndarray, histories: np.ndarray,

@@ -10,12 +10,15 @@ whole catalogue.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
 from onefeed.decoding.beam import beam_search
 from onefeed.decoding.text import text_beam_search
 from onefeed.decoding.trie import Trie
+from onefeed.evaluation.seen import Decode, choose_seen, decode_unseen
 from onefeed.models.joint import JointModel
 from onefeed.tasks.joint import (IdLayout, JointData, event_tensors, history_before,
                                  path_code_tensors, query_index, with_queries)
@@ -57,12 +60,42 @@ class JointPredictor:
         return items, scores
 
     # ---- tasks -----------------------------------------------------------------------------------
-    def recommend(self, users: np.ndarray, split: str, k: int, beam: int | None = None
-                  ) -> np.ndarray:
-        """NRIP: (n,) users -> (n, k) items, best first."""
-        idx = history_before(self.jd, np.asarray(users), split, self.max_len,
-                             max_items=self.max_items)
-        return self._decode(idx, "NRIP", "rec", max(beam or k, k), k)[0]
+    def recommend(self, users: np.ndarray, split: str, k: int, beam: int | None = None,
+                  exclude_seen: bool = False) -> np.ndarray:
+        """NRIP: (n,) users -> (n, k) items, best first. ``exclude_seen``: none of the items of
+        the history window (``seen.decode_unseen``: the beam widened by the window length;
+        -1 where fewer than k remain)."""
+        idx = self._history(users, split)
+        beam = max(beam or k, k)
+        if exclude_seen:
+            return decode_unseen(self._rec_decoder(idx), np.arange(len(idx)),
+                                 self.history_items(idx), beam, k)[0]
+        return self._decode(idx, "NRIP", "rec", beam, k)[0]
+
+    def choose_seen_rule(self, users: np.ndarray, split: str, targets: np.ndarray, beam: int,
+                         max_cases: int = 5000, seed: int = 0) -> dict[str, Any]:
+        """Keep or exclude history items from NRIP lists, whichever gives the higher NDCG@10 on
+        these cases ((n,) users, (n,) target items; ``seen.choose_seen``)."""
+        idx = self._history(users, split)
+        return choose_seen(self._rec_decoder(idx), self.history_items(idx), np.asarray(targets),
+                           beam, max_cases, seed)
+
+    def seen_items(self, users: np.ndarray, split: str) -> np.ndarray:
+        """(n,) users -> (n, max_len) the item ids NRIP sees before ``split`` (-1 elsewhere)."""
+        return self.history_items(self._history(users, split))
+
+    def history_items(self, idx: np.ndarray) -> np.ndarray:
+        """(n, T) flat event indices -> (n, T) their item ids (-1 for queries and padding)."""
+        return np.where(idx >= 0, self.jd.item[np.maximum(idx, 0)], -1)
+
+    def _history(self, users: np.ndarray, split: str) -> np.ndarray:
+        """(n, max_len) event indices of each user's history before ``split`` (no query)."""
+        return history_before(self.jd, np.asarray(users), split, self.max_len,
+                              max_items=self.max_items)
+
+    def _rec_decoder(self, idx: np.ndarray) -> Decode:
+        """NRIP beam search over rows of ``idx``, in the shape the seen-item rule takes."""
+        return lambda rows, beam, k: self._decode(idx[rows], "NRIP", "rec", beam, k)
 
     def search(self, users: np.ndarray, queries: list[str], split: str, k: int,
                beam: int | None = None) -> np.ndarray:
@@ -107,8 +140,7 @@ class JointPredictor:
     def generate_queries(self, users: np.ndarray, split: str, k: int, beam: int | None = None,
                          max_words: int = 10, length_penalty: float = 0.0) -> list[list[str]]:
         """NSQP: (n,) users -> per user the top-k next queries (distinct strings)."""
-        idx = history_before(self.jd, np.asarray(users), split, self.max_len,
-                             max_items=self.max_items)
+        idx = self._history(users, split)
         beam = beam or k  # finished hypotheses pile up over steps: beam may be < k
         out: list[list[str]] = [[] for _ in range(len(idx))]
         for start in range(0, len(idx), self.batch_size):

@@ -75,11 +75,11 @@ def test_same_seed_same_weights(inputs):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_torchrun_two_processes_agree(inputs):
+def test_torchrun_two_processes_agree(inputs, free_port):
     out = inputs / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(training.__file__).parents[1]))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "29533", "-m", "onefeed.training", "--data", str(inputs / "data"),
+           "--master_port", str(free_port), "-m", "onefeed.training", "--data", str(inputs / "data"),
            "--sid", str(inputs / "sid"), "--out", str(out), "--no-resume",
            *[a for s in SMALL + ["train.max_steps=3", "train.eval_every=100"]
              for a in ("--set", s)]]

@@ -22,7 +22,7 @@ state = tj.train_joint(make_world(n_users=8), sid, cfg, out, resume=False)
 """
 
 
-def test_joint_training_under_torchrun_keeps_ranks_identical(tmp_path):
+def test_joint_training_under_torchrun_keeps_ranks_identical(tmp_path, free_port):
     sys.path.insert(0, str(TESTS / "tasks"))
     from joint_toy import sid_dir
 
@@ -34,7 +34,7 @@ def test_joint_training_under_torchrun_keeps_ranks_identical(tmp_path):
             "train.batch_size=8", "train.warmup_steps=1", "train.eval_beam=4",
             "tasks.desc_batch=6", "tasks.id2desc_batch=3", "tasks.valid_search_users=4"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "29541", str(tmp_path / "driver.py"), str(TESTS / "tasks"),
+           "--master_port", str(free_port), str(tmp_path / "driver.py"), str(TESTS / "tasks"),
            str(tmp_path / "run"), *args]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -260,6 +260,20 @@ class ArtifactError(ValueError):
     """An artifact on disk is missing a file, or a file does not match its manifest."""
 
 
+def read_json_object(path: str | Path, what: str, error: type[Exception] = ArtifactError
+                     ) -> dict[str, Any]:
+    """``path`` parsed as a JSON object, else ``error("<what> (<file>: <why>)")``: an
+    unreadable, non-UTF-8, malformed or non-object file is one clear line, never a traceback."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise error(f"{what} ({path.name}: {type(exc).__name__}: {str(exc)[:200]})") from None
+    if not isinstance(obj, dict):
+        raise error(f"{what} ({path.name} is not a JSON object)")
+    return obj
+
+
 def hash_files(directory: str | Path, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """``{relative path: {"sha256", "bytes"}}`` for ``names`` (default: every regular file under
     ``directory`` except manifest.json and hidden files), sorted by path."""

@@ -68,13 +68,9 @@ def read_manifest(run: Path) -> dict:
 
 def manifest_json(path: Path) -> dict:
     """A manifest.json as a dict; unreadable or non-object JSON -> one-line BadParameter."""
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise typer.BadParameter(f"{path}: not a readable manifest ({exc})") from None
-    if not isinstance(manifest, dict):
-        raise typer.BadParameter(f"{path}: not a manifest (expected a JSON object)")
-    return manifest
+    from onefeed.artifacts import read_json_object
+
+    return read_json_object(path, f"{path.parent}: not a readable manifest", typer.BadParameter)
 
 
 def input_dir(run: Path, value: str | Path) -> Path:

@@ -15,7 +15,6 @@ Behaviours follow GenSAR §3.1: ``rec_click`` (R_I), ``search_query`` (S_Q),
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,16 +175,10 @@ class Dataset:
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
     """A prepared dataset's manifest.json; ``DataError`` when it is unreadable or not an object."""
-    path = Path(directory) / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{directory}: unreadable prepared dataset (manifest.json: "
-                        f"{type(exc).__name__}: {str(exc)[:200]})") from None
-    if not isinstance(manifest, dict):
-        raise DataError(f"{directory}: unreadable prepared dataset (manifest.json is not a JSON "
-                        "object)")
-    return manifest
+    from onefeed.artifacts import read_json_object
+
+    return read_json_object(Path(directory) / "manifest.json",
+                            f"{directory}: unreadable prepared dataset", DataError)
 
 
 FRAMES: tuple[str, ...] = ("events", "items", "users", "queries", "eval_queries")

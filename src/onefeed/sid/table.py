@@ -67,7 +67,7 @@ class SidTable:
         """Read a saved table; with ``verify`` the parquet (and, in a build directory, every file
         its manifest.json lists: codebooks, weights, embeddings) must match the recorded sha256
         (``ArtifactError`` naming the file). Items must be exactly 0..n-1."""
-        from onefeed.artifacts import ArtifactError, recover
+        from onefeed.artifacts import ArtifactError, read_json_object, recover
 
         directory = Path(directory)
         with contextlib.suppress(OSError):
@@ -75,14 +75,7 @@ class SidTable:
         if not (directory / "sid_table.json").is_file():
             raise ArtifactError(f"{directory}: not a SID table dir (no sid_table.json); run "
                                 "onefeed sid build")
-        try:
-            info = json.loads((directory / "sid_table.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise ArtifactError(f"{directory}: unreadable SID table (sid_table.json: "
-                                f"{type(exc).__name__}: {str(exc)[:200]})") from None
-        if not isinstance(info, dict):
-            raise ArtifactError(f"{directory}: unreadable SID table (sid_table.json is not a JSON "
-                                "object)")
+        info = read_json_object(directory / "sid_table.json", f"{directory}: unreadable SID table")
         if verify:
             verify_sid(directory, info)
         try:

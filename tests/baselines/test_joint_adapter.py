@@ -176,3 +176,58 @@ def test_fused_feed_under_exclude_has_no_history_items(trained):
     for row, hist in zip(out, seen):
         real = row[row >= 0].tolist()
         assert len(set(real)) == len(real) and not set(real) & set(hist.tolist())
+
+
+def test_query_feed_fuses_bm25_lists_of_the_generated_queries(trained):
+    """w/o SID generator: the feed is RRF of BM25's lists for the generated queries only."""
+    from onefeed.baselines.joint import QueryFeedAdapter
+    from onefeed.data.views import rec_cases
+    from onefeed.search.fusion import rrf
+
+    adapter, log = _fit(trained, QueryFeedAdapter, seen="keep", feed_queries=2, feed_depth=6)
+    assert adapter.search is None and log.choices == {"seen": "keep"}
+    cases = rec_cases(trained[0], "test", 8)
+    titles = trained[0].items.sort("item")["title"].to_list()
+    fixed = [[titles[u % 12], titles[(u + 5) % 12]] for u in cases.users.tolist()]
+    adapter.pred.generate_queries = lambda users, split, k, beam: fixed
+    out = adapter.recommend(cases, 4)
+    lists = [adapter.bm25.retrieve([q[j] for q in fixed], 6) for j in range(2)]
+    assert out.tolist() == rrf(lists, [1.0, 1.0], 4).tolist()
+    assert not np.array_equal(out, rrf(lists[:1], [1.0], 4))  # both queries count
+
+    excl, log = _fit(trained, QueryFeedAdapter, seen="exclude", feed_queries=2, feed_depth=12)
+    excl.pred.generate_queries = lambda users, split, k, beam: fixed
+    seen = _window_items(excl, cases.users)
+    for row, hist in zip(excl.recommend(cases, 4), seen):
+        assert not set(row[row >= 0].tolist()) & set(hist.tolist())
+    auto, log = _fit(trained, QueryFeedAdapter, feed_queries=2)
+    assert set(log.choices["seen_valid_ndcg@10"]) == {"keep", "exclude"}
+    assert log.choices["seen"] in ("keep", "exclude")
+
+
+def test_separate_encoders_answer_each_task_from_its_own_model(trained, tmp_path):
+    from onefeed import training_joint as tj
+    from onefeed.baselines.joint import JointAdapter, SeparateEncodersAdapter
+    from onefeed.data.views import rec_cases
+
+    ds, base = trained
+    other = tmp_path / "other"
+    tj.train_joint(ds, base["sid"], tj.load_run_config(None, SMALL + ["train.seed=7"]), other)
+    params = dict(base, rec_checkpoint=base["checkpoint"],
+                  search_checkpoint=str(other / "best"))
+    sep = SeparateEncodersAdapter()
+    sep.fit(ds, params, 0)
+    rec_alone, srch_alone = JointAdapter(), JointAdapter()
+    rec_alone.fit(ds, base, 0)
+    srch_alone.fit(ds, dict(base, checkpoint=str(other / "best")), 0)
+    cases = rec_cases(ds, "test", 8)
+    assert np.array_equal(sep.recommend(cases, 5), rec_alone.recommend(cases, 5))
+    table = ds.queries["query"].to_list()
+    queries = [table[i % len(table)] for i in range(len(cases.users))]
+    assert np.array_equal(sep.search(cases.users, queries, 5),
+                          srch_alone.search(cases.users, queries, 5))
+    # the two models differ, so the row really takes search from the second one
+    assert not np.array_equal(rec_alone.search(cases.users, queries, 5),
+                              srch_alone.search(cases.users, queries, 5))
+    with pytest.raises(ValueError, match="params.search_checkpoint .* is not a trained"):
+        SeparateEncodersAdapter().fit(ds, dict(params, search_checkpoint=str(tmp_path / "x")), 0)

@@ -205,3 +205,87 @@ class FusedJointAdapter(JointAdapter):
             return self.bm25.retrieve(top, n)
         seen = self.pred.seen_items(users, split)
         return drop_seen(self.bm25.retrieve(top, n + seen.shape[1]), seen, n)
+
+
+class SeparateEncodersAdapter:
+    """OneFeed's "separate encoders" ablation: recommendation from one trained model, search
+    from another (``params.rec_checkpoint`` / ``params.search_checkpoint``, ``{seed}``
+    templated: the ``rec-only`` and ``search-only`` rows' checkpoints), so no encoder is shared.
+    Nothing is trained here; both checkpoints must exist (run those rows first)."""
+
+    def __init__(self) -> None:
+        self.rec = JointAdapter()
+        self.srch = JointAdapter()
+
+    def fit(self, ds: Dataset, cfg: dict[str, Any], seed: int) -> TrainLog:
+        for key in ("rec_checkpoint", "search_checkpoint"):
+            path = Path(str(cfg.get(key, "")).format(seed=seed))
+            if not cfg.get(key) or not (path / "model.safetensors").is_file():
+                raise ValueError(f"separate-encoders adapter: params.{key} {str(path)!r} is not "
+                                 "a trained checkpoint (train its row first)")
+        base = {k: v for k, v in cfg.items() if k not in ("rec_checkpoint", "search_checkpoint")}
+        log = self.rec.fit(ds, {**base, "checkpoint": cfg["rec_checkpoint"], "tasks": "rec"}, seed)
+        self.srch.fit(ds, {**base, "checkpoint": cfg["search_checkpoint"], "tasks": "search",
+                           "seen": "keep"}, seed)
+        return log
+
+    def recommend(self, cases: RecCases, k: int) -> np.ndarray:
+        return self.rec.recommend(cases, k)
+
+    def search(self, users: np.ndarray, queries: list[str], k: int) -> np.ndarray:
+        return self.srch.search(users, queries, k)
+
+
+class QueryFeedAdapter(JointAdapter):
+    """OneFeed's "w/o SID generator" ablation: the feed comes only from the model's generated
+    queries. Each user's top ``params.feed_queries`` generated next queries (NSQP) each fetch
+    BM25's top ``params.feed_depth`` items, the lists are fused by equal-weight RRF; no NRIP
+    list is used. ``params.seen`` ("auto" by default) decides on validation cases whether
+    history items are dropped from that list. Search is not scored (without the SID generator
+    it would be BM25's)."""
+
+    def fit(self, ds: Dataset, cfg: dict[str, Any], seed: int) -> TrainLog:  # type: ignore[override]
+        from onefeed.evaluation.metrics import ndcg_at_k, target_ranks
+        from onefeed.evaluation.seen import check_seen_rule
+        from onefeed.search.bm25 import BM25Config, BM25Retriever
+        from onefeed.training_joint import _rec_targets
+
+        rule = check_seen_rule(str(cfg.get("seen", "auto")), "query-feed adapter")
+        log = super().fit(ds, {**cfg, "tasks": "query", "seen": "keep"}, seed)
+        self.recommend = self._recommend  # type: ignore[method-assign]
+        self.search = None  # type: ignore[assignment]
+        self.bm25 = BM25Retriever()
+        self.bm25.fit(ds, BM25Config())
+        self.n_queries = int(cfg.get("feed_queries", 5))
+        self.depth = int(cfg.get("feed_depth", 50))
+        if rule == "auto":
+            users = np.arange(self.pred.jd.n_users)
+            targets = _rec_targets(self.pred.jd, users, "valid")
+            pick = users[targets >= 0]
+            pick = np.sort(np.random.default_rng(seed).permutation(pick)[:5000])
+            scores = {}
+            for r in ("keep", "exclude"):
+                top = self._feed(pick, "valid", 10, r == "exclude")
+                scores[r] = float(ndcg_at_k(target_ranks(top, targets[pick]), 10).mean())
+            rule = max(scores, key=lambda r: (scores[r], r == "keep"))
+            log.choices.update({"seen_valid_ndcg@10": scores, "seen_cases": len(pick)})
+        log.choices["seen"] = self.seen = rule
+        return log
+
+    def _feed(self, users: np.ndarray, split: str, k: int, exclude: bool) -> np.ndarray:
+        from onefeed.evaluation.metrics import drop_seen
+        from onefeed.search.fusion import rrf
+
+        queries = self.pred.generate_queries(users, split, self.n_queries,
+                                             int(self.params.get("query_beam", 10)))
+        seen = self.pred.seen_items(users, split) if exclude else None
+        width = k + (seen.shape[1] if exclude else 0)
+        lists = []
+        for j in range(self.n_queries):
+            col = [q[j] if j < len(q) else "" for q in queries]
+            lists.append(self.bm25.retrieve(col, self.depth))
+        fused = rrf(lists, [1.0] * len(lists), max(width, k))
+        return drop_seen(fused, seen, k) if exclude else fused[:, :k]
+
+    def _recommend(self, cases: RecCases, k: int) -> np.ndarray:
+        return self._feed(cases.users, self.split, k, self.seen == "exclude")

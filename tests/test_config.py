@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import tomllib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -118,7 +120,8 @@ def test_defaults_and_every_shipped_config_pass_validation():
     for path in (REPO / "configs" / "sid").glob("*.toml"):
         config.load(SidConfig, path)
     for path in (REPO / "configs" / "model").glob("*.toml"):
-        config.load(JointRunConfig if "joint" in path.name else RunConfig, path)
+        joint = tomllib.loads(path.read_text()).get("model", {}).get("arch") == "joint"
+        config.load(JointRunConfig if joint else RunConfig, path)
     for path in (REPO / "configs" / "bench").rglob("*.toml"):
         load_suite(path)
 

@@ -39,3 +39,14 @@ def test_query_ranks_length_mismatch():
 
 def test_retrievable():
     assert retrievable(np.array([0, 1, 5])).tolist() == [0.0, 1.0, 1.0]
+
+
+def test_personal_share_compares_with_the_global_list():
+    from onefeed.evaluation.query_metrics import personal_share
+
+    glob = ["lipstick", "shampoo", "nail polish"]
+    users = [["Shampoo", "lipstick"], ["lipstick", "mascara"], ["lipstick"], ["shampoo"]]
+    # user 0 = the global top 2 (order and case ignored), user 1 differs, user 2 = top 1,
+    # user 3 ("shampoo" vs the top-1 "lipstick") differs
+    assert personal_share(users, glob) == 0.5
+    assert personal_share([], glob) == 0.0

@@ -34,3 +34,16 @@ def test_distinct_n_by_hand():
     # bigrams: (red nail) (nail polish) (red nail) (nail gel) -> 3 / 4
     assert distinct_n(texts, 2) == pytest.approx(3 / 4)
     assert distinct_n(["one"], 2) == 0.0
+
+
+def test_semantic_similarity_is_the_cosine_of_the_encoder():
+    import numpy as np
+
+    from onefeed.evaluation.text_metrics import semantic_similarity
+
+    table = {"a": [1.0, 0.0], "b": [0.0, 2.0], "c": [1.0, 1.0], "": [0.0, 0.0]}
+    encode = lambda texts: np.array([table[t] for t in texts])  # noqa: E731
+    got = semantic_similarity(["a", "a", "c", ""], ["b", "c", "c", "a"], encode)
+    assert np.allclose(got, [0.0, 1 / np.sqrt(2), 1.0, 0.0])
+    with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
+        semantic_similarity(["a", "b"], ["a"], encode)

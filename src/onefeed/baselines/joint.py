@@ -238,16 +238,20 @@ class SeparateEncodersAdapter:
 
 class QueryFeedAdapter(JointAdapter):
     """OneFeed's "w/o SID generator" ablation: the feed comes only from the model's generated
-    queries. Each user's top ``params.feed_queries`` generated next queries (NSQP) each fetch
-    BM25's top ``params.feed_depth`` items, the lists are fused by equal-weight RRF; no NRIP
-    list is used. ``params.seen`` ("auto" by default) decides on validation cases whether
+    queries. Each user's ``params.feed_hypotheses`` generated next queries (NSQP) are filtered
+    to the top ``params.feed_queries`` intents (``search.intent``: safety list, retrievability,
+    near-duplicates; ``params.intent`` overrides its config), each fetches BM25's top
+    ``params.feed_depth`` items, and the lists are fused by equal-weight RRF; no NRIP list is
+    used. ``params.seen`` ("auto" by default) decides on validation cases whether
     history items are dropped from that list. Search is not scored (without the SID generator
     it would be BM25's)."""
 
     def fit(self, ds: Dataset, cfg: dict[str, Any], seed: int) -> TrainLog:  # type: ignore[override]
         from onefeed.evaluation.metrics import ndcg_at_k, target_ranks
         from onefeed.evaluation.seen import check_seen_rule
+        from onefeed.config import from_dict
         from onefeed.search.bm25 import BM25Config, BM25Retriever
+        from onefeed.search.intent import IntentConfig
         from onefeed.training_joint import _rec_targets
 
         rule = check_seen_rule(str(cfg.get("seen", "auto")), "query-feed adapter")
@@ -256,7 +260,10 @@ class QueryFeedAdapter(JointAdapter):
         self.search = None  # type: ignore[assignment]
         self.bm25 = BM25Retriever()
         self.bm25.fit(ds, BM25Config())
-        self.n_queries = int(cfg.get("feed_queries", 5))
+        self.intent = from_dict(IntentConfig, {"n_queries": int(cfg.get("feed_queries", 5)),
+                                               **dict(cfg.get("intent", {}))})
+        self.n_queries = self.intent.n_queries
+        self.n_hyps = int(cfg.get("feed_hypotheses", 4 * self.n_queries))
         self.depth = int(cfg.get("feed_depth", 50))
         if rule == "auto":
             users = np.arange(self.pred.jd.n_users)
@@ -275,9 +282,11 @@ class QueryFeedAdapter(JointAdapter):
     def _feed(self, users: np.ndarray, split: str, k: int, exclude: bool) -> np.ndarray:
         from onefeed.evaluation.metrics import drop_seen
         from onefeed.search.fusion import rrf
+        from onefeed.search.intent import select_intents
 
-        queries = self.pred.generate_queries(users, split, self.n_queries,
-                                             int(self.params.get("query_beam", 10)))
+        hyps = self.pred.generate_queries(users, split, self.n_hyps,
+                                          max(self.n_hyps, int(self.params.get("query_beam", 10))))
+        queries = select_intents(hyps, self.intent, self._n_matches)
         seen = self.pred.seen_items(users, split) if exclude else None
         width = k + (seen.shape[1] if exclude else 0)
         lists = []
@@ -286,6 +295,10 @@ class QueryFeedAdapter(JointAdapter):
             lists.append(self.bm25.retrieve(col, self.depth))
         fused = rrf(lists, [1.0] * len(lists), max(width, k))
         return drop_seen(fused, seen, k) if exclude else fused[:, :k]
+
+    def _n_matches(self, queries: list[str]) -> np.ndarray:
+        need = max(self.intent.min_matches, 1)
+        return (self.bm25.retrieve(queries, need) >= 0).sum(1)
 
     def _recommend(self, cases: RecCases, k: int) -> np.ndarray:
         return self._feed(cases.users, self.split, k, self.seen == "exclude")

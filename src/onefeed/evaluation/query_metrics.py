@@ -74,3 +74,13 @@ def query_per_case(generated: Sequence[Sequence[str]], references: Sequence[str]
 def retrievable(n_matches: np.ndarray) -> np.ndarray:
     """(n,) 1.0 where a query matches >= 1 corpus item (``n_matches`` from a retriever)."""
     return (np.asarray(n_matches) >= 1).astype(np.float64)
+
+
+def personal_share(suggestions: Sequence[Sequence[str]], global_list: Sequence[str]) -> float:
+    """Share of users whose suggestion list differs from the global most-frequent list (as
+    sets of normalised queries, compared on the first len(user list) global entries)."""
+    if not suggestions:
+        return 0.0
+    glob = [normalise_query(q) for q in global_list]
+    differs = [set(normalise_query(q) for q in s) != set(glob[:len(s)]) for s in suggestions]
+    return float(np.mean(differs))

@@ -7,9 +7,10 @@ Distinct-n is the share of unique n-grams among all n-grams of a set of texts (L
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
+import numpy as np
 import sacrebleu
 
 
@@ -48,3 +49,21 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
     0.0 when there are no n-grams."""
     grams = [g for t in texts for g in ngrams(t.lower().split(), n)]
     return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def semantic_similarity(hypotheses: Sequence[str], references: Sequence[str],
+                        encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    """(n,) cosine similarity of each hypothesis to its reference under ``encode`` (texts ->
+    (m, d) embeddings). With the packaged all-MiniLM-L6-v2 this is the "MiniLM similarity"
+    we report: a BERTScore-style semantic score, NOT BERTScore (no token matching, no
+    RoBERTa-large); 0.0 where either text is empty."""
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    if not hypotheses:
+        return np.zeros(0)
+    emb = np.asarray(encode(list(hypotheses) + list(references)), dtype=np.float64)
+    a, b = emb[:len(hypotheses)], emb[len(hypotheses):]
+    norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    cos = (a * b).sum(1) / np.where(norm > 0, norm, 1.0)
+    empty = np.array([not h.strip() or not r.strip() for h, r in zip(hypotheses, references)])
+    return np.where(empty | (norm == 0), 0.0, cos)

@@ -46,6 +46,8 @@ def grads_of(model, loss):
 # ---- sparse embedding gradients: same loss, same gradient ------------------------------------
 def test_sparse_embedding_gradients_equal_the_dense_ones(tmp_path):
     model, p, cfg, task, step = setup(tmp_path, ["tasks.align=0.5", "tasks.consistency=0.5"])
+    assert not model.tok.sparse  # off unless train_joint runs in a single process
+    model.sparse_embedding_grads()
     assert model.tok.sparse and model.item.sparse
     loss, parts = task.loss(model, step)
     sparse = grads_of(model, loss)
@@ -123,6 +125,26 @@ def test_pcgrad_last_mixes_tasks_by_the_last_blocks_projection(tmp_path):
     assert np.abs(want - flat.sum(0)).max() > 1e-3 * np.abs(flat.sum(0)).max()
 
 
+def test_pcgrad_last_every_n_steps_reuses_the_measured_coefficients(tmp_path):
+    model, p, cfg, task, _ = setup(tmp_path, ["tasks.balance=pcgrad-last", "tasks.pcgrad_every=2",
+                                              "train.batch_size=4"])
+    steps = list(task.batches(0, np.random.default_rng(0), 0, 1))
+    assert len(steps) >= 2 and [s.measure for s in steps] == [i % 2 == 0 for i in range(len(steps))]
+    task.loss(model, steps[0])
+    first = dict(task._coef)
+    loss, _ = task.loss(model, steps[1])  # not measured: the step's loss mixes by `first`
+    losses = tj.task_losses(model, p, steps[1], task.codes, task.path_codes, cfg.tasks)
+    w = tj.task_weights(cfg.tasks)
+    mixed = sum(first.get(n, 1.0) * w[n] * losses[n] for n in losses)
+    g1 = grads_of(model, loss)
+    g2 = grads_of(model, mixed)
+    assert task._coef == first and any(v != 1.0 for v in first.values())
+    for n in g2:
+        torch.testing.assert_close(g1[n], g2[n], rtol=1e-5, atol=1e-7)
+    fields = task.history_fields()["pcgrad"]
+    assert fields["steps"] == 2 and fields["measured"] == 1
+
+
 def test_pcgrad_changes_the_update_and_off_draws_nothing_more(tmp_path):
     model, p, cfg, off, s_off = setup(tmp_path, [])
     model2, _, _, on, s_on = setup(tmp_path, ["tasks.balance=pcgrad"])
@@ -173,7 +195,7 @@ def test_default_has_no_adapters_and_no_surgery():
 
 
 @pytest.mark.parametrize("override", ["model.task_adapters=lora", "model.adapter_dim=0",
-                                      "tasks.balance=pcgrad2"])
+                                      "tasks.balance=pcgrad2", "tasks.pcgrad_every=0"])
 def test_switch_fields_are_checked(override):
     from onefeed.config import ConfigError
 
@@ -192,7 +214,8 @@ def test_each_switch_trains_on_the_tiny_world_and_round_trips(tmp_path, switch):
     for h in state["history"]:
         assert np.isfinite(h["loss"]) and all(np.isfinite(v) for v in h["task_loss"].values())
         if switch.startswith("tasks.balance"):
-            assert h["pcgrad"]["steps"] == 1 and 0 <= h["pcgrad"]["conflict_rate"] <= 1
+            assert h["pcgrad"]["steps"] == h["pcgrad"]["measured"] == 1
+            assert 0 <= h["pcgrad"]["conflict_rate"] <= 1
     model, run_cfg, _ = tj.load_joint(tmp_path / "run" / "last")
     assert run_cfg.model.task_adapters == cfg.model.task_adapters
     if switch.startswith("model"):
@@ -246,3 +269,34 @@ def test_interrupted_and_resumed_pcgrad_run_is_bit_identical(tmp_path, monkeypat
     a = load_file(tmp_path / "ref" / "last" / "model.safetensors")
     b = load_file(tmp_path / "cut" / "last" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("switch", ["tasks.balance=pcgrad", "model.task_adapters=block"])
+def test_switch_under_torchrun_keeps_ranks_identical(tmp_path, free_port, switch):
+    """Under DDP each rank projects its own task gradients; the loop averages the combined
+    gradient once, so the ranks stay identical."""
+    import json
+    import os
+    import subprocess
+
+    import onefeed
+    sys.path.insert(0, str(Path(__file__).parent / "train"))
+    from test_ddp import DRIVER
+
+    assert sid_dir(tmp_path) == tmp_path / "sid"
+    (tmp_path / "driver.py").write_text(DRIVER)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(onefeed.__file__).parents[1]))
+    args = ["model.d_model=16", "model.n_heads=2", "model.d_ff=32", "model.dropout=0.0",
+            "model.max_len=12", "train.max_steps=3", "train.eval_every=100",
+            "train.batch_size=8", "train.warmup_steps=1", "train.eval_beam=4",
+            "tasks.desc_batch=6", "tasks.id2desc_batch=3", "tasks.valid_search_users=4", switch]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(free_port), str(tmp_path / "driver.py"),
+           str(Path(__file__).parent / "tasks"), str(tmp_path / "run"), *args]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / "run" / "ranks" / f"rank{r}.json").read_text())
+             for r in (0, 1)]
+    assert ranks[0] == ranks[1]
+    state = json.loads((tmp_path / "run" / "last" / "state.json").read_text())
+    assert state["step"] == 3 and np.isfinite(state["history"][-1]["loss"])

@@ -17,6 +17,7 @@ is that objective; the loop (schedule, optimizer, checkpoints, DDP) is
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ class TaskConfig:
         "valid_search_users": ">= 0", "max_history_items": ">= 0", "align": ">= 0",
         "align_temperature": "> 0", "align_batch": ">= 2", "consistency": ">= 0",
         "consistency_k": ">= 1", "consistency_batch": ">= 1", "balance_every": ">= 1",
-        "balance_momentum": "(0, 1]"}
+        "balance_momentum": "(0, 1]", "pcgrad_every": ">= 1"}
     identifier: str = "auto"  # IdLayout.load: auto | single | semantic | collab
     nrip: float = 1.0  # next recommendation item (GenSAR §3.3.1)
     nsip: float = 1.0  # next search item (§3.3.2)
@@ -85,6 +86,7 @@ class TaskConfig:
     balance: Literal["none", "gradnorm", "pcgrad", "pcgrad-last"] = "none"
     balance_every: int = 50  # steps between gradient-norm measurements
     balance_momentum: float = 0.1  # EMA momentum of the task scales
+    pcgrad_every: int = 1  # pcgrad-last: steps of an epoch between coefficient measurements
 
 
 @dataclass
@@ -172,6 +174,7 @@ class JointStep:
     consist_at: torch.Tensor | None = None  # (n, 2) (row, position) of NRIP targets: positives
     consist_neg: torch.Tensor | None = None  # (n,) a BM25 candidate negative per position
     order: tuple[int, ...] | None = None  # PCGrad: the step's random order of the weighted tasks
+    measure: bool = True  # pcgrad-last: measure the coefficients at this step (else reuse)
 
 
 @dataclass(frozen=True)
@@ -445,7 +448,9 @@ class JointTask:
             else None
         self.scales = {name: 1.0 for name, w in task_weights(self.t).items() if w}
         self._calls = 0
-        self._surgery = {"steps": 0, "seconds": 0.0, "pairs": 0, "projections": 0}
+        self._surgery = {"steps": 0, "measured": 0, "seconds": 0.0, "pairs": 0,
+                         "projections": 0}
+        self._coef: dict[str, float] | None = None  # pcgrad-last: the last measured a_k
         self._pred: JointPredictor | None = None
 
     def steps_per_epoch(self, world: int) -> int:
@@ -455,11 +460,12 @@ class JointTask:
                 ) -> Iterator[JointStep]:
         windows = self.windows if world == 1 else \
             self.windows[rank_shard(len(self.windows), rng, rank, world)]
-        for rows in length_bucketed_batches(windows, self.cfg.batch_size, rng):
+        for i, rows in enumerate(length_bucketed_batches(windows, self.cfg.batch_size, rng)):
             step = joint_step(windows[rows], self.p, self.codes, self.t, rng, self.cross)
             if self.t.balance in PCGRAD:  # drawn last: nothing else moves
                 step = dataclasses.replace(
-                    step, order=tuple(rng.permutation(len(self.scales)).tolist()))
+                    step, order=tuple(rng.permutation(len(self.scales)).tolist()),
+                    measure=i % self.t.pcgrad_every == 0)
             yield step
 
     def loss(self, model: torch.nn.Module, batch: JointStep
@@ -470,7 +476,7 @@ class JointTask:
         losses = task_losses(model, self.p, batch, self.codes, self.path_codes, self.t,
                              self.cfg.label_smoothing)
         if self.t.balance in PCGRAD:
-            return self.surgery(model, losses, batch.order)
+            return self.surgery(model, losses, batch.order, batch.measure)
         if model.training:
             if self._calls % self.t.balance_every == 0:
                 self.rebalance(model, losses)
@@ -498,7 +504,8 @@ class JointTask:
         self.scales = dict(zip(names, new.tolist()))
 
     def surgery(self, model: torch.nn.Module, losses: dict[str, torch.Tensor],
-                order: tuple[int, ...] | None) -> tuple[torch.Tensor, dict[str, float]]:
+                order: tuple[int, ...] | None, measure: bool = True
+                ) -> tuple[torch.Tensor, dict[str, float]]:
         """PCGrad over the weighted task losses (``tasks.balance = "pcgrad" | "pcgrad-last"``).
 
         Returns a loss whose value is the plain weighted sum and whose gradient is the
@@ -512,7 +519,10 @@ class JointTask:
           so the loop's backward costs nothing more.
         * ``pcgrad-last``: the task gradients of the last encoder block only (backward through
           the heads and that block) give PCGrad's coefficients a_k; the returned loss is
-          ``sum a_k w_k L_k`` (exact PCGrad on that block, the same task mixture elsewhere)."""
+          ``sum a_k w_k L_k`` (exact PCGrad on that block, the same task mixture elsewhere).
+          With ``tasks.pcgrad_every = n`` the coefficients are measured on the first of every
+          n steps of an epoch and reused in between (a task first seen since: a_k = 1), so a
+          resumed run (epochs restart at a measurement) repeats the uninterrupted one."""
         total, parts = weighted_sum(losses, task_weights(self.t), None, model)
         if not model.training or len(losses) < 2:
             return total, parts
@@ -525,28 +535,36 @@ class JointTask:
         if self.t.balance == "pcgrad":
             params = [q for q in model.parameters() if q.requires_grad]
             grads = _task_grads(weighted, params)  # K lists of per-parameter gradients
-            shared = [sum(bool(g[i].any()) for g in grads) >= 2 for i in range(len(params))]
+            stacks = [torch.stack([g[i] for g in grads]).flatten(1) for i in range(len(params))]
+            del grads
+            shared = [int((st != 0).any(1).sum()) >= 2 for st in stacks]
             gram = torch.zeros(len(names), len(names), dtype=torch.float64)
-            for i, is_shared in enumerate(shared):
+            for st, is_shared in zip(stacks, shared):
                 if is_shared:
-                    flat = torch.stack([g[i].flatten() for g in grads]).double()
-                    gram += flat @ flat.t()
+                    gram += (st @ st.t()).double()
             coef, made = pcgrad_coefficients(gram, seq)
+            a = coef.float()
             dot = total.new_zeros(())
-            for i, q in enumerate(params):
-                a = coef if shared[i] else torch.ones(len(names), dtype=torch.float64)
-                g = sum(float(a[k]) * grads[k][i] for k in range(len(names)))
-                dot = dot + (g.detach() * q).sum()
+            for q, st, is_shared in zip(params, stacks, shared):
+                g = (a @ st if is_shared else st.sum(0)).view_as(q)
+                dot = dot + (g * q).sum()
             out = total.detach() + (dot - dot.detach())
-        else:
+        elif measure or self._coef is None:
+            measure = True
             params = [q for q in _last_shared(model) if q.requires_grad]
             grads = _task_grads(weighted, params)
             flat = torch.stack([torch.cat([g.flatten() for g in gs]) for gs in grads]).double()
             coef, made = pcgrad_coefficients(flat @ flat.t(), seq)
-            mixed = sum(float(coef[k]) * weighted[k] for k in range(len(names)))
+            self._coef = dict(zip(names, coef.tolist()))
+        else:
+            made = 0
+        if self.t.balance == "pcgrad-last":
+            mixed = sum(self._coef.get(n, 1.0) * weighted[k] for k, n in enumerate(names))
             out = mixed + (total - mixed).detach()
         self._surgery["steps"] += 1
-        self._surgery["pairs"] += len(names) * (len(names) - 1)
+        if self.t.balance == "pcgrad" or measure:
+            self._surgery["measured"] += 1
+            self._surgery["pairs"] += len(names) * (len(names) - 1)
         self._surgery["projections"] += made
         self._surgery["seconds"] += time.perf_counter() - started
         return out, parts
@@ -558,9 +576,10 @@ class JointTask:
         if self.t.balance == "gradnorm":
             return {"task_scale": dict(self.scales)}
         if self.t.balance in PCGRAD:
-            s, self._surgery = self._surgery, {"steps": 0, "seconds": 0.0, "pairs": 0,
-                                               "projections": 0}
-            return {"pcgrad": {"steps": s["steps"], "seconds": round(s["seconds"], 3),
+            s, self._surgery = self._surgery, {"steps": 0, "measured": 0, "seconds": 0.0,
+                                               "pairs": 0, "projections": 0}
+            return {"pcgrad": {"steps": s["steps"], "measured": s["measured"],
+                               "seconds": round(s["seconds"], 3),
                                "conflict_rate": s["projections"] / max(1, s["pairs"])}}
         return {}
 
@@ -581,6 +600,7 @@ def train_joint(ds: Dataset, sid_dir: str | Path, run_cfg: JointRunConfig, out: 
     run_cfg = dataclasses.replace(run_cfg, model=p.model_cfg)
     model: JointModel = build_model(run_cfg.model)  # type: ignore[assignment]
     model.set_text_vocab(p.text_tokens)
+    model.sparse_embedding_grads(int(os.environ.get("WORLD_SIZE", "1")) == 1)
     task = JointTask(ds, p, run_cfg)
     manifest = {"kind": "joint-generative", "config": config_lib.to_dict(run_cfg),
                 "layout": p.layout.describe(), "n_windows": int(len(task.windows)),

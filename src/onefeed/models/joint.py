@@ -102,14 +102,20 @@ class JointModel(GenerativeRecommender):
         if self.adapters is not None:
             for a in self.adapters.values():
                 nn.init.zeros_(a.up.weight)
-        # The word-piece table is large (~31k x d) and read ~30 times a step (codes, behaviours,
-        # words, task tokens, tied output rows): a dense embedding gradient zero-fills and adds
-        # the whole table per read. Sparse per-read gradients, made dense once per backward
-        # (``_densify``), give the same gradient for a fraction of the memory traffic.
         for table in (self.tok, self.item):
             if table is not None:
-                table.sparse = True
                 table.weight.register_post_accumulate_grad_hook(_densify)
+
+    def sparse_embedding_grads(self, on: bool = True) -> None:
+        """The word-piece table is large (~31k x d) and read ~30 times a training step (codes,
+        behaviours, words, task tokens, tied output rows): a dense embedding gradient
+        zero-fills and adds the whole table per read. ``on``: sparse per-read gradients, made
+        dense once per backward (``_densify``), the same gradient for less memory traffic.
+        Single process only: DistributedDataParallel expects a sparse gradient from a sparse
+        embedding module, so ``train_joint`` turns this on only outside DDP."""
+        for table in (self.tok, self.item):
+            if table is not None:
+                table.sparse = on
 
     def set_text_vocab(self, tokens: torch.Tensor) -> None:
         """tokens (n_text_vocab,) vocab ids, EOS first; also after loading weights."""

@@ -17,6 +17,8 @@ is that objective; the loop (schedule, optimizer, checkpoints, DDP) is
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,7 @@ from onefeed.evaluation.metrics import ndcg_at_k, target_ranks
 from onefeed.models import ModelConfig, build_model
 from onefeed.models.joint import JointModel, text_vocab_tokens
 from onefeed.objectives.alignment import bpr, info_nce, sequence_log_prob
-from onefeed.objectives.balance import ema, equalising_scales
+from onefeed.objectives.balance import ema, equalising_scales, pcgrad_coefficients
 from onefeed.objectives.generation import sid_nll, text_nll
 from onefeed.tasks import cross_task
 from onefeed.tasks.joint import (NRIP, NSIP, NSQP, S_I, S_Q, IdLayout, JointBatch, JointData,
@@ -56,7 +58,7 @@ class TaskConfig:
         "valid_search_users": ">= 0", "max_history_items": ">= 0", "align": ">= 0",
         "align_temperature": "> 0", "align_batch": ">= 2", "consistency": ">= 0",
         "consistency_k": ">= 1", "consistency_batch": ">= 1", "balance_every": ">= 1",
-        "balance_momentum": "(0, 1]"}
+        "balance_momentum": "(0, 1]", "pcgrad_every": ">= 1"}
     identifier: str = "auto"  # IdLayout.load: auto | single | semantic | collab
     nrip: float = 1.0  # next recommendation item (GenSAR §3.3.1)
     nsip: float = 1.0  # next search item (§3.3.2)
@@ -78,9 +80,13 @@ class TaskConfig:
     consistency: float = 0.0  # BPR over BM25 candidates (OneFeed §3.8, Eq. 10; delta of Eq. 11)
     consistency_k: int = 20  # BM25 candidates retrieved per training query
     consistency_batch: int = 64  # (positive, negative) pairs per step
-    balance: Literal["none", "gradnorm"] = "none"  # per-task gradient-norm loss scaling
+    # per-task gradient balancing (docs/JOINT.md): "gradnorm" = gradient-norm loss scaling;
+    # "pcgrad" = PCGrad on every parameter two tasks share; "pcgrad-last" = PCGrad's task
+    # coefficients from the last encoder block's gradients, applied as the step's task weights
+    balance: Literal["none", "gradnorm", "pcgrad", "pcgrad-last"] = "none"
     balance_every: int = 50  # steps between gradient-norm measurements
     balance_momentum: float = 0.1  # EMA momentum of the task scales
+    pcgrad_every: int = 1  # pcgrad-last: steps of an epoch between coefficient measurements
 
 
 @dataclass
@@ -167,6 +173,8 @@ class JointStep:
     align: torch.Tensor | None = None  # (m, 2) (query row, item) training pairs of ALIGN
     consist_at: torch.Tensor | None = None  # (n, 2) (row, position) of NRIP targets: positives
     consist_neg: torch.Tensor | None = None  # (n,) a BM25 candidate negative per position
+    order: tuple[int, ...] | None = None  # PCGrad: the step's random order of the weighted tasks
+    measure: bool = True  # pcgrad-last: measure the coefficients at this step (else reuse)
 
 
 @dataclass(frozen=True)
@@ -264,44 +272,65 @@ def task_losses(model: JointModel, p: Prepared, step: JointStep, codes: dict[str
                 ) -> dict[str, torch.Tensor]:
     """The unweighted loss of each task with non-zero weight and examples in ``step``."""
     batch = step.batch
-    h = model.encode(batch.events)
+    h = _TaskStates(model, batch.events)
     out: dict[str, torch.Tensor] = {}
     for task, path, name, w in ((NRIP, "rec", "NRIP", t.nrip), (NSIP, "search", "NSIP", t.nsip)):
         sel = batch.task == task
         if not w or not sel.any():
             continue
-        hh = h[sel]
-        hh = hh + model.task_vec(name, hh.shape[0])
+        hh = model.head_input(h[name][sel], name)
         target = path_codes[path][batch.target_item[sel]]
         out[name] = sid_nll(model.sid_logits(hh, target, path), target, label_smoothing)
     if step.text_at is not None:
         sel = step.text_at
-        hh = h[sel[:, 0], sel[:, 1]]
+        hh = h["NSQP"][sel[:, 0], sel[:, 1]]
         words = batch.target_words[sel[:, 0], sel[:, 1]]
-        logits, targets = model.text_loss_inputs(hh + model.task_vec("NSQP", len(hh)), words)
+        logits, targets = model.text_loss_inputs(model.head_input(hh, "NSQP"), words)
         out["NSQP"] = text_nll(logits[None], targets[None])
     beh = lambda name: p.vocab.behaviour(name) if t.behaviour_tokens else 1  # noqa: E731
     if step.items is not None:
         items = step.items
         words = torch.as_tensor(p.descs)[items]
         if t.desc2id:
-            st = model.text_state(words, beh("search_query"))
-            st = st + model.task_vec("DESC2ID", len(items))
+            st = model.head_input(model.text_state(words, beh("search_query"), "DESC2ID"),
+                                  "DESC2ID")
             target = path_codes["search"][items]
             out["DESC2ID"] = sid_nll(model.sid_logits(st, target, "search"), target,
                                      label_smoothing)
         if t.id2desc:
             few, fw = items[:t.id2desc_batch], words[:t.id2desc_batch]
-            st = model.item_state(few, codes["search"][few], beh("search_click"))
-            st = st + model.task_vec("ID2DESC", len(few))
+            st = model.head_input(model.item_state(few, codes["search"][few],
+                                                   beh("search_click"), "ID2DESC"), "ID2DESC")
             logits, targets = model.text_loss_inputs(st, fw)
             out["ID2DESC"] = text_nll(logits[None], targets[None])
     if t.align and step.align is not None:
         out["ALIGN"] = align_loss(model, p, step.align, codes, t.align_temperature, beh)
     if t.consistency and step.consist_at is not None:
-        out["CONSIST"] = consistency_loss(model, h, batch, step.consist_at, step.consist_neg,
+        out["CONSIST"] = consistency_loss(model, h["NRIP"], batch, step.consist_at,
+                                          step.consist_neg,
                                           path_codes["rec"])
     return out
+
+
+class _TaskStates:
+    """The window batch's states per task, computed on first use: the shared encoder's for
+    every task, unless the model gives each task its own final block (``task_adapters =
+    "block"``: the shared blocks run once, then each task's block)."""
+
+    def __init__(self, model: JointModel, events) -> None:
+        self.model = model
+        if model.task_blocks is None:
+            self.shared, self.hidden = model.encode(events), None
+        else:
+            self.shared, self.hidden = None, model.hidden(events)
+        self.cache: dict[str, torch.Tensor] = {}
+
+    def __getitem__(self, task: str) -> torch.Tensor:
+        if self.hidden is None:
+            return self.shared
+        if task not in self.cache:
+            self.cache[task] = self.model.finish(self.hidden, task)
+        return self.cache[task]
 
 
 def align_loss(model: JointModel, p: Prepared, pairs: torch.Tensor,
@@ -320,8 +349,7 @@ def consistency_loss(model: JointModel, h: torch.Tensor, batch: JointBatch, at: 
     """OneFeed Eq. 10: BPR of score(u, i+) over score(u, i-), score = the NRIP log-prob of the
     item's ``rec`` codes (teacher-forced) from the state at the (row, position) ``at``; i+ is
     the position's next training item, i- a BM25 candidate the user did not interact with."""
-    hh = h[at[:, 0], at[:, 1]]
-    hh = hh + model.task_vec("NRIP", len(hh))
+    hh = model.head_input(h[at[:, 0], at[:, 1]], "NRIP")
     pos_codes, neg_codes = rec_codes[batch.target_item[at[:, 0], at[:, 1]]], rec_codes[neg]
     pos = sequence_log_prob(model.sid_logits(hh, pos_codes, "rec"), pos_codes)
     return bpr(pos, sequence_log_prob(model.sid_logits(hh, neg_codes, "rec"), neg_codes))
@@ -337,6 +365,26 @@ def task_grad_norms(losses: dict[str, torch.Tensor], params: list[torch.nn.Param
         norms.append(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
                      if grads else loss.new_zeros(()))
     return torch.stack(norms).detach().double()
+
+
+PCGRAD = ("pcgrad", "pcgrad-last")
+
+
+def _task_grads(losses: list[torch.Tensor], params: list[torch.nn.Parameter]
+                ) -> list[list[torch.Tensor]]:
+    """Each loss's dense gradient of every parameter (zeros where it does not reach; the
+    graph is kept for the loop's backward)."""
+    out = []
+    for loss in losses:
+        gs = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+        out.append([torch.zeros_like(q) if g is None else g.to_dense() if g.is_sparse else g
+                    for q, g in zip(params, gs)])
+    return out
+
+
+def _last_shared(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The last shared layer: the encoder's last block and its final norm."""
+    return [*model.blocks[-1].parameters(), *model.ln_f.parameters()]
 
 
 # ---- validation -------------------------------------------------------------------------------------
@@ -400,6 +448,9 @@ class JointTask:
             else None
         self.scales = {name: 1.0 for name, w in task_weights(self.t).items() if w}
         self._calls = 0
+        self._surgery = {"steps": 0, "measured": 0, "seconds": 0.0, "pairs": 0,
+                         "projections": 0}
+        self._coef: dict[str, float] | None = None  # pcgrad-last: the last measured a_k
         self._pred: JointPredictor | None = None
 
     def steps_per_epoch(self, world: int) -> int:
@@ -409,8 +460,13 @@ class JointTask:
                 ) -> Iterator[JointStep]:
         windows = self.windows if world == 1 else \
             self.windows[rank_shard(len(self.windows), rng, rank, world)]
-        for rows in length_bucketed_batches(windows, self.cfg.batch_size, rng):
-            yield joint_step(windows[rows], self.p, self.codes, self.t, rng, self.cross)
+        for i, rows in enumerate(length_bucketed_batches(windows, self.cfg.batch_size, rng)):
+            step = joint_step(windows[rows], self.p, self.codes, self.t, rng, self.cross)
+            if self.t.balance in PCGRAD:  # drawn last: nothing else moves
+                step = dataclasses.replace(
+                    step, order=tuple(rng.permutation(len(self.scales)).tolist()),
+                    measure=i % self.t.pcgrad_every == 0)
+            yield step
 
     def loss(self, model: torch.nn.Module, batch: JointStep
              ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -419,6 +475,8 @@ class JointTask:
                               self.cfg.label_smoothing)
         losses = task_losses(model, self.p, batch, self.codes, self.path_codes, self.t,
                              self.cfg.label_smoothing)
+        if self.t.balance in PCGRAD:
+            return self.surgery(model, losses, batch.order, batch.measure)
         if model.training:
             if self._calls % self.t.balance_every == 0:
                 self.rebalance(model, losses)
@@ -445,9 +503,85 @@ class JointTask:
                                          self.t.balance_momentum), old)
         self.scales = dict(zip(names, new.tolist()))
 
+    def surgery(self, model: torch.nn.Module, losses: dict[str, torch.Tensor],
+                order: tuple[int, ...] | None, measure: bool = True
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+        """PCGrad over the weighted task losses (``tasks.balance = "pcgrad" | "pcgrad-last"``).
+
+        Returns a loss whose value is the plain weighted sum and whose gradient is the
+        projected one, so the loop's backward, clipping, non-finite guard and DDP averaging
+        apply unchanged (under DDP each rank projects its own task gradients; the combined
+        gradients are averaged once by the loop's backward).
+
+        * ``pcgrad``: each task's gradient of every parameter (one backward per task); the
+          parameters at least two tasks reach are PCGrad-combined, the others keep the plain
+          sum. The returned loss is ``sum (g . p)`` over the parameters (plus the loss value),
+          so the loop's backward costs nothing more.
+        * ``pcgrad-last``: the task gradients of the last encoder block only (backward through
+          the heads and that block) give PCGrad's coefficients a_k; the returned loss is
+          ``sum a_k w_k L_k`` (exact PCGrad on that block, the same task mixture elsewhere).
+          With ``tasks.pcgrad_every = n`` the coefficients are measured on the first of every
+          n steps of an epoch and reused in between (a task first seen since: a_k = 1), so a
+          resumed run (epochs restart at a measurement) repeats the uninterrupted one."""
+        total, parts = weighted_sum(losses, task_weights(self.t), None, model)
+        if not model.training or len(losses) < 2:
+            return total, parts
+        started = time.perf_counter()
+        names = list(losses)
+        perm = list(order) if order is not None else list(range(len(self.scales)))
+        visit = {name: perm.index(r) for r, name in enumerate(self.scales)}
+        seq = sorted(range(len(names)), key=lambda i: visit[names[i]])  # the step's order
+        weighted = [task_weights(self.t)[n] * losses[n] for n in names]
+        if self.t.balance == "pcgrad":
+            params = [q for q in model.parameters() if q.requires_grad]
+            grads = _task_grads(weighted, params)  # K lists of per-parameter gradients
+            stacks = [torch.stack([g[i] for g in grads]).flatten(1) for i in range(len(params))]
+            del grads
+            shared = [int((st != 0).any(1).sum()) >= 2 for st in stacks]
+            gram = torch.zeros(len(names), len(names), dtype=torch.float64)
+            for st, is_shared in zip(stacks, shared):
+                if is_shared:
+                    gram += (st @ st.t()).double()
+            coef, made = pcgrad_coefficients(gram, seq)
+            a = coef.float()
+            dot = total.new_zeros(())
+            for q, st, is_shared in zip(params, stacks, shared):
+                g = (a @ st if is_shared else st.sum(0)).view_as(q)
+                dot = dot + (g * q).sum()
+            out = total.detach() + (dot - dot.detach())
+        elif measure or self._coef is None:
+            measure = True
+            params = [q for q in _last_shared(model) if q.requires_grad]
+            grads = _task_grads(weighted, params)
+            flat = torch.stack([torch.cat([g.flatten() for g in gs]) for gs in grads]).double()
+            coef, made = pcgrad_coefficients(flat @ flat.t(), seq)
+            self._coef = dict(zip(names, coef.tolist()))
+        else:
+            made = 0
+        if self.t.balance == "pcgrad-last":
+            mixed = sum(self._coef.get(n, 1.0) * weighted[k] for k, n in enumerate(names))
+            out = mixed + (total - mixed).detach()
+        self._surgery["steps"] += 1
+        if self.t.balance == "pcgrad" or measure:
+            self._surgery["measured"] += 1
+            self._surgery["pairs"] += len(names) * (len(names) - 1)
+        self._surgery["projections"] += made
+        self._surgery["seconds"] += time.perf_counter() - started
+        return out, parts
+
     def history_fields(self) -> dict[str, Any]:
-        """Extra fields of each history entry (``fit``): the task scales under balancing."""
-        return {"task_scale": dict(self.scales)} if self.t.balance != "none" else {}
+        """Extra fields of each history entry (``fit``): the task scales under
+        ``gradnorm``; under PCGrad the share of (task, other task) pairs that conflicted and
+        the seconds spent on the surgery since the last entry (its per-step overhead)."""
+        if self.t.balance == "gradnorm":
+            return {"task_scale": dict(self.scales)}
+        if self.t.balance in PCGRAD:
+            s, self._surgery = self._surgery, {"steps": 0, "measured": 0, "seconds": 0.0,
+                                               "pairs": 0, "projections": 0}
+            return {"pcgrad": {"steps": s["steps"], "measured": s["measured"],
+                               "seconds": round(s["seconds"], 3),
+                               "conflict_rate": s["projections"] / max(1, s["pairs"])}}
+        return {}
 
     def validate(self, model: torch.nn.Module, rank: int, world: int) -> dict[str, float]:
         if self._pred is None or self._pred.model is not model:
@@ -466,6 +600,7 @@ def train_joint(ds: Dataset, sid_dir: str | Path, run_cfg: JointRunConfig, out: 
     run_cfg = dataclasses.replace(run_cfg, model=p.model_cfg)
     model: JointModel = build_model(run_cfg.model)  # type: ignore[assignment]
     model.set_text_vocab(p.text_tokens)
+    model.sparse_embedding_grads(int(os.environ.get("WORLD_SIZE", "1")) == 1)
     task = JointTask(ds, p, run_cfg)
     manifest = {"kind": "joint-generative", "config": config_lib.to_dict(run_cfg),
                 "layout": p.layout.describe(), "n_windows": int(len(task.windows)),

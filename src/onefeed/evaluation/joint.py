@@ -42,8 +42,7 @@ class JointPredictor:
     def _states(self, idx: np.ndarray, task: str) -> torch.Tensor:
         jd, idx = with_queries(self.jd, idx)
         ev = event_tensors(idx, jd, self.codes, self.vocab, self.behaviour_tokens)
-        h = self.model.last_state(ev)
-        return h + self.model.task_vec(task, h.shape[0])
+        return self.model.head_input(self.model.last_state(ev, task), task)
 
     @torch.no_grad()
     def _decode(self, idx: np.ndarray, task: str, path: str, beam: int, k: int

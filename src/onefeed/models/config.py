@@ -10,7 +10,8 @@ from typing import ClassVar, Literal
 class ModelConfig:
     RANGES: ClassVar[dict[str, str]] = {"d_model": ">= 1", "n_layers": ">= 1", "n_heads": ">= 1",
         "d_ff": ">= 1", "dropout": "[0, 1)", "max_len": ">= 1", "n_strength_buckets": ">= 1",
-        "head_mult": ">= 1", "text_layers": ">= 0", "max_text_len": ">= 1"}
+        "head_mult": ">= 1", "text_layers": ">= 0", "max_text_len": ">= 1",
+        "adapter_dim": ">= 1"}
     # architecture
     arch: Literal["decoder_only", "encoder_decoder", "joint"] = "decoder_only"
     d_model: int = 128
@@ -30,6 +31,11 @@ class ModelConfig:
     task_tokens: bool = True  # add the task token's embedding to the state a head reads
     text_layers: int = 1  # causal blocks of the text head (NSQP, ID2DESC)
     max_text_len: int = 24  # longest word-piece sequence the text head reads or writes
+    # per-task layers between the shared encoder and each task's heads (OneFeed §3.3
+    # multi-head): "adapter" = LayerNorm + bottleneck MLP (adapter_dim), residual, starting as
+    # the identity; "block" = one more transformer block per task over the shared states
+    task_adapters: Literal["none", "adapter", "block"] = "none"
+    adapter_dim: int = 32  # bottleneck width of "adapter"
     # filled from the data at build time (saved with every checkpoint)
     codebook_sizes: tuple[int, ...] = ()
     n_items: int = 0

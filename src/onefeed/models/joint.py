@@ -11,6 +11,9 @@ gains what the joint tasks need:
 * task tokens: the state a head reads is ``h_t + e[task]`` (NRIP, NSIP, DESC2ID, ID2DESC,
   NSQP), the decoder-only form of GenSAR's task prompt — at inference the task token picks the
   task;
+* task adapters (``task_adapters``, off by default): a small residual bottleneck, or one more
+  transformer block, per task between the shared encoder and that task's heads
+  (``head_input`` / ``states``);
 * a text head (NSQP, ID2DESC): a small causal transformer over word pieces whose first input
   is the conditioned state, with output embeddings tied to the input word-piece table and
   restricted to the word pieces seen in training text (``text_vocab``).
@@ -25,7 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from onefeed.models.config import ModelConfig
-from onefeed.models.transformer import Block, Events, GenerativeRecommender, trim_left
+from onefeed.models.transformer import (Block, Events, GenerativeRecommender, event_mask,
+                                        trim_left)
 from onefeed.tokens import TASKS, Vocab
 
 
@@ -57,6 +61,21 @@ class TextHead(nn.Module):
         return self.ln(x) @ out_weight.t() + self.bias
 
 
+class TaskAdapter(nn.Module):
+    """h + W_up GELU(W_down LN(h)) (a Houlsby-style bottleneck adapter); W_up starts at zero,
+    so an untrained adapter is the identity."""
+
+    def __init__(self, d: int, bottleneck: int, dropout: float) -> None:
+        super().__init__()
+        self.ln = nn.LayerNorm(d)
+        self.down = nn.Linear(d, bottleneck)
+        self.up = nn.Linear(bottleneck, d)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.drop(self.up(F.gelu(self.down(self.ln(h)))))
+
+
 class JointModel(GenerativeRecommender):
     def __init__(self, cfg: ModelConfig) -> None:
         if not cfg.words or not cfg.n_text_vocab:
@@ -73,8 +92,30 @@ class JointModel(GenerativeRecommender):
         self.task_offset = cfg.behaviour_offset + 3
         self.rec_cols = tuple(cfg.rec_cols) or tuple(range(len(cfg.codebook_sizes)))
         self.search_cols = tuple(cfg.search_cols) or tuple(range(len(cfg.codebook_sizes)))
-        for m in (self.prefix, self.text):
-            m.apply(self._init)
+        self.adapters = nn.ModuleDict({t: TaskAdapter(d, cfg.adapter_dim, cfg.dropout)
+                                       for t in TASKS}) if cfg.task_adapters == "adapter" else None
+        self.task_blocks = nn.ModuleDict({t: Block(cfg) for t in TASKS}) \
+            if cfg.task_adapters == "block" else None
+        for m in (self.prefix, self.text, self.adapters, self.task_blocks):
+            if m is not None:
+                m.apply(self._init)
+        if self.adapters is not None:
+            for a in self.adapters.values():
+                nn.init.zeros_(a.up.weight)
+        for table in (self.tok, self.item):
+            if table is not None:
+                table.weight.register_post_accumulate_grad_hook(_densify)
+
+    def sparse_embedding_grads(self, on: bool = True) -> None:
+        """The word-piece table is large (~31k x d) and read ~30 times a training step (codes,
+        behaviours, words, task tokens, tied output rows): a dense embedding gradient
+        zero-fills and adds the whole table per read. ``on``: sparse per-read gradients, made
+        dense once per backward (``_densify``), the same gradient for less memory traffic.
+        Single process only: DistributedDataParallel expects a sparse gradient from a sparse
+        embedding module, so ``train_joint`` turns this on only outside DDP."""
+        for table in (self.tok, self.item):
+            if table is not None:
+                table.sparse = on
 
     def set_text_vocab(self, tokens: torch.Tensor) -> None:
         """tokens (n_text_vocab,) vocab ids, EOS first; also after loading weights."""
@@ -100,6 +141,56 @@ class JointModel(GenerativeRecommender):
         tok = torch.full((n,), self.task_offset + TASKS.index(name), dtype=torch.long,
                          device=self.tok.weight.device)
         return self.tok(tok)
+
+    def out_weight(self, level: int) -> torch.Tensor:
+        """(V_level, d) output rows of level ``level``: a sparse-gradient read of the tied
+        code rows (the same values as the slice of ``GenerativeRecommender.out_weight``)."""
+        if self.out is not None:
+            return self.out[level]
+        start = self.cfg.sid_offsets[level]
+        rows = torch.arange(start, start + self.cfg.codebook_sizes[level],
+                            device=self.tok.weight.device)
+        return self.tok(rows)
+
+    def head_input(self, h: torch.Tensor, task: str) -> torch.Tensor:
+        """What ``task``'s heads read from a state h (N, d): h through the task's adapter
+        (if any), plus the task token's embedding."""
+        if self.adapters is not None:
+            h = self.adapters[task](h)
+        return h + self.task_vec(task, h.shape[0])
+
+    # ---- per-task states (task_adapters = "block") ------------------------------------------------
+    def hidden(self, ev: Events) -> tuple[torch.Tensor, torch.Tensor]:
+        """The shared blocks' output before the final norm, and the attention mask."""
+        if ev.items.shape[1] > self.cfg.max_len:
+            raise ValueError(f"history length {ev.items.shape[1]} > max_len {self.cfg.max_len}")
+        valid = event_mask(ev)
+        t = valid.shape[1]
+        causal = torch.ones(t, t, dtype=torch.bool, device=valid.device).tril()
+        eye = torch.eye(t, dtype=torch.bool, device=valid.device)
+        mask = (causal & (valid[:, None, :] | eye)).unsqueeze(1)
+        x = self.drop(self.embed(ev))
+        for block in self.blocks:
+            x = block(x, mask)
+        return x, mask
+
+    def finish(self, hidden: tuple[torch.Tensor, torch.Tensor], task: str | None,
+               last_only: bool = False) -> torch.Tensor:
+        """States of ``task`` from ``hidden``: its own block (``block`` mode), then the norm."""
+        x, mask = hidden
+        if self.task_blocks is not None and task is not None:
+            x = self.task_blocks[task](x, mask, last_only=last_only)
+        elif last_only:
+            x = x[:, -1:]
+        return self.ln_f(x)
+
+    def states(self, ev: Events, task: str | None = None, last_only: bool = False
+               ) -> torch.Tensor:
+        """(B, T, d) states ``task``'s heads build on (``encode`` unless each task has its own
+        final block); ``task`` None: the shared encoder's."""
+        if self.task_blocks is None or task is None:
+            return self.encode(ev, last_only=last_only)
+        return self.finish(self.hidden(ev), task, last_only)
 
     def cols(self, path: str) -> tuple[int, ...]:
         return self.rec_cols if path == "rec" else self.search_cols
@@ -158,24 +249,33 @@ class JointModel(GenerativeRecommender):
         return out
 
     # ---- history-free inputs (DESC2ID / ID2DESC) --------------------------------------------------
-    def text_state(self, words: torch.Tensor, behaviour: int) -> torch.Tensor:
-        """A one-event history holding text ``words`` (N, W) -> (N, d) state."""
+    def text_state(self, words: torch.Tensor, behaviour: int, task: str | None = None
+                   ) -> torch.Tensor:
+        """A one-event history holding text ``words`` (N, W) -> (N, d) state (``task``: the
+        task's own final block, if any)."""
         n = words.shape[0]
         ev = Events(torch.full((n, 1), -1, dtype=torch.long),
                     torch.full((n, 1, len(self.cfg.codebook_sizes)), -1, dtype=torch.long),
                     torch.full((n, 1), behaviour, dtype=torch.long), None, words.unsqueeze(1),
                     torch.ones(n, 1, dtype=torch.bool))
-        return self.encode(ev)[:, -1]
+        return self.states(ev, task)[:, -1]
 
-    def item_state(self, items: torch.Tensor, codes: torch.Tensor, behaviour: int
-                   ) -> torch.Tensor:
+    def item_state(self, items: torch.Tensor, codes: torch.Tensor, behaviour: int,
+                   task: str | None = None) -> torch.Tensor:
         """A one-event history holding ``items`` with combined-width ``codes`` (N, C)."""
         ev = Events(items.unsqueeze(1), codes.unsqueeze(1),
                     torch.full((len(items), 1), behaviour, dtype=torch.long))
-        return self.encode(ev)[:, -1]
+        return self.states(ev, task)[:, -1]
 
-    def last_state(self, ev: Events) -> torch.Tensor:
-        return self.encode(trim_left(ev), last_only=True)[:, -1]
+    def last_state(self, ev: Events, task: str | None = None) -> torch.Tensor:
+        return self.states(trim_left(ev), task, last_only=True)[:, -1]
+
+
+def _densify(param: torch.Tensor) -> None:
+    """Post-accumulate hook: a sparse embedding gradient becomes the dense tensor the
+    optimizer, clipping and DDP expect (rows summed once)."""
+    if param.grad is not None and param.grad.is_sparse:
+        param.grad = param.grad.to_dense()
 
 
 def text_vocab_tokens(vocab: Vocab, word_rows: list[torch.Tensor]) -> torch.Tensor:

@@ -118,3 +118,16 @@ def test_bench_auto_end_to_end_on_the_synthetic_world(tmp_path):
     report = (tmp_path / "out" / "report.md").read_text()
     assert "## Hyperparameters chosen on validation (`onefeed bench auto`)" in report
     assert (tmp_path / "out" / "recall_at_k.png").exists()
+
+
+def test_bench_auto_skips_the_search_rows_and_says_why(tmp_path):
+    from onefeed.bench.auto import run_auto
+
+    data = tiny_dataset(60, 30).save(tmp_path / "data")  # rec_click events only
+    out = run_auto(data, load_config(), tmp_path / "work", tmp_path / "out", quick=True)
+    doc = json.loads((out / "results.json").read_text())
+    assert set(doc["models"]) == {"pop", "itemknn", "sasrec", "tiger"}
+    assert set(doc["auto"]["trials"]) == {"sasrec", "tiger"}
+    assert set(doc["auto"]["skipped"]) == {"onefeed", "bm25"}
+    report = (out / "report.md").read_text()
+    assert "- `onefeed` skipped: the dataset has no search sessions" in report

@@ -143,3 +143,13 @@ def test_seen_bias_learns_no_repeat_and_rejects_bce():
     assert hit_at_k(target_ranks(model.recommend(cases, 5), cases.targets), 1).mean() > 0.5
     with pytest.raises(ValueError, match="seen_bias"):
         SASRec().fit(ds, SASRecConfig(loss="bce", seen_bias=True, progress=False), seed=0)
+
+
+def test_time_limit_stops_after_the_epoch_that_passes_it():
+    ds = tiny_dataset(30, 12)
+    cfg = SASRecConfig(max_history=8, d_model=8, n_heads=1, n_layers=1, batch_size=16,
+                       max_epochs=5, patience=5, progress=False, time_limit_min=1e-9)
+    log = SASRec().fit(ds, cfg, seed=0)
+    assert log.epochs == [1] and log.choices == {"stopped": "time_limit"}
+    free = SASRec().fit(ds, SASRecConfig(**{**cfg.__dict__, "time_limit_min": 0.0}), seed=0)
+    assert free.epochs == [1, 2, 3, 4, 5] and "stopped" not in free.choices

@@ -8,6 +8,7 @@ keeps the weights with the best valid NDCG@10 (full ranking).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ class SeqConfig:
     valid_users: int | None = None  # early-stop on a fixed subset of valid users (None = all)
     filter_seen: bool = False  # TIGER protocol: do not remove history items from the ranking
     progress: bool = True
+    time_limit_min: float = 0.0  # stop after the epoch that passes this wall time (0 = none)
 
 
 def left_pad(seqs: list[np.ndarray], length: int, shift: int = 1) -> np.ndarray:
@@ -104,6 +106,7 @@ class SequentialRecommender:
         valid = valid_cases(ds, cfg.max_history, cfg.valid_users, seed)
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         stopper, log = EarlyStopper(cfg.patience), TrainLog()
+        started = time.perf_counter()
         with _progress(cfg.progress) as bar:
             task = bar.add_task(type(self).__name__, total=cfg.max_epochs)
             for epoch in range(1, cfg.max_epochs + 1):
@@ -120,6 +123,9 @@ class SequentialRecommender:
                     bar.console.print(f"{type(self).__name__} epoch {epoch} loss {loss:.4f} "
                                       f"valid ndcg@10 {score:.4f} ({t.seconds:.0f}s)")
                 if stopper.step(epoch, score, self.net):
+                    break
+                if cfg.time_limit_min and time.perf_counter() - started > 60 * cfg.time_limit_min:
+                    log.choices["stopped"] = "time_limit"  # the kept weights: best epoch so far
                     break
         stopper.restore(self.net)
         log.best_epoch = stopper.best_epoch

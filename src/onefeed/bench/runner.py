@@ -350,8 +350,10 @@ def _stat(values: list[float]) -> dict[str, Any]:
 
 def run_suite(cfg: SuiteConfig, out_dir: str | Path | None = None, quick: bool = False,
               seeds: list[int] | None = None, models: list[str] | None = None,
-              data_dir: str | None = None, suite_path: str | None = None) -> Path:
-    """Run every (model, seed) of the suite; write results.json, per_case.parquet, report."""
+              data_dir: str | None = None, suite_path: str | None = None,
+              extra: dict[str, Any] | None = None) -> Path:
+    """Run every (model, seed) of the suite; write results.json, per_case.parquet, report.
+    ``extra``: more top-level keys of results.json (``bench auto`` records its grid there)."""
     from onefeed.evaluation.report import write_report
 
     torch.set_num_threads(max(cfg.threads, 1))
@@ -402,6 +404,7 @@ def run_suite(cfg: SuiteConfig, out_dir: str | Path | None = None, quick: bool =
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "models": results,
         "references": [dataclasses.asdict(r) for r in cfg.reference_rows()],
+        **(extra or {}),
     }
     # runs of one suite in parallel (e.g. one seed each) take turns to merge and write
     with dir_lock(out_dir):

@@ -222,12 +222,35 @@ def render(doc: dict[str, Any], plots: list[str]) -> str:
     ref = references_table(doc)
     if ref:
         parts += [ref, ""]
+    if doc.get("auto"):
+        parts += [auto_section(doc["auto"]), ""]
     notes = {n: m["note"] for n, m in doc["models"].items() if m.get("note")}
     if notes:
         parts += ["## Notes", ""] + [f"- `{n}`: {t}" for n, t in notes.items()] + [""]
     if plots:
         parts += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     return "\n".join(parts)
+
+
+def auto_section(auto: dict[str, Any]) -> str:
+    """Markdown of ``results.json["auto"]`` (``onefeed bench auto``): the SID rule, the grid,
+    every trial's validation score and the chosen point per row, the skipped rows."""
+    sid = auto.get("sid", {})
+    lines = ["## Hyperparameters chosen on validation (`onefeed bench auto`)", "",
+             f"- Semantic IDs: {sid.get('rule', '')} → {sid.get('levels')} levels × "
+             f"{sid.get('codebook_size')} codes for {sid.get('n_items')} items.",
+             f"- Selection: {auto.get('selection', '')}",
+             f"- Budget: {auto.get('trial_minutes')} min of training per trial.", ""]
+    for row, trials in auto.get("trials", {}).items():
+        lines += [f"**{row}** (chosen: `{auto['chosen'].get(row)}`)", "",
+                  f"| point | valid {auto.get('metric', 'score')} | train s |", "|---|---|---|"]
+        for t in trials:
+            mark = " **(chosen)**" if t["point"] == auto["chosen"].get(row) else ""
+            lines.append(f"| `{t['point']}`{mark} | {t['score']:.4f} | {t['train_seconds']:.0f} |")
+        lines.append("")
+    for row, why in auto.get("skipped", {}).items():
+        lines.append(f"- `{row}` skipped: {why}")
+    return "\n".join(lines).rstrip()
 
 
 def write_report(doc: dict[str, Any], out_dir: str | Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -126,3 +127,18 @@ def test_prepares_with_the_global_temporal_split(tmp_path):
     assert ev.filter(pl.col("split") == "train")["timestamp"].max() < bounds["valid_start"]
     assert ev.filter(pl.col("split") == "test")["timestamp"].min() >= bounds["test_start"]
     assert (ds.events["strength"].drop_nulls() >= 2.0).all()
+
+
+def test_shipped_prepare_configs_run_on_the_fixtures(tmp_path):
+    """configs/prepare/kuairec.toml and lcrec-example.toml, pointed at the fixture folders."""
+    from onefeed.data.prepare import load_config
+
+    repo = FIX.parents[2]
+    cfg = load_config(repo / "configs" / "prepare" / "kuairec.toml",
+                      [f"path={json.dumps(str(FIX))}", "k_core=0", 'options.matrix="small"'])
+    assert (cfg.protocol, cfg.options["positive_threshold"]) == ("temporal", 2.0)
+    assert prepare(cfg).manifest["split"]["protocol"] == "temporal"
+    cfg = load_config(repo / "configs" / "prepare" / "lcrec-example.toml",
+                      [f"path={json.dumps(str(FIX.parent / 'lcrec'))}", "k_core=0",
+                       'options.prefix="Toys"'])
+    assert prepare(cfg).n_items == 5

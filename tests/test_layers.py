@@ -17,7 +17,8 @@ SRC = Path(__file__).parents[1] / "src"
 
 # lowest first; a module may import its own layer and those below it (docs/ARCHITECTURE.md)
 LAYERS: list[tuple[str, ...]] = [
-    ("onefeed", "onefeed.paths", "onefeed.artifacts", "onefeed.config", "onefeed.tokens"),
+    ("onefeed", "onefeed.paths", "onefeed.artifacts", "onefeed.config", "onefeed.tokens",
+     "onefeed.distributed"),
     ("onefeed.data",),
     ("onefeed.embeddings",),
     ("onefeed.sid",),

@@ -123,8 +123,8 @@ def fine_tune(pair_sets: list[list[Pair]], cfg: BiEncoderConfig, out_dir: str | 
     """Train MiniLM on one or more pair sets (losses summed per step); save to ``out_dir``.
 
     Under ``torchrun`` the encoder trains in DistributedDataParallel: every rank draws the same
-    batches and embeds its share of each (:func:`ddp_pair_loss`); rank 0 saves (``out_dir``
-    None: nothing is saved). Returns (model, log with steps, pairs per set, seconds, losses).
+    batches and embeds its share of each (:func:`ddp_pair_loss`); each rank saves to its own
+    ``out_dir`` (None: nothing is saved). Returns (model, log with steps, pairs per set, seconds, losses).
     """
     from rich.progress import Progress
     try:
@@ -167,7 +167,7 @@ def fine_tune(pair_sets: list[list[Pair]], cfg: BiEncoderConfig, out_dir: str | 
                 steps += 1
                 bar.advance(task)
     model.eval()
-    if out_dir is not None and rank == 0:
+    if out_dir is not None:  # every rank saves to its own out_dir (the caller chooses)
         model.save(str(Path(out_dir)))
     barrier()
     log = {"steps": steps, "pairs": [len(p) for p in pair_sets],

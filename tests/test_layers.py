@@ -30,7 +30,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("onefeed.baselines", "onefeed.export"),
     ("onefeed.bench",),
     ("onefeed.pipeline",),
-    ("onefeed.cli", "onefeed.fuzzing"),  # the fuzz harness drives the commands
+    ("onefeed.cli", "onefeed.fuzzing", "onefeed.__main__"),  # fuzz drives the commands;
+    # python -m onefeed is the CLI
 ]
 
 # (importer, imported): why it may go up a layer. Keep this empty if you can.

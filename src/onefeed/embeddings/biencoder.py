@@ -118,6 +118,20 @@ def ddp_pair_loss(encoder: torch.nn.Module, loss_fn, model, batch: list[Pair], r
     return loss_fn.compute_loss_from_embeddings(columns, None) * world
 
 
+def save_encoder(model, out_dir: Path) -> None:
+    """``model.save``; on a torchrun rank other than 0, where transformers writes no weights
+    or config (it saves on rank 0 only), those two files are written here."""
+    model.save(str(out_dir))
+    if (out_dir / "model.safetensors").exists():
+        return
+    from safetensors.torch import save_file
+
+    hf = model[0].auto_model
+    hf.config.to_json_file(str(out_dir / "config.json"))
+    save_file({k: v.detach().contiguous() for k, v in hf.state_dict().items()},
+              str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+
+
 def fine_tune(pair_sets: list[list[Pair]], cfg: BiEncoderConfig, out_dir: str | Path | None,
               progress: bool = True):
     """Train MiniLM on one or more pair sets (losses summed per step); save to ``out_dir``.
@@ -168,7 +182,7 @@ def fine_tune(pair_sets: list[list[Pair]], cfg: BiEncoderConfig, out_dir: str | 
                 bar.advance(task)
     model.eval()
     if out_dir is not None:  # every rank saves to its own out_dir (the caller chooses)
-        model.save(str(Path(out_dir)))
+        save_encoder(model, Path(out_dir))
     barrier()
     log = {"steps": steps, "pairs": [len(p) for p in pair_sets],
            "seconds": time.perf_counter() - start, "world_size": world, "losses": losses,

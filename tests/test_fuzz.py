@@ -9,7 +9,7 @@ import pytest
 
 from onefeed import fuzzing
 
-LOADER_CASES = 50  # x 5 loaders
+LOADER_CASES = 50  # x 7 loaders
 COMMAND_CASES = 4  # x 14 commands
 
 
@@ -21,7 +21,7 @@ def _failures(tallies: dict[str, fuzzing.Tally]) -> dict[str, dict]:
 def test_loaders_fail_cleanly_on_every_malformed_input():
     tallies = fuzzing.fuzz_loaders(LOADER_CASES, seed=0)
     assert set(tallies) == {"generic_csv", "generic_jsonl", "generic_parquet", "amazon_raw",
-                            "movielens"}
+                            "movielens", "kuairec", "lcrec"}
     assert _failures(tallies) == {}
     assert all(t.cases == LOADER_CASES == t.counts["clean"] for t in tallies.values())
 

@@ -17,7 +17,8 @@ SRC = Path(__file__).parents[1] / "src"
 
 # lowest first; a module may import its own layer and those below it (docs/ARCHITECTURE.md)
 LAYERS: list[tuple[str, ...]] = [
-    ("onefeed", "onefeed.paths", "onefeed.artifacts", "onefeed.config", "onefeed.tokens"),
+    ("onefeed", "onefeed.paths", "onefeed.artifacts", "onefeed.config", "onefeed.tokens",
+     "onefeed.distributed"),
     ("onefeed.data",),
     ("onefeed.embeddings",),
     ("onefeed.sid",),
@@ -29,7 +30,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("onefeed.baselines", "onefeed.export"),
     ("onefeed.bench",),
     ("onefeed.pipeline",),
-    ("onefeed.cli", "onefeed.fuzzing"),  # the fuzz harness drives the commands
+    ("onefeed.cli", "onefeed.fuzzing", "onefeed.__main__"),  # fuzz drives the commands;
+    # python -m onefeed is the CLI
 ]
 
 # (importer, imported): why it may go up a layer. Keep this empty if you can.

@@ -405,6 +405,117 @@ def movielens_case(seed: int, index: int) -> Case:
     return Case("movielens", name, invalid, files, ("ml-100k", "path=."))
 
 
+# ------------------------------------------------------------------------------------ KuaiRec 2.0
+
+KUAIREC_HEADER = "user_id,video_id,play_duration,video_duration,time,date,timestamp,watch_ratio"
+KUAIREC_COLUMN = {"user_id": 0, "video_id": 1, "timestamp": 6, "watch_ratio": 7}
+
+
+def kuairec_case(seed: int, index: int) -> Case:
+    """``big_matrix.csv`` + ``item_categories.csv`` + ``kuairec_caption_category.csv``."""
+    rng = random.Random(f"kuairec/{seed}/{index}")
+    rows, t = [], 1_593_878_903.438
+    for u in range(rng.randint(3, 5)):
+        for _ in range(rng.randint(3, 6)):
+            t += rng.randint(1, 5000) + rng.random()
+            rows.append([str(u), str(rng.randint(1, 6)), "5000", "7000", "2020-07-05", "20200705",
+                         f"{t:.3f}", f"{rng.uniform(0.1, 4):.4f}"])
+    feat = [[str(v), f'"[{v}, {v + 10}]"'] for v in range(1, 7)]
+    caps = [[str(v), "UNKNOWN", f'"video {v}, nice"', f"[tag{v}]", "8", "Food", "-124", "UNKNOWN",
+             "-124", "UNKNOWN"] for v in range(1, 7)]
+    choices: list[tuple[str, bool]] = [
+        ("valid", False), ("no_timestamp", False), ("ratio_bad", True), ("timestamp_bad", True),
+        ("user_bad", True), ("video_missing", True), ("invalid_bytes", True), ("empty", True),
+        ("missing_column", True), ("feat_bad", True), ("feat_duplicate", True),
+        ("caption_duplicate", True), ("caption_bad_bytes", True), ("threshold_bad", True)]
+    name, invalid = rng.choice(choices)
+    row = rng.choice(rows)
+    if name == "no_timestamp":
+        row[KUAIREC_COLUMN["timestamp"]] = ""
+    elif name == "ratio_bad":
+        row[KUAIREC_COLUMN["watch_ratio"]] = rng.choice(["nan", "inf", "-1", "x", "1e30", ""])
+    elif name == "timestamp_bad":
+        row[KUAIREC_COLUMN["timestamp"]] = rng.choice(["-5", "1e30", "nan", "x", "9" * 30])
+    elif name == "user_bad":
+        row[KUAIREC_COLUMN["user_id"]] = rng.choice(["", "abc", "1.5", "nan", "u" * 100_000])
+    elif name == "video_missing":
+        row[KUAIREC_COLUMN["video_id"]] = ""
+    elif name == "feat_bad":
+        rng.choice(feat)[1] = rng.choice(['"[a, 1]"', "[x]", '"[1.5]"'])
+    elif name == "feat_duplicate":
+        feat.append(list(feat[0]))
+    elif name == "caption_duplicate":
+        caps.append(list(caps[0]))
+    header = KUAIREC_HEADER
+    if name == "missing_column":
+        header = header.replace(rng.choice(["user_id", "video_id", "timestamp", "watch_ratio"]),
+                                "other")
+    matrix = (header + "\n" + "".join(",".join(r) + "\n" for r in rows)).encode()
+    if name == "invalid_bytes":
+        matrix += b"1,2,3,4,t,d,1593878903.5,\xff\n"
+    captions = ("video_id,manual_cover_text,caption,topic_tag,first_level_category_id,"
+                "first_level_category_name,second_level_category_id,second_level_category_name,"
+                "third_level_category_id,third_level_category_name\n"
+                + "".join(",".join(c) + "\n" for c in caps)).encode()
+    if name == "caption_bad_bytes":
+        captions += b"99,x,caf\xe9,[],1,a,1,b,1,c\n"
+    files = {"big_matrix.csv": b"" if name == "empty" else matrix,
+             "item_categories.csv": ("video_id,feat\n" + "".join(",".join(f) + "\n"
+                                                            for f in feat)).encode(),
+             "kuairec_caption_category.csv": captions}
+    threshold = rng.choice(["-1", "x", "nan"]) if name == "threshold_bad" else "1.0"
+    return Case("kuairec", name, invalid, files, ("kuairec", "path=.",
+                                                  f"positive_threshold={threshold}"))
+
+
+# ------------------------------------------------------------------------ LC-Rec / LETTER JSON
+
+def lcrec_case(seed: int, index: int) -> Case:
+    """``Toys.inter.json`` (user -> items) + ``Toys.item.json`` (item -> text fields)."""
+    rng = random.Random(f"lcrec/{seed}/{index}")
+    inter: dict[str, Any] = {str(u): [rng.randint(0, 5) for _ in range(rng.randint(2, 6))]
+                             for u in range(rng.randint(3, 5))}
+    items: dict[str, Any] = {str(i): {"title": f"toy &amp; {i}", "description": "fun",
+                                      "brand": "Acme", "categories": "Toys,Kind " + str(i % 2)}
+                             for i in range(6)}
+    choices: list[tuple[str, bool]] = [
+        ("valid", False), ("string_ids", False), ("item_bad", True), ("seq_not_list", True),
+        ("field_bad", True), ("categories_bad", True), ("item_not_object", True),
+        ("malformed", True), ("not_object", True), ("deep_json", True), ("invalid_utf8", True),
+        ("empty", True), ("all_empty", True)]
+    name, invalid = rng.choice(choices)
+    user = rng.choice(list(inter))
+    if name == "string_ids":
+        inter = {u: [str(i) for i in seq] for u, seq in inter.items()}
+    elif name == "item_bad":
+        inter[user].append(rng.choice([True, None, "", 1.5, [1], {"a": 1}]))
+    elif name == "seq_not_list":
+        inter[user] = rng.choice(["1 2 3", 3, None, {"a": 1}])
+    elif name == "field_bad":
+        items["1"][rng.choice(["title", "description", "brand"])] = rng.choice([5, [1], {"a": 1},
+                                                                                True])
+    elif name == "categories_bad":
+        items["2"]["categories"] = rng.choice([[["a"]], 5, [1, 2], {"a": 1}])
+    elif name == "item_not_object":
+        items["3"] = rng.choice(["toy", 3, None, ["a"]])
+    elif name == "all_empty":
+        inter = {u: [] for u in inter}
+    text = json.dumps(inter)
+    if name == "malformed":
+        cut = rng.randrange(1, len(text))  # a proper prefix of an object is never JSON
+        text = rng.choice([text[:cut], text + rng.choice(["}", ",", "x", "[]"])])
+    elif name == "not_object":
+        text = rng.choice(["[1, 2]", '"x"', "3", "null"])
+    elif name == "deep_json":
+        text = "[" * DEEP + "]" * DEEP
+    data = text.encode()
+    if name == "invalid_utf8":
+        data = data[:2] + b"\xff\xfe" + data[2:]
+    files = {"Toys.inter.json": b"" if name == "empty" else data,
+             "Toys.item.json": json.dumps(items).encode()}
+    return Case("lcrec", name, invalid, files, ("lcrec", "path=."))
+
+
 # ------------------------------------------------------------------ prepare (generic csv -> Dataset)
 
 def _ties(rng: random.Random, inp: GenericInput) -> None:
@@ -479,6 +590,8 @@ LOADER_CASES: dict[str, Callable[[int, int], Case]] = {
     "generic_parquet": lambda seed, i: generic_case("parquet", seed, i),
     "amazon_raw": amazon_case,
     "movielens": movielens_case,
+    "kuairec": kuairec_case,
+    "lcrec": lcrec_case,
 }
 
 

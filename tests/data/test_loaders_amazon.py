@@ -121,3 +121,24 @@ def test_amazon_raw_fast_reader_matches_reference(tmp_path):
     fast = read_reviews(path)
     assert fast.equals(read_reviews_reference(path))
     assert fast["review"].to_list() == ["Tom & Jerry", None, None]
+
+
+def test_p5_datamaps_with_only_reverse_maps(tmp_path):
+    """Datamaps carrying only id2user / id2item (no user2id) are enough to cross-check."""
+    (tmp_path / "user_sequence.txt").write_text("U1 A B C\nU2 B D\n")
+    maps = {"id2user": {"1": "U1", "2": "U2"}, "id2item": {"1": "A", "2": "B", "3": "C", "4": "D"}}
+    path = tmp_path / "p5_datamaps.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(maps).encode()))
+    raw = load_raw("amazon", tmp_path, category="Toys")
+    assert (raw.source["datamaps_users"], raw.source["datamaps_items"]) == (2, 4)
+    maps["id2item"]["5"] = "E"
+    path.write_bytes(gzip.compress(json.dumps(maps).encode()))
+    with pytest.raises(DataError, match=r"'id2item' disagrees with user_sequence.txt \(in "
+                                        r"sequences only: \[\]; in datamaps only: \['E'\]\)"):
+        load_raw("amazon", tmp_path)
+    path.write_bytes(gzip.compress(json.dumps({"id2user": maps["id2user"]}).encode()))
+    with pytest.raises(DataError, match=r"missing key 'item2id' \(or its reverse 'id2item'\)"):
+        load_raw("amazon", tmp_path)
+    path.write_bytes(gzip.compress(json.dumps({"id2user": ["U1", "U2"], "item2id": {}}).encode()))
+    with pytest.raises(DataError, match=r"'id2user' must be a JSON object, got list"):
+        load_raw("amazon", tmp_path)

@@ -48,7 +48,7 @@ class PrepareConfig:
         "valid_frac": "(0, 1)", "test_frac": "(0, 1)", "boundaries": ">= 0",
         "search_share": "[0, 1]"}
     name: str = "synthetic"  # names the output (runs/<name>/data) and the manifest
-    dataset: str = "synthetic"  # loader: ml-100k|ml-1m|amazon|amazon-raw|generic|synthetic
+    dataset: str = "synthetic"  # loader: ml-100k|ml-1m|amazon|amazon-raw|kuairec|lcrec|generic|synthetic
     path: str | None = None  # raw folder/file for the loader (default: the loader's own)
     options: dict[str, Any] = field(default_factory=dict)  # loader options (category=, n_users=...)
     protocol: Literal["leave_one_out", "temporal"] = "leave_one_out"

@@ -6,7 +6,8 @@
   train-split sessions; each step sums the two contrastive losses (one batch of each).
 
 CPU budget: one epoch over capped, seeded samples of pairs, ``max_seq_length`` 64. Only
-split == "train" queries and events are read.
+split == "train" queries and events are read. Under ``torchrun`` the encoder trains in
+DistributedDataParallel with the whole batch's negatives on every rank (``fine_tune``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from onefeed.distributed import barrier, dist_info, gather_rows, split_rows, wrap
 from onefeed.embeddings.content import load_encoder
 
 Pair = tuple[str, str]
@@ -75,11 +77,68 @@ def _tokenize(model, texts: list[str]) -> dict:
     return fn(texts)
 
 
-def fine_tune(pair_sets: list[list[Pair]], cfg: BiEncoderConfig, out_dir: str | Path,
+def _embed_columns():
+    try:  # sentence-transformers 6: one merged forward over the columns
+        from sentence_transformers.base.losses.merged_forward import embed_columns
+    except ImportError:
+        def embed_columns(model, features):
+            return [model(f)["sentence_embedding"] for f in features]
+    return embed_columns
+
+
+class ColumnEncoder(torch.nn.Module):
+    """Tokenized columns -> sentence embeddings, as the module DistributedDataParallel wraps."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.embed = _embed_columns()
+
+    def forward(self, features: list[dict]) -> list[torch.Tensor]:
+        return self.embed(self.model, features)
+
+
+def ddp_pair_loss(encoder: torch.nn.Module, loss_fn, model, batch: list[Pair], rank: int,
+                  world: int) -> torch.Tensor:
+    """The full batch's in-batch-negatives loss on every rank, this rank embedding only its
+    rows ``rank::world`` (with gradients); the other ranks' embeddings are gathered without.
+
+    Returned as ``world * loss``: DistributedDataParallel averages the ranks' gradients, and
+    each rank's holds exactly the part flowing through its own rows, so the average is the
+    one-process gradient of the whole batch (every pair still sees all others as negatives).
+    """
+    rows = split_rows(len(batch), world)
+    mine = batch[rank::world] or batch[:1]  # an empty share still runs forward (DDP syncs)
+    local = encoder([_tokenize(model, [a for a, _ in mine]), _tokenize(model, [b for _, b in mine])])
+    columns = []
+    for emb in local:
+        parts = gather_rows(emb[: rows[rank]], rows)
+        parts[rank] = emb[: rows[rank]]
+        columns.append(torch.cat(parts))
+    return loss_fn.compute_loss_from_embeddings(columns, None) * world
+
+
+def save_encoder(model, out_dir: Path) -> None:
+    """``model.save``; on a torchrun rank other than 0, where transformers writes no weights
+    or config (it saves on rank 0 only), those two files are written here."""
+    model.save(str(out_dir))
+    if (out_dir / "model.safetensors").exists():
+        return
+    from safetensors.torch import save_file
+
+    hf = model[0].auto_model
+    hf.config.to_json_file(str(out_dir / "config.json"))
+    save_file({k: v.detach().contiguous() for k, v in hf.state_dict().items()},
+              str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+
+
+def fine_tune(pair_sets: list[list[Pair]], cfg: BiEncoderConfig, out_dir: str | Path | None,
               progress: bool = True):
     """Train MiniLM on one or more pair sets (losses summed per step); save to ``out_dir``.
 
-    Returns (model, log with steps, pairs per set, seconds, mean loss).
+    Under ``torchrun`` the encoder trains in DistributedDataParallel: every rank draws the same
+    batches and embeds its share of each (:func:`ddp_pair_loss`); each rank saves to its own
+    ``out_dir`` (None: nothing is saved). Returns (model, log with steps, pairs per set, seconds, losses).
     """
     from rich.progress import Progress
     try:
@@ -91,14 +150,16 @@ def fine_tune(pair_sets: list[list[Pair]], cfg: BiEncoderConfig, out_dir: str | 
     pair_sets = [p for p in pair_sets if len(p) > 1]
     if not pair_sets:
         raise ValueError("fine_tune: no training pairs (need train queries or train sessions)")
+    rank, world = dist_info()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = load_encoder(max_seq_length=cfg.max_seq_length)
     loss_fn = MultipleNegativesRankingLoss(model)
+    encoder = wrap(ColumnEncoder(model), find_unused_parameters=True) if world > 1 else None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     model.train()
     start, steps, losses = time.perf_counter(), 0, []
-    with Progress(disable=not progress, transient=True) as bar:
+    with Progress(disable=not progress or rank != 0, transient=True) as bar:
         for _ in range(cfg.epochs):
             per_set = [_batches(p, cfg.batch_size, rng) for p in pair_sets]
             n_steps = max(len(b) for b in per_set)
@@ -107,19 +168,23 @@ def fine_tune(pair_sets: list[list[Pair]], cfg: BiEncoderConfig, out_dir: str | 
                 loss = torch.zeros(())
                 for batches in per_set:  # summed contrastive losses (Spotify §3.2)
                     batch = batches[step % len(batches)]
+                    if encoder is not None:
+                        loss = loss + ddp_pair_loss(encoder, loss_fn, model, batch, rank, world)
+                        continue
                     feats = [_tokenize(model, [a for a, _ in batch]),
                              _tokenize(model, [b for _, b in batch])]
                     loss = loss + loss_fn(feats, None)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                losses.append(float(loss.detach()))
+                losses.append(float(loss.detach()) / world)
                 steps += 1
                 bar.advance(task)
     model.eval()
-    out_dir = Path(out_dir)
-    model.save(str(out_dir))
+    if out_dir is not None:  # every rank saves to its own out_dir (the caller chooses)
+        save_encoder(model, Path(out_dir))
+    barrier()
     log = {"steps": steps, "pairs": [len(p) for p in pair_sets],
-           "seconds": time.perf_counter() - start,
+           "seconds": time.perf_counter() - start, "world_size": world, "losses": losses,
            "loss_first": losses[0], "loss_last_mean": float(np.mean(losses[-10:]))}
     return model, log

@@ -43,6 +43,7 @@ from onefeed.sid.collisions import collision_rate, disambiguate, max_group_size
 from onefeed.sid.joint import JointConfig, fit_joint, load_joint
 from onefeed.sid.rq_kmeans import RQKMeans, RQKMeansConfig
 from onefeed.sid.rqvae import RQVAE, RQVAEConfig, train_rqvae
+from onefeed.distributed import any_rank, barrier, dist_info
 from onefeed.sid.table import SidTable
 from onefeed.sid.variants import prefix_share, separate
 
@@ -136,6 +137,7 @@ class Embedder:
         self.has_text = np.array([bool(t) for t in self.texts], dtype=bool)
         self.cache: dict[str, np.ndarray] = {}
         self.info: dict[str, Any] = {}
+        self.rank = dist_info()[0]  # under torchrun only rank 0 writes shared caches
 
     def get(self, kind: str) -> np.ndarray:
         if kind not in self.cache:
@@ -160,7 +162,8 @@ class Embedder:
         return emb
 
     def _encode_text(self, kind: str, model_dir: Path | None) -> np.ndarray:
-        emb, info = content_embeddings(self.texts, self._cache_dir(), model_dir,
+        emb, info = content_embeddings(self.texts, self._cache_dir() if self.rank == 0 else None,
+                                       model_dir,
                                        self.cfg.batch_size, self.progress, self.cfg.int8_text,
                                        self.cfg.text_precision)
         info["items_without_text"] = int((~self.has_text).sum())
@@ -188,12 +191,16 @@ class Embedder:
         key = hashlib.sha256(json.dumps([sets, dataclasses.asdict(bcfg)]).encode()).hexdigest()
         cached = self._cache_dir() / "biencoder" / f"{kind}-{key[:16]}"
         info = self.info.setdefault(kind, {})
-        if (cached / "fine_tune.json").exists():
+        if not any_rank(not (cached / "fine_tune.json").exists()):  # a hit on every rank
             manifest = cached / "manifest.json"
             verify_or_warn(cached, json.loads(manifest.read_text())["files"]
                            if manifest.exists() else None, f"fine-tuned encoder cache {cached}")
             info["fine_tune"] = dict(json.loads((cached / "fine_tune.json").read_text()),
                                      cache_hit=True)
+        elif self.rank > 0:  # trains with rank 0 (DDP); its copy stays in this build's dir
+            cached = self.work_dir / f"rank{self.rank}-biencoder_{kind}"
+            _, log = fine_tune(sets, bcfg, cached, self.progress)
+            info["fine_tune"] = dict(log, cache_hit=False)
         else:
             with atomic_dir(cached, kind="biencoder") as tmp:
                 _, log = fine_tune(sets, bcfg, tmp, self.progress)
@@ -316,16 +323,35 @@ def build(ds: Dataset, cfg: SidConfig, out_dir: str | Path, progress: bool = Tru
     ``data_dir`` (where ``ds`` was loaded from) is recorded in the manifest and may not overlap
     ``out_dir``. ``out_dir`` must be new, empty or a SID build (with ``replace=False``: new or
     empty; the CLI's ``--force``); this is checked before any work.
+    Under ``torchrun`` every rank runs the build (the RQ-VAE and bi-encoder train in DDP) and
+    only rank 0 writes ``out_dir`` and the caches.
     """
-    from safetensors.numpy import save_file
-
-    from onefeed.artifacts import (atomic_dir, check_not_input, check_target, git_commit,
-                                   hash_files, library_versions, write_json)
-    from onefeed.data.schemas import dataset_fingerprint
+    from onefeed.artifacts import check_not_input, check_target
 
     out_dir = Path(out_dir)
     check_not_input(out_dir, [data_dir], "SID output")
     check_target(out_dir, "sid", replace)
+    rank, world = dist_info()
+    if rank > 0:  # under torchrun: train alongside rank 0 (DDP), write into a private dir
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix=f"onefeed-sid-rank{rank}-") as private:
+            table = _build(ds, cfg, Path(private) / "sid", False, data_dir, True)
+        barrier()
+        return table
+    table = _build(ds, cfg, out_dir, progress, data_dir, replace)
+    barrier()
+    return table
+
+
+def _build(ds: Dataset, cfg: SidConfig, out_dir: Path, progress: bool,
+           data_dir: str | Path | None, replace: bool) -> SidTable:
+    from safetensors.numpy import save_file
+
+    from onefeed.artifacts import (atomic_dir, git_commit, hash_files, library_versions,
+                                   write_json)
+    from onefeed.data.schemas import dataset_fingerprint
+
     train = _check_items(ds)
     if not train.any():
         raise DataError("items: no item has first_split == 'train'; cannot fit a tokenizer")

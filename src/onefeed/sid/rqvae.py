@@ -4,7 +4,9 @@ decoder, trained on reconstruction + codebook/commitment losses with a straight-
 Defaults follow TIGER: encoder 512-256-128 -> 32-d latent, 3 levels x 256 codes, beta = 0.25.
 Codebooks are initialised by residual k-means on the first latent pass (TIGER's k-means init)
 and codes unused during an epoch are reset to random current residuals (dead-code reset).
-Training is deterministic given the seed (CPU, fixed batch order from a seeded generator).
+Training is deterministic given the seed (CPU, fixed batch order from a seeded generator), and
+runs under ``torchrun`` with DDP (``onefeed.distributed``): the same result within float error
+for any world size (bench/results/ddp-worldsize.md).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from onefeed.distributed import all_sum, dist_info, gather_rows, split_rows, wrap
 from onefeed.sid.rq_kmeans import RQKMeans, RQKMeansConfig
 
 
@@ -169,35 +172,68 @@ def train_rqvae(x: np.ndarray, cfg: RQVAEConfig, progress: bool = True) -> tuple
 
 
 def _train(x: np.ndarray, cfg: RQVAEConfig, progress: bool) -> tuple[RQVAE, dict]:
+    """One loop for one process and for torchrun: under DDP every rank draws the same batches
+    (same generator), takes rows ``rank::world`` of each and scales its loss by its share, so
+    the averaged gradient is the full batch's; dead-code resets use every rank's codes and
+    residuals (gathered), so ranks stay identical and match one process within float error."""
     from rich.progress import Progress
 
+    rank, world = dist_info()
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     xt = torch.as_tensor(x, dtype=torch.float32)
     model = RQVAE(xt.shape[1], cfg)
     _kmeans_init(model, xt, cfg.seed)
+    step = wrap(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start, resets, log = time.perf_counter(), 0, {}
-    with Progress(disable=not progress, transient=True) as bar:
+    start, resets, log, epoch_losses = time.perf_counter(), 0, {}, []
+    with Progress(disable=not progress or rank != 0, transient=True) as bar:
         task = bar.add_task("training RQ-VAE", total=cfg.epochs)
         for epoch in range(cfg.epochs):
             used = [torch.zeros(cfg.codebook_size, dtype=torch.bool) for _ in range(cfg.levels)]
             perm = torch.randperm(xt.shape[0], generator=g)
+            total, batches = 0.0, 0
             for s in range(0, xt.shape[0], cfg.batch_size):
-                batch = xt[perm[s:s + cfg.batch_size]]
-                recon, codes, rq_loss, residuals = model(batch)
+                rows = perm[s:s + cfg.batch_size]
+                mine = rows[rank::world]
+                share = mine.numel() * world / rows.numel()  # 1 in a single process
+                batch = xt[mine if mine.numel() else rows[:1]]  # an empty share still syncs
+                recon, codes, rq_loss, residuals = step(batch)
                 recon_loss = ((recon - batch) ** 2).sum(1).mean()
-                loss = recon_loss + rq_loss
+                loss = (recon_loss + rq_loss) * share
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                for level in range(cfg.levels):
-                    used[level][codes[:, level]] = True
+                total, batches = total + float(loss.detach()) * bool(mine.numel()), batches + 1
+                if mine.numel():
+                    for level in range(cfg.levels):
+                        used[level][codes[:, level]] = True
             if cfg.reset_every and (epoch + 1) % cfg.reset_every == 0 and epoch + 1 < cfg.epochs:
+                if world > 1:
+                    used, residuals = _gather_last(used, residuals, rows.numel(), mine.numel(),
+                                                   world)
                 resets += _reset_dead(model, used, residuals, g)
+            epoch_losses.append(float(all_sum(np.array([total]))[0]) / world / batches)
             bar.advance(task)
     model.eval()
-    log.update(seconds=time.perf_counter() - start, dead_code_resets=resets,
+    log.update(epoch_losses=epoch_losses, seconds=time.perf_counter() - start,
+               dead_code_resets=resets,
                final_recon=float(recon_loss.detach()), final_rq=float(rq_loss.detach()),
-               reconstruction_error=model.reconstruction_error(x))
+               reconstruction_error=model.reconstruction_error(x), world_size=world)
     return model, log
+
+
+def _gather_last(used: list[torch.Tensor], residuals: list[torch.Tensor], n: int, mine: int,
+                 world: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Codes used on any rank, and the last batch's residuals of every rank in batch order
+    (row i of the batch was on rank i % world), as one process would have them."""
+    used_any = all_sum(torch.stack(used).double().numpy()) > 0
+    rows = split_rows(n, world)
+    full = []
+    for res in residuals:
+        parts = gather_rows(res[:mine], rows)
+        merged = res.new_empty((n, res.shape[1]))
+        for r, part in enumerate(parts):
+            merged[r::world] = part
+        full.append(merged)
+    return [torch.as_tensor(u) for u in used_any], full

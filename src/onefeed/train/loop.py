@@ -15,7 +15,6 @@ What is trained on and how it is scored is the task's (``onefeed.train.task.Task
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -28,33 +27,14 @@ import torch.distributed as dist
 from onefeed import checkpoint
 from onefeed.artifacts import write_json
 from onefeed.checkpoint import NonFiniteError
+from onefeed.distributed import all_sum, any_rank, dist_info, wrap
 from onefeed.train.task import Task
 
 if TYPE_CHECKING:  # TrainConfig stays in onefeed.training (its one home for now)
     from onefeed.training import TrainConfig
 
 
-# ---- distributed helpers -----------------------------------------------------------------------
-def dist_info() -> tuple[int, int]:
-    """(rank, world_size), initialising the gloo process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo")
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
-
-
-def all_sum(values: np.ndarray) -> np.ndarray:
-    """``values`` summed over the DDP ranks (unchanged in a single process)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return values
-    t = torch.as_tensor(values, dtype=torch.float64)
-    dist.all_reduce(t)
-    return t.numpy()
-
-
-def any_rank(flag: bool) -> bool:
-    """True on every rank when ``flag`` holds on any rank."""
-    return bool(all_sum(np.array([float(flag)]))[0] > 0)
+# ---- distributed helpers: onefeed.distributed (one home for every training path) -----------
 
 
 def seed_everything(seed: int) -> None:
@@ -209,8 +189,7 @@ def fit(model: torch.nn.Module, task: Task, cfg: TrainConfig, out: str | Path,
     if resume:
         state = resume_state(out, model, optimizer, rank, world) or state
     objective = TaskObjective(model, task)
-    step_loss = (torch.nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True)
-                 if world > 1 else objective)
+    step_loss = wrap(objective, find_unused_parameters=True) if world > 1 else objective
     if rank == 0 and manifest is not None:
         write_json(out / "manifest.json", {**manifest, "world_size": world})
     t_start = time.time() - state["train_seconds"]

@@ -11,6 +11,9 @@ files each loader expects and where to put them.
     amazon        amazon2014-<Cat>/: user_sequence.txt [+ p5_datamaps.json.gz,   category
                   items.jsonl.gz]
     amazon-raw    amazon2014-<Cat>/: reviews_<Cat>_5.json.gz [+ meta_<Cat>...]   category
+    kuairec       kuairec/[data/]: big_matrix.csv | small_matrix.csv            matrix,
+                  [+ item_categories.csv, kuairec_caption_category.csv]          positive_threshold
+    lcrec         <Name>.inter.json [+ <Name>.item.json] (LC-Rec / LETTER)       prefix
     generic       your CSV/TSV/JSONL/Parquet, named by a TOML mapping            config
     synthetic     none (generated, onefeed.data.synthetic)                       SyntheticConfig
 """
@@ -24,6 +27,8 @@ from typing import Any
 from onefeed.data.datasets.amazon import load_amazon
 from onefeed.data.datasets.amazon_raw import load_amazon_raw
 from onefeed.data.datasets.generic import GenericMapping, load_generic
+from onefeed.data.datasets.kuairec import load_kuairec
+from onefeed.data.datasets.lcrec import load_lcrec
 from onefeed.data.datasets.movielens import load_ml1m, load_ml100k
 from onefeed.data.schemas import DataError, RawData
 from onefeed.paths import raw_root
@@ -58,6 +63,8 @@ LOADERS: dict[str, Callable[..., RawData]] = {
     "ml-1m": _movielens(load_ml1m, "ml-1m"),
     "amazon": load_amazon,
     "amazon-raw": load_amazon_raw,
+    "kuairec": load_kuairec,
+    "lcrec": load_lcrec,
     "generic": load_generic,
     "synthetic": _synthetic,
 }

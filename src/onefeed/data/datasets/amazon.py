@@ -4,7 +4,8 @@ Files (any category; ``<root>/amazon2014-<Category>/``):
 
 * ``user_sequence.txt`` (required): ``USER ASIN ASIN ...`` per line, items in chronological
   order (the S3Rec/P5 pipeline sorted each user's 5-core reviews by ``unixReviewTime``);
-* ``p5_datamaps.json.gz`` (optional): P5's id maps, used to cross-check users and items;
+* ``p5_datamaps.json.gz`` (optional): P5's id maps, used to cross-check users and items
+  (``user2id`` / ``item2id``, or a file with only ``id2user`` / ``id2item``);
 * ``items.jsonl.gz`` (optional): ``{"asin", "title", "brand", "categories"}`` per line.
 
 The sequences carry ORDER BUT NO TIME: ``timestamp`` is null and ``order`` is the position
@@ -20,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from onefeed.data.datasets.files import (items_for, json_lines, read_bytes, read_text, require,
-                                         source_record, text_id, unique_ids)
+                                         show, source_record, text_id, unique_ids)
 from onefeed.data.schemas import ITEM_SCHEMA, RAW_EVENT_SCHEMA, DataError, RawData, conform
 from onefeed.paths import raw_root
 
@@ -61,26 +62,49 @@ def read_sequences(path: Path) -> pl.DataFrame:
     return conform(events, RAW_EVENT_SCHEMA, str(path))
 
 
+def datamap_ids(maps: dict, side: str, path: Path) -> set[str]:
+    """The raw ids on one ``side`` ("user" / "item") of P5's datamaps: the keys of
+    ``<side>2id`` or, when a file carries only the reverse map, the values of ``id2<side>``."""
+    forward, reverse = f"{side}2id", f"id2{side}"
+    if forward in maps:
+        table, key, use = maps[forward], forward, "keys"
+    elif reverse in maps:
+        table, key, use = maps[reverse], reverse, "values"
+    else:
+        raise DataError(f"{path}: missing key '{forward}' (or its reverse '{reverse}')")
+    if not isinstance(table, dict):
+        raise DataError(f"{path}: '{key}' must be a JSON object, got {type(table).__name__}")
+    ids = table.keys() if use == "keys" else table.values()
+    bad = next((v for v in ids if not isinstance(v, (str, int)) or isinstance(v, bool)), None)
+    if bad is not None:
+        raise DataError(f"{path}: '{key}' holds {type(bad).__name__} {show(bad, 40)} where a "
+                        f"{side} id belongs")
+    return {str(v) for v in ids}
+
+
 def check_datamaps(path: Path, events: pl.DataFrame) -> dict[str, int]:
-    """Cross-check users and items against P5's ``datamaps``; mismatches raise."""
+    """Cross-check users and items against P5's ``datamaps`` (``user2id`` / ``item2id``, or
+    only ``id2user`` / ``id2item``); mismatches raise."""
     try:
         maps = json.loads(read_bytes(path))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise DataError(f"{path}: not valid JSON ({type(exc).__name__}: "
                         f"{str(exc)[:200]})") from None
     if not isinstance(maps, dict):
-        raise DataError(f"{path}: expected a JSON object with user2id and item2id")
-    for key, col in (("user2id", "user_id"), ("item2id", "item_id")):
-        if key not in maps:
-            raise DataError(f"{path}: missing key '{key}'")
+        raise DataError(f"{path}: expected a JSON object with user2id and item2id "
+                        "(or id2user and id2item)")
+    counts = {}
+    for side, col in (("user", "user_id"), ("item", "item_id")):
+        theirs = datamap_ids(maps, side, path)
         ours = set(events[col].unique().to_list())
-        theirs = set(maps[key])
         if ours != theirs:
+            key = f"{side}2id" if f"{side}2id" in maps else f"id2{side}"
             extra = sorted(ours - theirs)[:3]
             lacking = sorted(theirs - ours)[:3]
             raise DataError(f"{path}: '{key}' disagrees with user_sequence.txt "
                             f"(in sequences only: {extra}; in datamaps only: {lacking})")
-    return {"datamaps_users": len(maps["user2id"]), "datamaps_items": len(maps["item2id"])}
+        counts[f"datamaps_{side}s"] = len(theirs)
+    return counts
 
 
 def read_item_text(path: Path) -> pl.DataFrame:

@@ -330,7 +330,9 @@ class Predictor:
                 q.append(("text", queries[r]))
             beh.append(b), item.append(it), qref.append(q), lengths.append(len(b))
         # one query table for the batch: the logged rows used + the new texts
-        index = {t: i for i, t in enumerate(jd.query_text)}
+        if len(getattr(self, "_query_rows", ())) != len(jd.query_text):
+            self._query_rows = {t: i for i, t in enumerate(jd.query_text)}
+        index = self._query_rows
         main_rows: dict[int, int] = {}
         texts: dict[str, int] = {}
         flat_q = []

@@ -390,3 +390,16 @@ def _routes(app: FastAPI, state: ServeState) -> None:
 
 
 __all__ = ["create_app", "ServeState"]
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for ``onefeed serve --workers N`` (each worker process builds its own
+    app): the run from ``ONEFEED_SERVE_RUN``, the TOML file from ``ONEFEED_SERVE_CONFIG``."""
+    import os
+
+    from onefeed.serve.settings import load_settings
+
+    run = os.environ.get("ONEFEED_SERVE_RUN")
+    if not run:
+        raise RuntimeError("ONEFEED_SERVE_RUN is not set (start the server with onefeed serve)")
+    return create_app(run, load_settings(os.environ.get("ONEFEED_SERVE_CONFIG") or None))

@@ -166,7 +166,8 @@ class Predictor:
         self.item_ids: list[str] = [str(x) for x in items["item_id"].to_list()]
         self.titles: list[str] = [t or self.item_ids[i]
                                   for i, t in enumerate(items["title"].to_list())]
-        self.texts: list[str] | None = None  # BM25 corpus, built on first fused search
+        self._base_texts: list[str] | None = None  # BM25 corpus, built on first fused search
+        self._added_texts: list[str] = []  # texts of items added at run time
         self.index = {iid: i for i, iid in enumerate(self.item_ids)}
         self.n_base = len(self.item_ids)
         users = ds.users.select("user", "user_id")
@@ -452,10 +453,10 @@ class Predictor:
         from onefeed.search.bm25 import BM25Retriever
 
         if self._bm25 is None or self._bm25.n_items != len(self.item_ids):
-            if self.texts is None:
-                self.texts = item_texts(self.ds.items)
+            if self._base_texts is None:
+                self._base_texts = item_texts(self.ds.items)
             bm25 = BM25Retriever()
-            bm25.fit_texts(self.texts)
+            bm25.fit_texts(self._base_texts + self._added_texts)
             self._bm25 = bm25
         wide = min(depth + (len(self.item_ids) - self.n_live), len(self.item_ids))
         items, scores = self._bm25.retrieve_scores(queries, wide)
@@ -564,15 +565,27 @@ class Predictor:
             raise Unsupported(f"items: the SID table has {codes.shape[1]} levels, the quantiser "
                               f"{n_sem}; expected one disambiguation level", "text")
         trie = self.tries["rec"]
-        live = np.array(sorted(i for i in range(len(self.item_ids)) if i in trie), np.int64)
-        same = live[(codes[live, :n_sem] == sem).all(axis=1)] if len(live) else live
-        taken = set(codes[same, n_sem].tolist())
-        free = [c for c in range(sizes[n_sem]) if c not in taken]
-        if not free:
-            raise CatalogueConflict(f"items: all {sizes[n_sem]} identifiers under codes "
-                                    f"{sem.tolist()} are taken; remove an item there first",
-                                    "text")
-        return sem.tolist() + [free[0]]
+        live = np.array(sorted(trie._paths), dtype=np.int64)
+        for prefix in self._prefixes(x[0].astype(np.float32), sem):
+            same = live[(codes[live, :n_sem] == prefix).all(axis=1)] if len(live) else live
+            taken = set(codes[same, n_sem].tolist())
+            free = [c for c in range(sizes[n_sem]) if c not in taken]
+            if free:
+                return [int(c) for c in prefix] + [free[0]]
+        raise CatalogueConflict(f"items: every identifier near codes {sem.tolist()} is taken "
+                                f"(the disambiguation level has {sizes[n_sem]} codes); remove "
+                                "an item first", "text")
+
+    def _prefixes(self, x: np.ndarray, sem: np.ndarray) -> list[np.ndarray]:
+        """Semantic code tuples to try, nearest first: the quantiser's own, then (RQ-KMeans)
+        the other last-level codes by distance to the last residual — where the item's own
+        prefix has no free disambiguation code left, it joins the nearest one that has."""
+        cents = getattr(self._quantiser, "centroids", None)
+        if cents is None:
+            return [sem]
+        residual = x - sum(cents[j][sem[j]] for j in range(len(sem) - 1))
+        order = np.argsort(((cents[-1] - residual) ** 2).sum(axis=1), kind="stable")
+        return [np.r_[sem[:-1], c].astype(np.int64) for c in order]
 
     def add_item(self, item_id: str, text: str, title: str | None = None,
                  codes: Sequence[int] | None = None) -> dict[str, Any]:
@@ -604,8 +617,7 @@ class Predictor:
             pred.layout, pred.codes = layout, path_code_tensors(layout)
         self.item_ids.append(item_id)
         self.titles.append(title or item_id)
-        if self.texts is not None:
-            self.texts.append(text)
+        self._added_texts.append(text)
         self.index[item_id] = new
         return {"item": item_id, "codes": [int(c) for c in codes], "index": new}
 

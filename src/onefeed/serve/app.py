@@ -154,7 +154,9 @@ def create_app(run_dir: str | Path, settings: ServeSettings | None = None,
 
 # ---- errors ------------------------------------------------------------------------------------
 def _field(loc: tuple | list) -> str | None:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):  # where, not which field
+        parts = parts[1:]
     return ".".join(parts) or None
 
 

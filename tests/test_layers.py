@@ -27,9 +27,11 @@ LAYERS: list[tuple[str, ...]] = [
     ("onefeed.evaluation",),
     ("onefeed.search",),
     ("onefeed.train", "onefeed.training", "onefeed.training_joint", "onefeed.checkpoint"),
+    ("onefeed.predict",),  # one predictor over any run: loads checkpoints
     ("onefeed.baselines", "onefeed.export"),
     ("onefeed.bench",),
     ("onefeed.pipeline",),
+    ("onefeed.serve",),  # the HTTP service over onefeed.predict
     ("onefeed.cli", "onefeed.fuzzing", "onefeed.__main__"),  # fuzz drives the commands;
     # python -m onefeed is the CLI
 ]

@@ -25,6 +25,7 @@ _SUBAPPS = [
     ("onefeed.cli.joint", "joint"),
     ("onefeed.cli.bench", None),
     ("onefeed.cli.run", None),
+    ("onefeed.cli.serve", None),
 ]
 
 for _module, _name in _SUBAPPS:

@@ -39,21 +39,23 @@ class JointPredictor:
         self.max_items = max_items  # > 0: at most this many item events of history
 
     # ---- states -----------------------------------------------------------------------------------
-    def _states(self, idx: np.ndarray, task: str) -> torch.Tensor:
-        jd, idx = with_queries(self.jd, idx)
+    def _states(self, idx: np.ndarray, task: str, jd: JointData | None = None) -> torch.Tensor:
+        """(n, T) event indices into ``jd`` (default: the predictor's own flat arrays; any
+        other ``JointData``, e.g. explicit histories built by ``onefeed.predict``) -> (n, d)."""
+        jd, idx = with_queries(self.jd if jd is None else jd, idx)
         ev = event_tensors(idx, jd, self.codes, self.vocab, self.behaviour_tokens)
         return self.model.head_input(self.model.last_state(ev, task), task)
 
     @torch.no_grad()
-    def _decode(self, idx: np.ndarray, task: str, path: str, beam: int, k: int
-                ) -> tuple[np.ndarray, np.ndarray]:
+    def _decode(self, idx: np.ndarray, task: str, path: str, beam: int, k: int,
+                jd: JointData | None = None) -> tuple[np.ndarray, np.ndarray]:
         items = np.full((len(idx), k), -1, dtype=np.int64)
         scores = np.full((len(idx), k), -np.inf, dtype=np.float32)
         order = np.argsort((idx != -1).sum(axis=1), kind="stable")
         step = self.model.path_step(path)
         for start in range(0, len(idx), self.batch_size):
             rows = order[start:start + self.batch_size]
-            state = self._states(idx[rows], task)
+            state = self._states(idx[rows], task, jd)
             res = beam_search(step, state, self.tries[path], len(rows), beam, k)
             items[rows], scores[rows] = res.items.numpy(), res.scores.numpy()
         return items, scores
@@ -139,12 +141,19 @@ class JointPredictor:
     def generate_queries(self, users: np.ndarray, split: str, k: int, beam: int | None = None,
                          max_words: int = 10, length_penalty: float = 0.0) -> list[list[str]]:
         """NSQP: (n,) users -> per user the top-k next queries (distinct strings)."""
-        idx = self._history(users, split)
+        return self.generate_from(self._history(users, split), k, beam, max_words,
+                                  length_penalty)
+
+    @torch.no_grad()
+    def generate_from(self, idx: np.ndarray, k: int, beam: int | None = None,
+                      max_words: int = 10, length_penalty: float = 0.0,
+                      jd: JointData | None = None) -> list[list[str]]:
+        """NSQP over (n, T) event indices into ``jd`` (default: the predictor's own)."""
         beam = beam or k  # finished hypotheses pile up over steps: beam may be < k
         out: list[list[str]] = [[] for _ in range(len(idx))]
         for start in range(0, len(idx), self.batch_size):
             rows = np.arange(start, min(start + self.batch_size, len(idx)))
-            cond = self._states(idx[rows], "NSQP")
+            cond = self._states(idx[rows], "NSQP", jd)
             # more hypotheses than k: distinct word-piece sequences may decode to one string
             n_hyp = min(beam * max_words, max(beam, 4 * k))
             tokens, scores = self._text_beam(cond, beam, n_hyp, max_words, length_penalty)

@@ -156,8 +156,10 @@ class GenerativeRecommender(nn.Module):
         else:
             x = code_emb.sum(2)
         x = x + self.tok(ev.behaviours)
-        if self.item is not None:
-            x = x + self.item(torch.where(ev.items >= 0, ev.items, self.cfg.n_items))
+        if self.item is not None:  # items added after training (ids >= n_items, e.g. by the
+            # server's catalogue updates) have no learned row: they are read by their codes
+            known = (ev.items >= 0) & (ev.items < self.cfg.n_items)
+            x = x + self.item(torch.where(known, ev.items, self.cfg.n_items))
         if ev.words is not None:
             w = ev.words > 0
             x = x + self.tok(ev.words).sum(2) / w.sum(-1, keepdim=True).clamp(min=1)

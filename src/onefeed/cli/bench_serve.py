@@ -1,0 +1,161 @@
+"""``onefeed bench serve``: latency and throughput of the real server, batched vs unbatched.
+
+    onefeed bench serve --run runs/synthetic/model/onefeed/seed0
+
+Starts ``onefeed serve`` over loopback twice on the same run (micro-batching on, then
+``batching=false``: one request at a time), drives /recommend, /search and /suggest with a
+bounded asyncio client at each concurrency, and writes bench/results/serve.{json,md}:
+``endpoints.<e>.concurrency.<c>.{p50_ms,p95_ms,p99_ms,rps}`` (batched), the same under
+``unbatched``, and ``ratio_rps_batched_vs_unbatched.<e>.<c>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+ENDPOINTS = ("recommend", "search", "suggest")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(bench_serve_cmd)
+
+
+def bench_serve_cmd(
+    run: Path = typer.Option(Path("runs/synthetic/model/onefeed/seed0"),
+                             help="a joint run (search and suggest need one)"),
+    concurrency: str = typer.Option("1,8,32,64", help="comma-separated client concurrencies"),
+    requests: int = typer.Option(300, min=10, help="requests per (endpoint, concurrency); at "
+                                 "least 8 per client"),
+    beam: int = typer.Option(20, min=1, help="beam of every endpoint"),
+    k: int = typer.Option(10, min=1, max=100, help="items per /recommend and /search"),
+    seed: int = typer.Option(0, help="which users and queries the client sends"),
+    out: Path = typer.Option(None, help="JSON path (default bench/results/serve.json)"),
+) -> None:
+    """Batched vs one-at-a-time server: p50/p95/p99 and requests/s per endpoint."""
+    from onefeed.artifacts import git_commit, machine_info, write_json
+    from onefeed.paths import results_root
+    from onefeed.serve.loadgen import Server, drive
+
+    levels = _levels(concurrency)
+    payloads = _payloads(run, seed, k)
+    common = [f"beam={beam}", f"suggest_beam={beam}"]
+    modes = {"batched": common + ["batching=true"], "unbatched": common + ["batching=false"]}
+    results: dict[str, Any] = {}
+    for mode, settings in modes.items():
+        with Server(run, settings + [f"catalogue={_scratch(run, mode)}"]) as server:
+            for endpoint in ENDPOINTS:  # warm-up: first calls build caches
+                asyncio.run(drive(server.url, f"/{endpoint}", payloads[endpoint], 4, 40))
+            res: dict[str, Any] = {}
+            for endpoint in ENDPOINTS:
+                res[endpoint] = {"concurrency": {}}
+                for c in levels:
+                    n = max(requests, 8 * c)
+                    stats = asyncio.run(drive(server.url, f"/{endpoint}", payloads[endpoint],
+                                              c, n))
+                    res[endpoint]["concurrency"][str(c)] = stats
+                    typer.echo(f"{mode:>9} /{endpoint:<9} c={c:<3} p50 {stats['p50_ms']:7.2f} "
+                               f"p99 {stats['p99_ms']:7.2f} ms  {stats['rps']:8.1f} req/s  "
+                               f"errors {stats['errors']}")
+            results[mode] = res
+    ratio = {e: {str(c): round(results["batched"][e]["concurrency"][str(c)]["rps"]
+                               / max(results["unbatched"][e]["concurrency"][str(c)]["rps"], 1e-9),
+                               2) for c in levels} for e in ENDPOINTS}
+    doc = {"name": "serve", "run": str(run), "seed": seed, "commit": git_commit(),
+           "machine": machine_info(),
+           "config": {"beam": beam, "suggest_beam": beam, "k": k, "suggest_k": 5,
+                      "requests_per_level": requests, "concurrency": levels,
+                      "batched": modes["batched"], "unbatched": modes["unbatched"],
+                      "server": "onefeed serve, 1 uvicorn worker, torch 1 thread, loopback",
+                      "client": "onefeed.serve.loadgen.drive (asyncio + httpx, bounded)"},
+           "command": f"onefeed bench serve --run {run} --concurrency {concurrency} "
+                      f"--requests {requests} --beam {beam} --k {k} --seed {seed}",
+           "endpoints": results["batched"], "unbatched": {"endpoints": results["unbatched"]},
+           "ratio_rps_batched_vs_unbatched": ratio,
+           "targets": _targets(results, ratio, levels)}
+    path = out or results_root() / "serve.json"
+    write_json(path, doc)
+    path.with_suffix(".md").write_text(_markdown(doc, levels))
+    typer.echo(f"wrote {path} and {path.with_suffix('.md')}")
+
+
+def _levels(text: str) -> list[int]:
+    try:
+        levels = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--concurrency {text!r}: expected integers like 1,8,32")
+    if not levels or min(levels) < 1 or max(levels) > 1024:
+        raise typer.BadParameter(f"--concurrency {text!r}: each level in 1..1024")
+    return levels
+
+
+def _scratch(run: Path, mode: str) -> Path:
+    """A throw-away item journal: the bench never touches the run's own catalogue."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=f"onefeed-bench-serve-{mode}-")) / "catalogue.jsonl"
+
+
+def _payloads(run: Path, seed: int, k: int) -> dict[str, list[dict]]:
+    import numpy as np
+
+    from onefeed.artifacts import read_json_object
+    from onefeed.cli.model import input_dir
+    from onefeed.data.schemas import Dataset
+
+    manifest = read_json_object(run / "manifest.json", f"{run}: not a readable run manifest",
+                                typer.BadParameter)
+    if manifest.get("kind") != "joint-generative":
+        raise typer.BadParameter(f"{run}: not a joint run; /search and /suggest need one")
+    ds = Dataset.load(input_dir(run, manifest["data"]))
+    rng = np.random.default_rng(seed)
+    users = [str(u) for u in rng.choice(ds.users["user_id"].to_list(), 256, replace=False)]
+    queries = sorted(set(ds.eval_queries["query"].to_list()))
+    qs = [queries[i] for i in rng.choice(len(queries), 256)]
+    return {"recommend": [{"user": u, "k": k} for u in users],
+            "search": [{"user": u, "query": q, "k": k} for u, q in zip(users, qs)],
+            "suggest": [{"user": u, "k": 5} for u in users]}
+
+
+def _targets(results: dict, ratio: dict, levels: list[int]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if 1 in levels:
+        for e in ("recommend", "suggest"):
+            p99 = results["batched"][e]["concurrency"]["1"]["p99_ms"]
+            out[f"{e}_p99_ms_c1"] = {"value": p99, "target": 30.0, "met": p99 <= 30.0}
+    if 32 in levels:
+        for e in ENDPOINTS:
+            r = ratio[e]["32"]
+            out[f"{e}_rps_ratio_c32"] = {"value": r, "target": 5.0, "met": r >= 5.0}
+    return out
+
+
+def _markdown(doc: dict, levels: list[int]) -> str:
+    m = doc["machine"]
+    lines = ["# onefeed serve: batched vs one-request-at-a-time", "",
+             f"- run `{doc['run']}`, commit `{doc['commit']}`, seed {doc['seed']}",
+             f"- CPU {m.get('cpu_model', '?')} ({m.get('cpu_count')} cores, shared with other "
+             "jobs); server: 1 uvicorn worker, torch 1 thread, loopback",
+             f"- beam {doc['config']['beam']}, k {doc['config']['k']} (suggest k 5), "
+             f"{doc['config']['requests_per_level']}+ requests per cell", "",
+             "| endpoint | c | batched p50 / p95 / p99 ms | batched req/s | unbatched p50 / p95 "
+             "/ p99 ms | unbatched req/s | ratio |", "|---|---|---|---|---|---|---|"]
+    for e in ENDPOINTS:
+        for c in levels:
+            b = doc["endpoints"][e]["concurrency"][str(c)]
+            u = doc["unbatched"]["endpoints"][e]["concurrency"][str(c)]
+            lines.append(f"| /{e} | {c} | {b['p50_ms']:.1f} / {b['p95_ms']:.1f} / "
+                         f"{b['p99_ms']:.1f} | {b['rps']:.0f} | {u['p50_ms']:.1f} / "
+                         f"{u['p95_ms']:.1f} / {u['p99_ms']:.1f} | {u['rps']:.0f} | "
+                         f"{doc['ratio_rps_batched_vs_unbatched'][e][str(c)]:.2f}x |")
+    lines += ["", "Targets:", ""]
+    for name, t in doc["targets"].items():
+        lines.append(f"- {name}: {t['value']} (target {t['target']}) — "
+                     f"{'met' if t['met'] else 'NOT met'}")
+    lines += ["", f"Command: `{doc['command']}`", "", "```json",
+              json.dumps(doc["config"], indent=2), "```", ""]
+    return "\n".join(lines)

@@ -1,0 +1,407 @@
+"""``create_app(run_dir, settings)``: the FastAPI service over ``onefeed.predict.Predictor``.
+
+Handlers are thin: validate (pydantic models in ``schemas``, setting-dependent bounds here),
+turn the request into predictor rows, and hand them to the micro-batcher (``batching``), which
+runs one batched model call per group of concurrent requests on the model thread. Every error
+a client can cause is a 4xx JSON ``{"error": "...", "field": "..."}``; see docs/SERVING.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Hashable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
+                               Histogram, generate_latest)
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from onefeed.predict import (Catalogue, CatalogueConflict, Context, Event, PredictError,
+                             Predictor, UnknownItem, UnknownUser, Unsupported)
+from onefeed.serve import schemas as S
+from onefeed.serve.batching import MicroBatcher
+from onefeed.serve.settings import ServeSettings
+
+STATIC = Path(__file__).parent / "static"
+BATCHED = ("recommend", "search", "suggest", "feed")
+ERRORS = {400: {"model": S.ErrorResponse}, 404: {"model": S.ErrorResponse},
+          409: {"model": S.ErrorResponse}, 413: {"model": S.ErrorResponse},
+          422: {"model": S.ErrorResponse}}
+
+
+class ServeError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+
+
+def _status(exc: PredictError) -> int:
+    if isinstance(exc, (UnknownUser, UnknownItem)):
+        return 404
+    if isinstance(exc, CatalogueConflict):
+        return 409
+    if isinstance(exc, Unsupported):
+        return 400
+    return 422
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("onefeed_requests_total", "HTTP requests",
+                                ["endpoint", "status"], registry=self.registry)
+        self.latency = Histogram("onefeed_request_seconds", "request latency", ["endpoint"],
+                                 buckets=(.001, .0025, .005, .01, .02, .03, .05, .1, .25, .5,
+                                          1, 2.5, 10), registry=self.registry)
+        self.depth = Gauge("onefeed_batch_queue_depth", "requests waiting for the model",
+                           ["endpoint"], registry=self.registry)
+        self.batch = Histogram("onefeed_batch_size", "rows per model call", ["endpoint"],
+                               buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+                               registry=self.registry)
+        self.feedback = Counter("onefeed_feedback_events_total", "feedback events committed",
+                                registry=self.registry)
+
+
+class ServeState:
+    """What one worker process holds: the predictor (swapped by reload), the batcher, the
+    model thread, the feedback log and the metrics."""
+
+    def __init__(self, run_dir: Path, settings: ServeSettings,
+                 predictor: Predictor | None = None) -> None:
+        self.run_dir, self.settings = Path(run_dir), settings
+        self.predictor = predictor or self.load(self.run_dir)
+        self.metrics = Metrics()
+        self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="onefeed-model")
+        self.io_thread = ThreadPoolExecutor(1, thread_name_prefix="onefeed-feedback")
+        self.batcher = MicroBatcher(
+            self.run_batch, self.model_thread, settings.batching, settings.max_wait_ms,
+            settings.max_batch,
+            on_batch=lambda e, n: self.metrics.batch.labels(e).observe(n),
+            on_depth=lambda e, n: self.metrics.depth.labels(e).set(n))
+        self.started, self.reloads = time.time(), 0
+        self.reload_lock = threading.Lock()
+        self._log: Any = None
+
+    def load(self, run_dir: Path) -> Predictor:
+        pred = Predictor.from_run(run_dir, threads=self.settings.threads)
+        pred.attach(Catalogue(self.settings.catalogue_path(run_dir)))
+        return pred
+
+    # ---- feedback log (opened on first use) -------------------------------------------------
+    def feedback_log(self) -> Any:
+        if self._log is None:
+            from onefeed.feedback import open_log
+
+            self._log = open_log(self.settings.feedback_target(self.run_dir))
+        return self._log
+
+    # ---- the model thread ----------------------------------------------------------------------
+    def run_batch(self, endpoint: str, key: Hashable, rows: list[Any]) -> list[Any]:
+        pred = self.predictor  # one predictor for the whole batch, even during a reload
+        pred.sync()
+        s = self.settings
+        k = max(r["k"] for r in rows)
+        who = [r["who"] for r in rows]
+        if endpoint in ("recommend", "feed"):
+            (exclude_seen,) = key
+            hits = pred.recommend(who, k, s.beam, exclude_seen, s.history_split)
+        elif endpoint == "search":
+            (fuse,) = key
+            hits = pred.search([r["query"] for r in rows], who, k, s.beam, fuse, s.bm25_depth,
+                               s.history_split)
+        else:
+            queries = pred.suggest(who, k, s.suggest_beam, s.suggest_max_words, s.history_split)
+            return [q[:r["k"]] for q, r in zip(queries, rows)]
+        return [{"items": h[:r["k"]], "model": pred.kind} for h, r in zip(hits, rows)]
+
+    def close(self) -> None:
+        self.model_thread.shutdown(wait=False, cancel_futures=True)
+        self.io_thread.shutdown(wait=True)
+        if self._log is not None:
+            self._log.close()
+
+
+def create_app(run_dir: str | Path, settings: ServeSettings | None = None,
+               predictor: Predictor | None = None) -> FastAPI:
+    """The service for ``run_dir`` (a run ``Predictor.from_run`` loads). ``predictor``: an
+    already loaded one (tests share one between apps)."""
+    settings = settings or ServeSettings()
+    state = ServeState(Path(run_dir), settings, predictor)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        await state.batcher.close()
+        state.close()
+
+    app = FastAPI(title="onefeed", version="0.1.0", lifespan=lifespan,
+                  description="Generative search, recommendation and query suggestion over "
+                  "semantic IDs (docs/SERVING.md).")
+    app.state.serve = state
+    _errors(app)
+    _middleware(app, state)
+    _routes(app, state)
+    return app
+
+
+# ---- errors ------------------------------------------------------------------------------------
+def _field(loc: tuple | list) -> str | None:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):  # where, not which field
+        parts = parts[1:]
+    return ".".join(parts) or None
+
+
+def _error(status: int, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "field": field}, status_code=status)
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errs = exc.errors()
+        first = errs[0] if errs else {"loc": (), "msg": "invalid request", "type": ""}
+        if first.get("type") == "json_invalid":
+            return _error(400, f"body is not valid JSON: {first.get('ctx', {}).get('error', '')}"
+                          .rstrip(": "), "body")
+        field = _field(first.get("loc", ()))
+        msg = first.get("msg", "invalid")
+        if first.get("type") == "missing" and field:
+            msg = "field required"
+        return _error(422, f"{field or 'body'}: {msg}", field)
+
+    @app.exception_handler(ServeError)
+    async def _serve(request: Request, exc: ServeError) -> JSONResponse:
+        return _error(exc.status, exc.message, exc.field)
+
+    @app.exception_handler(PredictError)
+    async def _predict(request: Request, exc: PredictError) -> JSONResponse:
+        return _error(_status(exc), str(exc), exc.field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), None)
+
+    @app.exception_handler(Exception)
+    async def _any(request: Request, exc: Exception) -> JSONResponse:  # a bug, not the client
+        return _error(500, f"internal error: {type(exc).__name__}: {exc}", None)
+
+
+def _middleware(app: FastAPI, state: ServeState) -> None:
+    limit = state.settings.max_body_bytes
+
+    @app.middleware("http")
+    async def _guard(request: Request, call_next):
+        start = time.perf_counter()
+        endpoint = request.url.path.strip("/").split("/")[0] or "root"
+        endpoint = endpoint if endpoint in _KNOWN else "other"
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            declared = request.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                response = _error(413, f"body: {declared} bytes is over the {limit}-byte limit",
+                                  "body")
+                return _count(state, endpoint, start, response)
+            body = bytearray()
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    return _count(state, endpoint, start, _error(
+                        413, f"body: over the {limit}-byte limit", "body"))
+            try:
+                bytes(body).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return _count(state, endpoint, start, _error(
+                    400, f"body: not valid UTF-8 (byte {exc.start})", "body"))
+            request._body = bytes(body)  # re-read by the handler
+        response = await call_next(request)
+        return _count(state, endpoint, start, response)
+
+
+_KNOWN = {"recommend", "search", "suggest", "feed", "feedback", "items", "health", "metrics",
+          "admin", "docs", "openapi.json", "static", "root"}
+
+
+def _count(state: ServeState, endpoint: str, start: float, response: Response) -> Response:
+    state.metrics.requests.labels(endpoint, str(response.status_code)).inc()
+    state.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+    return response
+
+
+# ---- routes --------------------------------------------------------------------------------------
+def _who(state: ServeState, req: S.WhoRequest, extra: list[Event] | None = None) -> Any:
+    """Check the request's user / history against the catalogue now (a 4xx before batching)."""
+    pred, s = state.predictor, state.settings
+    events = [Event(e.behaviour, e.item, e.query) for e in (req.history or [])] + (extra or [])
+    if len(events) > s.max_history:
+        raise ServeError(422, f"history: {len(events)} events; at most {s.max_history}",
+                         "history")
+    if req.user is not None:
+        pred.user(req.user, "user")
+    for n, e in enumerate(events):
+        if e.item is not None:
+            pred.item(e.item, f"history.{n}.item" if n < len(req.history or []) else
+                      "trigger_item", live=False)
+        if e.query is not None and len(e.query) > s.max_query_chars:
+            raise ServeError(422, f"history.{n}.query: {len(e.query)} characters; at most "
+                             f"{s.max_query_chars}", f"history.{n}.query")
+    if not events:
+        return req.user
+    return Context(req.user, tuple(events))
+
+
+def _k(state: ServeState, k: int) -> int:
+    if k > state.settings.max_k:
+        raise ServeError(422, f"k: {k} is over the limit of {state.settings.max_k}", "k")
+    return k
+
+
+def _request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _routes(app: FastAPI, state: ServeState) -> None:
+    s = state.settings
+
+    @app.post("/recommend", response_model=S.ItemsResponse, responses=ERRORS)
+    async def recommend(req: S.RecommendRequest) -> S.ItemsResponse:
+        """Next items for a user (their logged history) or an explicit history (NRIP)."""
+        row = {"who": _who(state, req), "k": _k(state, req.k)}
+        out = await state.batcher.submit("recommend", (req.exclude_seen,), row)
+        return S.ItemsResponse(items=[S.Item(**h._asdict()) for h in out["items"]],
+                               request_id=_request_id(), model=out["model"])
+
+    @app.post("/feed", response_model=S.FeedResponse, responses=ERRORS)
+    async def feed(req: S.RecommendRequest) -> S.FeedResponse:
+        """The feed: for now plain recommendation (``source`` says so)."""
+        row = {"who": _who(state, req), "k": _k(state, req.k)}
+        out = await state.batcher.submit("recommend", (req.exclude_seen,), row)
+        return S.FeedResponse(items=[S.Item(**h._asdict()) for h in out["items"]],
+                              request_id=_request_id(), model=out["model"])
+
+    @app.post("/search", response_model=S.ItemsResponse, responses=ERRORS)
+    async def search(req: S.SearchRequest) -> S.ItemsResponse:
+        """Items for a query, personalised by the user's history when one is given (NSIP)."""
+        if not req.query.strip():
+            raise ServeError(422, "query: empty (only white space)", "query")
+        if len(req.query) > s.max_query_chars:
+            raise ServeError(422, f"query: {len(req.query)} characters; at most "
+                             f"{s.max_query_chars}", "query")
+        if state.predictor.kind != "joint":
+            raise Unsupported("search: this run is recommendation-only (onefeed train); serve "
+                              "a joint run for search", "query")
+        who = _who(state, req) if (req.user is not None or req.history) else None
+        row = {"who": who, "k": _k(state, req.k), "query": req.query}
+        out = await state.batcher.submit("search", (req.fuse_bm25,), row)
+        return S.ItemsResponse(items=[S.Item(**h._asdict()) for h in out["items"]],
+                               request_id=_request_id(), model=out["model"])
+
+    @app.post("/suggest", response_model=S.SuggestResponse, responses=ERRORS)
+    async def suggest(req: S.SuggestRequest) -> S.SuggestResponse:
+        """Queries the user is likely to search next (NSQP), after ``trigger_item`` if given."""
+        if state.predictor.kind != "joint":
+            raise Unsupported("suggest: this run is recommendation-only (onefeed train) and "
+                              "cannot generate queries; serve a joint run", "user")
+        extra = [Event("rec_click", req.trigger_item)] if req.trigger_item else []
+        row = {"who": _who(state, req, extra), "k": req.k}
+        queries = await state.batcher.submit("suggest", (), row)
+        return S.SuggestResponse(queries=queries, rejected=False, request_id=_request_id())
+
+    @app.post("/feedback", response_model=S.FeedbackResponse, responses=ERRORS)
+    async def feedback(req: S.FeedbackRequest) -> S.FeedbackResponse:
+        """Log impressions, clicks, skips, dwells and queries; ids come back after COMMIT."""
+        from onefeed.feedback import FeedbackEvent
+
+        if len(req.events) > s.max_feedback_events:
+            raise ServeError(422, f"events: {len(req.events)}; at most "
+                             f"{s.max_feedback_events} per request", "events")
+        events = [FeedbackEvent(**e.model_dump()) for e in req.events]
+        loop = asyncio.get_running_loop()
+        log = await loop.run_in_executor(state.io_thread, state.feedback_log)
+        ids = await loop.run_in_executor(state.io_thread, log.append, events)
+        state.metrics.feedback.inc(len(ids))
+        return S.FeedbackResponse(ids=[int(i) for i in ids], accepted=len(ids))
+
+    @app.post("/items", response_model=S.ItemAdded, status_code=201, responses=ERRORS)
+    async def add_item(req: S.ItemIn) -> S.ItemAdded:
+        """Add an item: codes from its text's embedding, in the tries at once, journaled."""
+        loop = asyncio.get_running_loop()
+        pred = state.predictor
+        out = await loop.run_in_executor(state.model_thread, pred.add_and_log, req.item,
+                                         req.text, req.title)
+        return S.ItemAdded(item=out["item"], codes=out["codes"], n_items=pred.n_live)
+
+    @app.delete("/items/{item_id}", response_model=S.ItemRemoved, responses=ERRORS)
+    async def remove_item(item_id: str) -> S.ItemRemoved:
+        """Remove an item: no list contains it from the next request on."""
+        loop = asyncio.get_running_loop()
+        pred = state.predictor
+        await loop.run_in_executor(state.model_thread, pred.remove_and_log, item_id)
+        return S.ItemRemoved(item=item_id, removed=True, n_items=pred.n_live)
+
+    @app.get("/health", response_model=S.Health)
+    async def health() -> S.Health:
+        d = state.predictor.describe()
+        return S.Health(status="ok", run=d["run"], kind=d["kind"], n_items=d["n_items"],
+                        n_users=d["n_users"], batching=s.batching, reloads=state.reloads,
+                        uptime_s=round(time.time() - state.started, 3))
+
+    @app.get("/metrics", response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus text: request counts, latency histograms, queue depth, batch sizes."""
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/admin/reload", response_model=S.ReloadResponse, responses=ERRORS)
+    async def reload(req: S.ReloadRequest | None = None) -> S.ReloadResponse:
+        """Load a checkpoint beside the serving one, then swap: no request fails meanwhile."""
+        target = Path(req.run) if req and req.run else state.run_dir
+        if not state.reload_lock.acquire(blocking=False):
+            raise ServeError(409, "reload: another reload is in progress", "run")
+        try:
+            start = time.perf_counter()
+            loop = asyncio.get_running_loop()
+            try:  # loads on a plain thread: the model thread keeps serving the old predictor
+                new = await loop.run_in_executor(None, state.load, target)
+            except (PredictError, ValueError, FileNotFoundError) as exc:
+                raise ServeError(400, f"run: {exc}", "run") from None
+            state.predictor, state.run_dir = new, target
+            state.reloads += 1
+            return S.ReloadResponse(run=str(target), kind=new.kind, n_items=new.n_live,
+                                    seconds=round(time.perf_counter() - start, 3))
+        finally:
+            state.reload_lock.release()
+
+    if STATIC.is_dir():
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> Response:
+        page = STATIC / "index.html"
+        if page.is_file():
+            return FileResponse(page)
+        return JSONResponse({"service": "onefeed", "docs": "/docs", "health": "/health"})
+
+
+__all__ = ["create_app", "ServeState"]
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for ``onefeed serve --workers N`` (each worker process builds its own
+    app): the run from ``ONEFEED_SERVE_RUN``, the TOML file from ``ONEFEED_SERVE_CONFIG``."""
+    import os
+
+    from onefeed.serve.settings import load_settings
+
+    run = os.environ.get("ONEFEED_SERVE_RUN")
+    if not run:
+        raise RuntimeError("ONEFEED_SERVE_RUN is not set (start the server with onefeed serve)")
+    return create_app(run, load_settings(os.environ.get("ONEFEED_SERVE_CONFIG") or None))

@@ -1,0 +1,42 @@
+"""A tiny trained joint run and a tiny rec-only run on the toy joint world, with a real content
+RQ-KMeans SID build (so POST /items can quantise new items), built once per session."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
+from joint_toy import make_world  # noqa: E402
+
+SMALL = ["model.d_model=16", "model.n_heads=2", "model.d_ff=32", "model.max_len=8",
+         "train.batch_size=8", "train.eval_every=1", "train.eval_beam=5", "train.threads=1"]
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    from onefeed import training, training_joint
+    from onefeed.config import load
+    from onefeed.data.schemas import Dataset
+    from onefeed.sid.build import SidConfig, build
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("serve")
+    make_world(n_users=8).save(root / "data")
+    ds = Dataset.load(root / "data")
+    cfg = load(SidConfig, None, ["levels=2", "codebook_size=3", f"cache_dir={root / 'cache'}"])
+    build(ds, cfg, root / "sid", progress=False, data_dir=root / "data")
+    training_joint.run(root / "data", root / "sid", None, root / "joint",
+                       SMALL + ["train.max_steps=3", "tasks.desc_batch=8"])
+    training.run(root / "data", root / "sid", None, root / "rec",
+                 SMALL + ["train.max_steps=3", "train.epochs=1", "train.eval_beam=20"])
+    return {"root": root, "joint": root / "joint", "rec": root / "rec", "data": root / "data",
+            "sid": root / "sid"}
+
+
+@pytest.fixture(scope="session")
+def joint_pred(runs):
+    from onefeed.predict import Predictor
+
+    return Predictor.from_run(runs["joint"])

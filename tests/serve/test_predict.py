@@ -1,0 +1,120 @@
+"""``onefeed.predict.Predictor``: the same answers as the code it wraps, explicit histories,
+rec-only runs, catalogue updates and their journal."""
+
+import json
+
+import numpy as np
+import pytest
+
+from onefeed.predict import (Catalogue, CatalogueConflict, Context, Event, Predictor,
+                             UnknownItem, UnknownUser, Unsupported)
+
+
+def _ids(hits):
+    return [h.item for h in hits]
+
+
+def test_joint_answers_match_joint_predictor(joint_pred):
+    p = joint_pred
+    users = ["u0", "u3", "u5"]
+    idx = np.array([p.user(u) for u in users])
+    for exclude in (False, True):
+        ours = p.recommend(users, 4, 6, exclude_seen=exclude, split="test")
+        ref = p.joint.recommend(idx, "test", 4, 6, exclude_seen=exclude)
+        assert [_ids(h) for h in ours] == [[p.item_ids[i] for i in r if i >= 0] for r in ref]
+    assert p.suggest(users, 3, 5, split="test") == p.joint.generate_queries(idx, "test", 3, 5)
+    q = p.joint.jd.query_text[0]  # a query the table knows: JointPredictor.search can take it
+    ours = p.search([q] * 3, users, 4, 6, split="test")
+    ref = p.joint.search(idx, [q] * 3, "test", 4, 6)
+    assert [_ids(h) for h in ours] == [[p.item_ids[i] for i in r if i >= 0] for r in ref]
+
+
+def test_explicit_history_equals_the_logged_one(joint_pred):
+    p = joint_pred
+    jd, u = p.joint.jd, p.user("u2")
+    lo, hi = jd.user_start[u], jd.user_start[u + 1]
+    names = {1: "rec_click", 2: "search_query", 3: "search_click"}
+    events = [Event(names[int(b)], p.item_ids[i] if i >= 0 else None,
+                    jd.query_text[q] if q >= 0 else None)
+              for b, i, q in zip(jd.behaviour[lo:hi], jd.item[lo:hi], jd.query[lo:hi])]
+    by_user = p.recommend(["u2"], 5, 6)[0]
+    by_events = p.recommend([events], 5, 6)[0]
+    assert _ids(by_user) == _ids(by_events)
+    assert [h.score for h in by_user] == pytest.approx([h.score for h in by_events], abs=1e-5)
+    # scores are log-probs, best first; the user + nothing extra is the user alone
+    assert [h.score for h in by_user] == sorted((h.score for h in by_user), reverse=True)
+    assert _ids(p.recommend([Context("u2", ())], 5, 6)[0]) == _ids(by_user)
+    # a new query text (not in any table) still searches
+    assert len(p.search(["green widget never typed"], [events], 3, 6)[0]) == 3
+
+
+def test_bad_rows_name_the_field(joint_pred):
+    with pytest.raises(UnknownUser, match="user: unknown user 'nobody'"):
+        joint_pred.recommend(["nobody"], 3)
+    with pytest.raises(UnknownItem, match="history: unknown item 'zz'"):
+        joint_pred.recommend([[Event("rec_click", "zz")]], 3)
+
+
+def test_rec_only_run_answers_what_it_can(runs):
+    from onefeed.cli.model import recommend_items
+
+    p = Predictor.from_run(runs["rec"])
+    assert p.kind == "rec" and p.describe()["tasks"] == ["recommend", "score"]
+    got = p.recommend(["u1"], 4, 20)[0]
+    cli, _ = recommend_items(runs["rec"], "u1", 4, 20, False)
+    assert _ids(got) == [r["item_id"] for r in cli["items"]]
+    with pytest.raises(Unsupported, match="suggest: .* is a recommendation-only run"):
+        p.suggest(["u1"], 3)
+    with pytest.raises(Unsupported, match="search: .* is a recommendation-only run"):
+        p.search(["red"], ["u1"], 3)
+    scores = p.score(["u1"], [[got[0].item, got[1].item]])
+    assert scores[0] == pytest.approx([got[0].score, got[1].score], abs=1e-4)
+
+
+def test_score_is_the_beam_score(joint_pred):
+    top = joint_pred.recommend(["u4"], 3, 6)[0]
+    s = joint_pred.score(["u4"], [_ids(top)])[0]
+    assert s == pytest.approx([h.score for h in top], abs=1e-4)
+
+
+def test_items_add_remove_and_replay(runs, tmp_path):
+    p = Predictor.from_run(runs["joint"])
+    cat = Catalogue(tmp_path / "cat.jsonl")
+    assert p.attach(cat) == 0
+    n = p.n_live
+    out = p.add_and_log("new-red", "Title: red lipstick number 99; Brand: acme", "Red 99")
+    codes = out["codes"]
+    table = p.joint.layout.codes
+    assert len(np.unique(table, axis=0)) == len(table)  # identifiers stay unique
+    assert table[-1].tolist() == codes and p.n_live == n + 1
+    # recommendable and searchable at once: it is in both tries and lists over all items
+    everything = p.n_live
+    assert "new-red" in _ids(p.recommend(["u0"], everything, everything)[0])
+    assert "new-red" in _ids(p.search(["red lipstick"], [None], everything, everything)[0])
+    assert "new-red" in _ids(p.search(["red lipstick"], [None], everything, fuse_bm25=0.1,
+                                      bm25_depth=everything)[0])
+    with pytest.raises(CatalogueConflict, match="'new-red' is already in the catalogue"):
+        p.add_and_log("new-red", "again")
+    p.remove_and_log("i3")
+    assert "i3" not in _ids(p.recommend(["u0"], everything, everything)[0])
+    with pytest.raises(UnknownItem, match="removed from the catalogue"):
+        p.remove_item("i3")
+    # a restart: a fresh predictor replays the journal to the same catalogue
+    q = Predictor.from_run(runs["joint"])
+    assert q.attach(Catalogue(tmp_path / "cat.jsonl")) == 2
+    assert q.joint.layout.codes[-1].tolist() == codes and "i3" not in _ids(
+        q.recommend(["u0"], everything, everything)[0])
+    assert [json.loads(x)["op"] for x in (tmp_path / "cat.jsonl").read_text().splitlines()] \
+        == ["add", "remove"]
+    # another process's change arrives through sync; a torn last line waits for its end
+    with open(tmp_path / "cat.jsonl", "a") as fh:
+        fh.write(json.dumps({"op": "remove", "item": "i4"}) + "\n" + '{"op": "rem')
+    assert p.sync() == 1 and "i4" not in p.tries["rec"]
+    assert p.sync() == 0
+
+
+def test_rec_only_items(runs, tmp_path):
+    p = Predictor.from_run(runs["rec"])
+    p.attach(Catalogue(tmp_path / "c.jsonl"))
+    p.add_and_log("fresh", "Title: blue cream number 50", "Fresh")
+    assert "fresh" in _ids(p.recommend([[Event("rec_click", "fresh")]], p.n_live, p.n_live)[0])

@@ -17,6 +17,7 @@ from onefeed.config import ConfigError, check_range, in_range
 from onefeed.data.datasets.generic import GenericMapping
 from onefeed.data.prepare import PrepareConfig, load_config
 from onefeed.bench.runner import SuiteConfig, load_suite
+from onefeed.bench.auto import load_config as load_auto_config
 from onefeed.paths import REPO
 from onefeed.sid.build import SidConfig
 from onefeed.training import RunConfig
@@ -122,8 +123,17 @@ def test_defaults_and_every_shipped_config_pass_validation():
     for path in (REPO / "configs" / "model").glob("*.toml"):
         joint = tomllib.loads(path.read_text()).get("model", {}).get("arch") == "joint"
         config.load(JointRunConfig if joint else RunConfig, path)
+    auto = REPO / "configs" / "bench" / "auto"  # `onefeed bench auto`: its own config + templates
     for path in (REPO / "configs" / "bench").rglob("*.toml"):
-        load_suite(path)
+        if path.parent != auto:
+            load_suite(path)
+    auto_config = load_auto_config(auto / "default.toml")
+    load_suite(auto / "suite.toml")
+    for name in ("tiger", "joint"):
+        model = tomllib.loads((auto / f"{name}.toml").read_text())
+        config.load(JointRunConfig if model["model"].get("arch") == "joint" else RunConfig,
+                    auto / f"{name}.toml")
+    assert auto_config.template.endswith("suite.toml")
 
 
 def test_relative_options_config_resolves_against_the_prepare_file(tmp_path, monkeypatch):

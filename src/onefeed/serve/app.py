@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from onefeed.predict import (Catalogue, CatalogueConflict, Context, Event, PredictError,
                              Predictor, UnknownItem, UnknownUser, Unsupported)
+from onefeed.serve import browse
 from onefeed.serve import schemas as S
 from onefeed.serve.batching import MicroBatcher
 from onefeed.serve.settings import ServeSettings
@@ -226,7 +227,7 @@ def _middleware(app: FastAPI, state: ServeState) -> None:
 
 
 _KNOWN = {"recommend", "search", "suggest", "feed", "feedback", "items", "health", "metrics",
-          "admin", "docs", "openapi.json", "static", "root"}
+          "admin", "docs", "openapi.json", "static", "root", "users"}
 
 
 def _count(state: ServeState, endpoint: str, start: float, response: Response) -> Response:
@@ -377,6 +378,8 @@ def _routes(app: FastAPI, state: ServeState) -> None:
                                     seconds=round(time.perf_counter() - start, 3))
         finally:
             state.reload_lock.release()
+
+    app.include_router(browse.router(lambda: state.predictor))
 
     if STATIC.is_dir():
         from fastapi.staticfiles import StaticFiles

@@ -86,8 +86,8 @@ BAD = [  # (method, path, body or raw bytes, status, field, message part)
     ("post", "/recommend", {"user": "u0", "k": "3"}, 422, "k", "valid integer"),
     ("post", "/recommend", {"user": 7}, 422, "user", "valid string"),
     ("post", "/recommend", {"user": "u0", "colour": "red"}, 422, "colour", "Extra inputs"),
-    ("post", "/recommend", {}, 422, None, "give a user or a non-empty history"),
-    ("post", "/recommend", [1, 2], 422, None, "valid dictionary"),
+    ("post", "/recommend", {}, 422, "body", "give a user or a non-empty history"),
+    ("post", "/recommend", [1, 2], 422, "body", "valid dictionary"),
     ("post", "/recommend", b'{"user": "u0"', 400, "body", "not valid JSON"),
     ("post", "/recommend", b'{"user": "\xff\xfe"}', 400, "body", "not valid UTF-8 (byte 10)"),
     ("post", "/recommend", b'{"user": "' + b"u" * 5000 + b'"}', 413, "body", "4096-byte limit"),
@@ -96,18 +96,21 @@ BAD = [  # (method, path, body or raw bytes, status, field, message part)
     ("post", "/search", {"query": "x" * 41}, 422, "query", "41 characters; at most 40"),
     ("post", "/search", {"query": "red", "fuse_bm25": -1}, 422, "fuse_bm25", "greater than"),
     ("post", "/search", {"k": 3}, 422, "query", "field required"),
-    ("post", "/suggest", {"k": 3}, 422, None, "give a user, a history or a trigger_item"),
+    ("post", "/suggest", {"k": 3}, 422, "body", "give a user, a history or a trigger_item"),
     ("post", "/suggest", {"user": "u0", "k": 51}, 422, "k", "less than or equal to 50"),
     ("post", "/suggest", {"trigger_item": "zz"}, 404, "trigger_item", "unknown item 'zz'"),
     ("post", "/items", {"item": "x"}, 422, "text", "field required"),
     ("post", "/items", {"item": "i1", "text": "red"}, 409, "item", "already in the catalogue"),
     ("delete", "/items/zz", None, 404, "item", "unknown item 'zz'"),
+    ("delete", "/items/a%2Fb", None, 404, "item", "unknown item 'a/b'"),  # found by the fuzz:
+    ("delete", "/items/a%0Ab", None, 404, "item", "unknown item 'a\\nb'"),  # was Not Found
     ("post", "/feedback", {"events": []}, 422, "events", "at least 1 item"),
     ("post", "/feedback", {"events": [{"user": "u0", "kind": "click", "timestamp": 1.0}]}, 422,
      "events.0", "a click event needs an item"),
     ("post", "/feedback", {"events": [{"user": "u0", "kind": "look", "timestamp": 1.0}]}, 422,
      "events.0.kind", "Input should be"),
     ("post", "/admin/reload", {"run": "/no/such/run"}, 400, "run", "no trained run here"),
+    ("post", "/admin/reload", {"run": "a" * 300}, 400, "run", "File name too long"),  # was 500
     ("get", "/nowhere", None, 404, None, "Not Found"),
     ("put", "/recommend", {"user": "u0"}, 405, None, "Method Not Allowed"),
 ]

@@ -50,6 +50,8 @@ BAD = [  # (path, status, field, message part)
     ("/users?offset=-1", 422, "offset", "greater than or equal to 0"),
     ("/users/nobody/history", 404, "user_id", "unknown user 'nobody'"),
     ("/users/a%2Fb/history", 404, "user_id", "unknown user 'a/b'"),
+    ("/users/%0A0/history", 404, "user_id", "unknown user '\\n0'"),  # found by the fuzz
+    ("/users//history", 404, "user_id", "unknown user ''"),
     ("/users/u0/history?limit=0", 422, "limit", "greater than or equal to 1"),
 ]
 

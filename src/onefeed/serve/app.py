@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
                                Histogram, generate_latest)
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from onefeed.predict import (Catalogue, CatalogueConflict, Context, Event, PredictError,
@@ -158,7 +159,8 @@ def _field(loc: tuple | list) -> str | None:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):  # where, not which field
         parts = parts[1:]
-    return ".".join(parts) or None
+    # a model-level check (``give a user or ...``) sits at the location itself: name that
+    return ".".join(parts) or (str(loc[0]) if len(loc) else "body")
 
 
 def _error(status: int, message: str, field: str | None = None) -> JSONResponse:
@@ -268,6 +270,22 @@ def _request_id() -> str:
     return uuid.uuid4().hex
 
 
+class IdConvertor(Convertor):
+    """A path segment holding any id, even one with ``/`` or a newline (``path`` stops at
+    newlines), so an odd id is a 404 naming the field, never an unmatched route."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("id", IdConvertor())
+
+
 def _routes(app: FastAPI, state: ServeState) -> None:
     s = state.settings
 
@@ -339,7 +357,7 @@ def _routes(app: FastAPI, state: ServeState) -> None:
                                          req.text, req.title)
         return S.ItemAdded(item=out["item"], codes=out["codes"], n_items=pred.n_live)
 
-    @app.delete("/items/{item_id}", response_model=S.ItemRemoved, responses=ERRORS)
+    @app.delete("/items/{item_id:id}", response_model=S.ItemRemoved, responses=ERRORS)
     async def remove_item(item_id: str) -> S.ItemRemoved:
         """Remove an item: no list contains it from the next request on."""
         loop = asyncio.get_running_loop()
@@ -370,7 +388,7 @@ def _routes(app: FastAPI, state: ServeState) -> None:
             loop = asyncio.get_running_loop()
             try:  # loads on a plain thread: the model thread keeps serving the old predictor
                 new = await loop.run_in_executor(None, state.load, target)
-            except (PredictError, ValueError, FileNotFoundError) as exc:
+            except (PredictError, ValueError, OSError) as exc:  # OSError: ENAMETOOLONG too
                 raise ServeError(400, f"run: {exc}", "run") from None
             state.predictor, state.run_dir = new, target
             state.reloads += 1

@@ -77,7 +77,8 @@ class _Index:
 
 
 def router(current: Any) -> APIRouter:
-    """The routes over ``current()``, the predictor serving now (it changes on reload)."""
+    """The routes over ``current()``, the predictor serving now (it changes on reload).
+    ``{user_id:id}`` is app.IdConvertor: any id, even one with ``/`` or a newline."""
     api = APIRouter()
     cache: dict[str, _Index] = {}
 
@@ -99,7 +100,7 @@ def router(current: Any) -> APIRouter:
                                     for u in page],
                              total=len(ix.user_ids), limit=limit, offset=offset)
 
-    @api.get("/users/{user_id:path}/history", response_model=HistoryResponse,
+    @api.get("/users/{user_id:id}/history", response_model=HistoryResponse,
              responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
     async def history(user_id: str,
                       limit: int = Query(50, ge=1, le=1000, description="most recent events")

@@ -2,6 +2,9 @@
 schemathesis examples per endpoint against a real ``onefeed serve`` (no 5xx, every 4xx names a
 field)."""
 
+import random
+from types import SimpleNamespace
+
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -34,6 +37,34 @@ def test_config_is_checked():
         fuzz.FuzzConfig(examples=0)
     with pytest.raises(ValueError, match=r"modes: \['sideways'\]"):
         fuzz.FuzzConfig(modes=("sideways",))
+
+
+def _case(path, body, path_parameters=None):
+    return SimpleNamespace(operation=SimpleNamespace(path=path), body=body,
+                           path_parameters=path_parameters or {})
+
+
+def test_known_ids_make_requests_reach_the_model():
+    known = fuzz.KnownIds(users=("u0",), items=("i3",), max_k=8)
+    body = {"history": [{"behaviour": "rec_click", "item": "zz"}, {"behaviour": "search_query",
+                                                                    "query": "x"}], "k": 900}
+    case = _case("/recommend", body)
+    assert known.realise(case, random.Random(0), 1.0)
+    assert body["user"] == "u0" and body["history"][0]["item"] == "i3"
+    assert "item" not in body["history"][1] and 1 <= body["k"] <= 8
+    suggest = _case("/suggest", {"user": None, "trigger_item": "q", "k": 3})
+    known.realise(suggest, random.Random(0), 1.0)
+    assert suggest.body == {"user": "u0", "trigger_item": "i3", "k": 3}
+    hist = _case("/users/{user_id}/history", None, {"user_id": "\n"})
+    known.realise(hist, random.Random(0), 1.0)
+    assert hist.path_parameters == {"user_id": "u0"}
+    for path, kept in (("/items", {"item": "new", "text": "t"}),  # a new item id stays new
+                       ("/recommend", True), ("/admin/reload", {"run": "x"})):  # not a body
+        case = _case(path, kept.copy() if isinstance(kept, dict) else kept)
+        assert not known.realise(case, random.Random(0), 1.0) and case.body == kept
+    untouched = {"user": "zz", "k": 900}
+    assert not known.realise(_case("/search", untouched), random.Random(0), 0.0)
+    assert untouched == {"user": "zz", "k": 900}
 
 
 def test_it_catches_a_server_error():
@@ -72,10 +103,13 @@ def test_every_endpoint_keeps_the_error_contract(server):
     assert {"POST /recommend", "POST /search", "GET /users",
             "GET /users/{user_id}/history", "DELETE /items/{item_id}"} <= set(labels)
     skip = fuzz.unavailable()
-    results = fuzz.run(schema, fuzz.FuzzConfig(examples=4, seed=1, exclude=tuple(skip)),
-                       server.url)
+    known = fuzz.known_ids(server.url)
+    assert known.users[:2] == ("u0", "u1") and "i1" in known.items
+    results = fuzz.run(schema, fuzz.FuzzConfig(examples=6, seed=1, exclude=tuple(skip)),
+                       server.url, known)
     assert sorted(r.label for r in results) == sorted(set(labels) - set(skip))
     assert all(r.requests >= 1 for r in results)
+    assert sum(r.statuses.get("200", 0) for r in results if r.label == "POST /recommend") > 0
     failures = [(r.label, f["problem"], f["request"]) for r in results for f in r.failures]
     assert failures == []
     assert fuzz.summary(results)["server_errors"] == 0

@@ -30,6 +30,8 @@ def bench_serve_fuzz_cmd(
                              help="the run to serve (a joint run reaches /search and /suggest)"),
     examples: int = typer.Option(20, min=1, max=100000,
                                  help="requests per endpoint and generation mode"),
+    real_share: float = typer.Option(0.5, min=0.0, max=1.0, help="share of requests whose "
+                                     "user / item ids are swapped for ones the run knows"),
     modes: str = typer.Option("positive,negative", help="comma-separated generation modes"),
     seed: int = typer.Option(0, help="Hypothesis seed (same seed, same requests)"),
     exclude: list[str] = typer.Option([], help="operation to leave out, e.g. 'POST /feedback'"),
@@ -44,6 +46,7 @@ def bench_serve_fuzz_cmd(
 
     try:
         cfg = fuzz.FuzzConfig(examples=examples, seed=seed, exclude=tuple(exclude),
+                              real_share=real_share,
                               modes=tuple(m.strip() for m in modes.split(",") if m.strip()))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -55,15 +58,18 @@ def bench_serve_fuzz_cmd(
     start = time.perf_counter()
     with Server(run, settings) as server:
         schema = fuzz.load_schema(server.url)
-        results = fuzz.run(schema, cfg, server.url, progress=_echo)
+        known = fuzz.known_ids(server.url)
+        results = fuzz.run(schema, cfg, server.url, known, progress=_echo)
     wall = time.perf_counter() - start
     doc = {"name": "serve-fuzz", "run": str(run), "seed": seed, "commit": git_commit(),
            "machine": machine_info(),
            "config": {"examples": examples, "modes": list(cfg.modes), "server": settings,
+                      "real_share": real_share, "known_users": len(known.users),
+                      "known_items": len(known.items),
                       "excluded": excluded, "schemathesis": _version("schemathesis"),
                       "hypothesis": _version("hypothesis")},
            "command": f"onefeed bench serve-fuzz --run {run} --examples {examples} "
-                      f"--modes {','.join(cfg.modes)} --seed {seed}"
+                      f"--modes {','.join(cfg.modes)} --seed {seed} --real-share {real_share}"
                       + "".join(f" --exclude '{e}'" for e in exclude)
                       + "".join(f" --set {s}" for s in setting),
            "seconds": round(wall, 1), "summary": fuzz.summary(results),
@@ -103,14 +109,19 @@ def _markdown(doc: dict) -> str:
              f"- {doc['config']['examples']} examples per endpoint and mode "
              f"({', '.join(doc['config']['modes'])})",
              f"- **{s['requests']} requests, {s['failures']} breaking the contract, "
-             f"{s['server_errors']} 5xx**", "",
-             "| endpoint | requests | statuses | failures | skipped |", "|---|---|---|---|---|"]
+             f"{s['server_errors']} 5xx**",
+             f"- a share {doc['config']['real_share']} of the ids made real ones "
+             f"({doc['config']['known_users']} users, {doc['config']['known_items']} items "
+             "known), so requests reach the model rather than stopping at a 404", "",
+             "| endpoint | requests | real ids | statuses | failures | skipped |",
+             "|---|---|---|---|---|---|"]
     for label, r in doc["endpoints"].items():
         statuses = ", ".join(f"{k}: {v}" for k, v in r["statuses"].items())
-        lines.append(f"| `{label}` | {r['requests']} | {statuses} | {r['n_failures']} | "
+        lines.append(f"| `{label}` | {r['requests']} | {r['realised']} | {statuses} | "
+                     f"{r['n_failures']} | "
                      f"{', '.join(r['skipped']) or '-'} |")
     for label, why in doc["config"]["excluded"].items():
-        lines.append(f"| `{label}` | 0 | - | - | excluded: {why} |")
+        lines.append(f"| `{label}` | 0 | - | - | - | excluded: {why} |")
     bad = [(label, f) for label, r in doc["endpoints"].items() for f in r["failures"]]
     if bad:
         lines += ["", "Requests breaking the contract (first few per endpoint):", ""]

@@ -237,5 +237,5 @@ def as_dict(results: list[EndpointResult]) -> dict[str, Any]:
     return {r.label: asdict(r) for r in results}
 
 
-__all__ = ["EndpointResult", "FuzzConfig", "KnownIds", "as_dict", "known_ids", "load_schema", "operations", "problem",
-           "run", "summary", "unavailable"]
+__all__ = ["EndpointResult", "FuzzConfig", "KnownIds", "as_dict", "known_ids", "load_schema",
+           "operations", "problem", "run", "summary", "unavailable"]

@@ -63,7 +63,7 @@ def is_postgres(target: str) -> bool:
 
 def redact(target: str) -> str:
     """``target`` with any password of a URL replaced by ``***`` (for messages, manifests)."""
-    return re.sub(r"^(postgres(?:ql)?://[^:/@]*):[^@]*@", r"\1:***@", target)
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):[^@/]*@", r"\1:***@", target)
 
 
 def open_log(target: str | Path, create: bool = True) -> "SqliteLog | PostgresLog":

@@ -74,3 +74,34 @@ def test_acknowledged_feedback_survives_kill_9_of_the_server(runs, tmp_path):
     lost = sorted(set(acks) - set(logged))
     assert not lost, f"{len(lost)} acknowledged events lost, e.g. {lost[:5]}"
     assert all(logged[i] == rid for i, rid in acks.items())
+
+
+def test_feedback_endpoint_writes_the_log(runs, joint_pred, tmp_path):
+    """In process: ids come back in order, the log holds exactly the events sent (default
+    target: <run>.feedback.sqlite beside the run unless ``feedback`` is set), metrics count."""
+    from fastapi.testclient import TestClient
+
+    from onefeed.serve import ServeSettings, create_app
+
+    db = tmp_path / "fb.sqlite"
+    settings = ServeSettings(catalogue=str(tmp_path / "cat.jsonl"), feedback=str(db),
+                             max_feedback_events=3)
+    assert settings.feedback_target(runs["joint"]) == str(db)
+    assert ServeSettings().feedback_target(runs["joint"]) == str(
+        runs["joint"].resolve().parent / "joint.feedback.sqlite")
+    sent = [{"user": "u0", "kind": "impression", "timestamp": 5.0, "item": "i1", "position": 0,
+             "request_id": "r1"},
+            {"user": "u0", "kind": "dwell", "timestamp": 6.5, "item": "i1", "dwell_ms": 800},
+            {"user": "u0", "kind": "query", "timestamp": 7.0, "query": "red lipstick"}]
+    with TestClient(create_app(runs["joint"], settings, joint_pred)) as c:
+        r = c.post("/feedback", json={"events": sent})
+        assert r.status_code == 200 and r.json() == {"ids": [1, 2, 3], "accepted": 3}
+        assert c.post("/feedback", json={"events": sent[:1]}).json()["ids"] == [4]
+        r = c.post("/feedback", json={"events": sent + sent[:1]})
+        assert r.status_code == 422 and r.json()["error"] == "events: 4; at most 3 per request"
+        assert "onefeed_feedback_events_total 4.0" in c.get("/metrics").text
+    with open_log(str(db)) as log:
+        rows = list(log.read())
+    assert [r.id for r in rows] == [1, 2, 3, 4]
+    assert [{k: v for k, v in r.event.as_dict().items() if v is not None} for r in rows] == \
+        sent + sent[:1]

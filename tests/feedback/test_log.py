@@ -112,3 +112,12 @@ def test_concurrent_writer_processes_lose_nothing(target):
     with open_log(target) as log:
         logged = {r.id: r.event.request_id for r in log.read()}
     assert logged == acks
+
+
+def test_a_row_edited_by_hand_is_named_on_read(tmp_path):
+    path = tmp_path / "fb.sqlite"
+    with open_log(str(path)) as log:
+        log.append(events(2))
+        log.conn.execute("UPDATE onefeed_feedback SET kind = 'look' WHERE id = 2")
+        with pytest.raises(FeedbackError, match="^log id 2: kind: 'look' is not one of "):
+            list(log.read())

@@ -94,7 +94,10 @@ def _check_events(events: list[FeedbackEvent]) -> list[tuple[Any, ...]]:
 
 
 def _event(row: tuple[Any, ...]) -> LoggedEvent:
-    return LoggedEvent(int(row[0]), float(row[1]), FeedbackEvent(*row[2:]))
+    try:
+        return LoggedEvent(int(row[0]), float(row[1]), FeedbackEvent(*row[2:]))
+    except FeedbackError as exc:  # a row changed by hand since it was appended
+        raise FeedbackError(f"log id {row[0]}: {exc}") from None
 
 
 def _expected_columns() -> list[str]:
@@ -123,8 +126,11 @@ class SqliteLog:
                 raise FeedbackError(f"{path}: no feedback log here (file not found)")
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                    isolation_level=None, check_same_thread=False)
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                        isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise FeedbackError(f"{path}: cannot open the SQLite feedback log ({exc})") from None
         try:
             self._setup()
         except sqlite3.DatabaseError as exc:

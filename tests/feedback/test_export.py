@@ -2,6 +2,7 @@
 a hand-made log, and the CLI's refusals (foreign folders, the log itself, existing exports)."""
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -132,6 +133,15 @@ def test_export_refusals(tmp_path, capsys):
     assert "no feedback log here (file not found)" in fails(str(tmp_path / "nope.sqlite"),
                                                             "--out", str(tmp_path / "e"))
     assert not (tmp_path / "nope.sqlite").exists() and not (tmp_path / "e").exists()
+    other_db = tmp_path / "other.sqlite"
+    sqlite3.connect(other_db).execute("CREATE TABLE notes (x TEXT)")
+    assert "no table onefeed_feedback (not an onefeed feedback log)" in fails(
+        str(other_db), "--out", str(tmp_path / "e"))
+    with sqlite3.connect(other_db) as conn:  # export added nothing to someone else's file
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["notes"]
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert "no manifest.json" in fails(str(log_path), "--out", str(tmp_path / "e"), "--data",
+                                       str(foreign))
     file_out = tmp_path / "file.parquet"
     file_out.write_text("x")
     assert "is a file, not a directory" in fails(str(log_path), "--out", str(file_out))

@@ -4,6 +4,7 @@ returns committed ids, read gives them back, concurrent writer processes lose no
 import sqlite3
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -77,6 +78,21 @@ def test_bad_targets_are_one_line(tmp_path):
     with pytest.raises(FeedbackError, match="no feedback log here"):
         open_log(str(tmp_path / "missing.sqlite"), create=False)
     assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_export_side_open_never_creates(target):
+    """open_log(create=False), as export uses it, refuses a database without the table and
+    leaves it without one."""
+    missing = "no feedback log here" if target.endswith(".sqlite") else "no table onefeed_feedback"
+    for _ in range(2):  # and the first refusal created nothing
+        with pytest.raises(FeedbackError, match=missing):
+            open_log(target, create=False)
+    if target.endswith(".sqlite"):
+        assert not Path(target).exists()
+    with open_log(target) as log:
+        log.append(events(1))
+    with open_log(target, create=False) as log:
+        assert log.count() == 1
 
 
 def test_postgres_connection_failure_hides_the_password():

@@ -74,7 +74,7 @@ def open_log(target: str | Path, create: bool = True) -> "SqliteLog | PostgresLo
         raise FeedbackError("feedback log: empty target (give a SQLite path or a "
                             "postgresql:// URL)")
     if is_postgres(target):
-        return PostgresLog(target)
+        return PostgresLog(target, create)
     if "://" in target:
         raise FeedbackError(f"{redact(target)}: unknown log URL scheme (use a SQLite file path "
                             "or postgresql://...)")
@@ -132,14 +132,19 @@ class SqliteLog:
         except sqlite3.Error as exc:
             raise FeedbackError(f"{path}: cannot open the SQLite feedback log ({exc})") from None
         try:
-            self._setup()
-        except sqlite3.DatabaseError as exc:
+            self._setup(create)
+        except (sqlite3.DatabaseError, FeedbackError) as exc:
             self.conn.close()
+            if isinstance(exc, FeedbackError):
+                raise
             raise FeedbackError(f"{path}: not a usable SQLite feedback log ({exc})") from None
 
-    def _setup(self) -> None:
+    def _setup(self, create: bool) -> None:
         c = self.conn
         c.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not create and c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                    "name = ?", (TABLE,)).fetchone() is None:
+            raise FeedbackError(f"{self.target}: no table {TABLE} (not an onefeed feedback log)")
         mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise sqlite3.DatabaseError(f"journal_mode is {mode}, WAL could not be enabled")
@@ -214,7 +219,7 @@ class SqliteLog:
 class PostgresLog:
     """A table in a PostgreSQL database (psycopg 3), one connection used under a lock."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, create: bool = True) -> None:
         try:
             import psycopg
         except ImportError as exc:  # pragma: no cover - a dependency of onefeed
@@ -224,9 +229,11 @@ class PostgresLog:
         self._lock = threading.Lock()
         self.conn = self._connect()
         try:
-            self._setup()
-        except psycopg.Error as exc:
+            self._setup(create)
+        except (psycopg.Error, FeedbackError) as exc:
             self.conn.close()
+            if isinstance(exc, FeedbackError):
+                raise
             raise FeedbackError(f"{redact(url)}: cannot create or check table {TABLE} "
                                 f"({str(exc).strip()})") from None
 
@@ -237,19 +244,23 @@ class PostgresLog:
             raise FeedbackError(f"{redact(self.target)}: cannot connect to PostgreSQL "
                                 f"({str(exc).strip().splitlines()[0]})") from None
 
-    def _setup(self) -> None:
+    def _setup(self, create: bool) -> None:
         types = ("TEXT NOT NULL", "TEXT NOT NULL", "DOUBLE PRECISION NOT NULL", "TEXT", "TEXT",
                  "BIGINT", "BIGINT", "TEXT")
         cols = ", ".join(f"{n} {t}" for n, t in zip(COLUMNS.values(), types))
         with self.conn.transaction(), self.conn.cursor() as cur:
             # concurrent CREATE TABLE IF NOT EXISTS can collide in the catalogue: take turns
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (0x0FEED,))
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id BIGSERIAL PRIMARY KEY, "
-                        f"received_at DOUBLE PRECISION NOT NULL, {cols})")
+            if create:
+                cur.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id BIGSERIAL PRIMARY KEY, "
+                            f"received_at DOUBLE PRECISION NOT NULL, {cols})")
             cur.execute("SELECT column_name FROM information_schema.columns WHERE "
                         "table_name = %s AND table_schema = current_schema() "
                         "ORDER BY ordinal_position", (TABLE,))
             found = [r[0] for r in cur.fetchall()]
+        if not found:
+            raise FeedbackError(f"{redact(self.target)}: no table {TABLE} (not an onefeed "
+                                "feedback log)")
         _check_columns(found, redact(self.target))
 
     def append(self, events: list[FeedbackEvent]) -> list[int]:

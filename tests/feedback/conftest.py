@@ -59,7 +59,7 @@ def pg_server(tmp_path_factory):
     def run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
         full = ["runuser", "-u", "postgres", "--", *cmd] if as_root else cmd
         return subprocess.run(full, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, cwd=base)  # a folder postgres can read
 
     data, port = base / "data", free_port()
     out = run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",

@@ -137,3 +137,17 @@ def test_a_row_edited_by_hand_is_named_on_read(tmp_path):
         log.conn.execute("UPDATE onefeed_feedback SET kind = 'look' WHERE id = 2")
         with pytest.raises(FeedbackError, match="^log id 2: kind: 'look' is not one of "):
             list(log.read())
+
+
+def test_postgres_reconnects_after_its_connection_is_killed(pg_url):
+    import psycopg
+
+    with open_log(pg_url) as log:
+        assert log.append(events(1)) == [1]
+        pid = log.conn.info.backend_pid
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+        time.sleep(0.2)
+        assert log.append(events(2, "again")) == [2, 3]  # BEGIN failed: reconnected, once
+        assert log.conn.info.backend_pid != pid
+        assert [r.event.request_id for r in log.read()] == ["r0", "again0", "again1"]

@@ -15,14 +15,16 @@ so several worker processes append to one file at once, taking turns for the wri
 Ids come from ``AUTOINCREMENT``: never reused, increasing in commit order.
 
 PostgreSQL (psycopg 3): table ``onefeed_feedback`` (``BIGSERIAL`` ids, unique; concurrent
-writers may commit out of id order). A broken connection is reopened on the next append; an
-append that failed is never retried (its outcome is reported to the caller as an error).
+writers may commit out of id order). A connection that died while idle (a server restart) is
+reopened when the next append's BEGIN fails; an append that failed after that point is never
+retried (its outcome is unknown: the caller gets the error).
 
 Both create their table if it is missing and refuse one with other columns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import threading
@@ -269,17 +271,32 @@ class PostgresLog:
             return []
         sql = (f"INSERT INTO {TABLE} (received_at, {', '.join(COLUMNS.values())}) "
                f"VALUES ({', '.join(['%s'] * (len(COLUMNS) + 1))}) RETURNING id")
+        psycopg = self.psycopg
         with self._lock:
             if self.conn.closed or self.conn.broken:
                 self.conn = self._connect()
-            now = time.time()
-            with self.conn.transaction(), self.conn.cursor() as cur:  # COMMIT on exit
-                cur.executemany(sql, [(now, *r) for r in rows], returning=True)
-                ids = []
-                while True:
-                    ids.append(int(cur.fetchone()[0]))
-                    if not cur.nextset():
-                        break
+            conn = self.conn
+            try:
+                conn.execute("BEGIN")
+            except psycopg.OperationalError:  # died while idle (server restart): nothing was
+                conn.close()                  # sent, so one fresh connection may try again
+                conn = self.conn = self._connect()
+                conn.execute("BEGIN")
+            try:
+                now = time.time()
+                with conn.cursor() as cur:
+                    cur.executemany(sql, [(now, *r) for r in rows], returning=True)
+                    ids = []
+                    while True:
+                        ids.append(int(cur.fetchone()[0]))
+                        if not cur.nextset():
+                            break
+                conn.execute("COMMIT")  # a failure here is reported, never retried
+            except BaseException:
+                if not conn.broken and not conn.closed:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute("ROLLBACK")
+                raise
         return ids
 
     def read(self, after_id: int = 0) -> Iterator[LoggedEvent]:

@@ -58,6 +58,7 @@ def test_split_rules_hand_counted():
     assert events.filter(pl.col("kind") == "click")["strength"].null_count() == 4 * 6 - 1
     assert events["timestamp"].is_sorted()
     assert negatives.height == 4 * 5 * 2 + 1
+    assert negatives["id"].to_list() == sorted(negatives["id"].to_list())  # time, then id
     assert negatives["clicked"].sum() == 4 * 5  # position-0 impressions were clicked
     assert negatives.filter(pl.col("kind") == "skip")["clicked"].to_list() == [False]
     assert set(events.columns) >= {"user_id", "item_id", "timestamp", "behaviour", "query",

@@ -86,9 +86,10 @@ def split_log(log: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, int]:
               .select(EVENT_COLUMNS))
     positive_keys = log.filter(pl.col("kind").is_in(("click", "dwell"))
                                & pl.col("request_id").is_not_null()).select(key).unique()
-    negatives = (log.filter(pl.col("kind").is_in(NEGATIVE_KINDS)).sort(["timestamp", "id"])
+    negatives = (log.filter(pl.col("kind").is_in(NEGATIVE_KINDS))
                  .join(positive_keys.with_columns(pl.lit(True).alias("clicked")), on=key,
                        how="left")
+                 .sort(["timestamp", "id"])  # joins need not keep row order
                  .with_columns(pl.col("clicked").fill_null(False),
                                pl.col("user").alias("user_id"), pl.col("item").alias("item_id"))
                  .select(NEGATIVE_COLUMNS))

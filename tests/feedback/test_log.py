@@ -33,6 +33,7 @@ def test_append_then_read_round_trips(target):
         assert [r.event for r in rows] == events(3) + more
         assert all(r.received_at > 1.6e9 for r in rows)
         assert [r.id for r in log.read(after_id=3)] == [4, 5]
+        assert list(log) == rows
     with open_log(target) as again:  # reopened: the table is there, ids go on
         assert again.append(events(1, "z")) == [6]
 

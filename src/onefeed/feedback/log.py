@@ -57,6 +57,7 @@ class FeedbackLog(Protocol):
     def read(self, after_id: int = 0) -> Iterator[LoggedEvent]: ...
     def count(self) -> int: ...
     def close(self) -> None: ...
+    def __iter__(self) -> Iterator[LoggedEvent]: ...
 
 
 def is_postgres(target: str) -> bool:
@@ -211,6 +212,9 @@ class SqliteLog:
         with self._lock:
             self.conn.close()
 
+    def __iter__(self) -> Iterator[LoggedEvent]:
+        return self.read()
+
     def __enter__(self) -> "SqliteLog":
         return self
 
@@ -325,6 +329,9 @@ class PostgresLog:
     def close(self) -> None:
         with self._lock:
             self.conn.close()
+
+    def __iter__(self) -> Iterator[LoggedEvent]:
+        return self.read()
 
     def __enter__(self) -> "PostgresLog":
         return self

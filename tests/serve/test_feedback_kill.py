@@ -1,16 +1,19 @@
 """POST /feedback through a real ``onefeed serve`` process, killed with SIGKILL mid-stream 10
-times and restarted on the same log: no event whose ids the client received is lost, each id
-holds the event sent, and the SQLite file passes PRAGMA integrity_check."""
+times, each time followed by a fresh server on the same log (started meanwhile; it opens the log,
+recovering the killed writer's WAL, on its first request): no event whose ids the client
+received is lost, each id holds the event sent, and the SQLite file passes PRAGMA
+integrity_check."""
 
 import random
 import sqlite3
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
 from onefeed.feedback import open_log
-from onefeed.serve.loadgen import Server
+from onefeed.serve.loadgen import Server, free_port
 
 KILLS = 10
 
@@ -45,9 +48,22 @@ def test_acknowledged_feedback_survives_kill_9_of_the_server(runs, tmp_path):
     rng = random.Random(3)
     acks: dict[int, str] = {}
     lock = threading.Lock()
-    for k in range(KILLS):
-        server = Server(runs["rec"], settings).start()
-        try:
+    ports: set[int] = set()
+
+    def new_server() -> Server:
+        port = free_port()
+        while port in ports:
+            port = free_port()
+        ports.add(port)
+        return Server(runs["rec"], settings, port=port)
+
+    # the next two servers start while one is streamed to and killed (start-up is the cost)
+    pool = ThreadPoolExecutor(2)
+    waiting = [new_server() for _ in range(KILLS)]
+    starting = [pool.submit(s.start) for s in waiting]
+    try:
+        for k in range(KILLS):
+            server = starting[k].result()
             stop = threading.Event()
             before = len(acks)
             clients = [threading.Thread(target=stream, args=(server.url, f"k{k}c{c}", stop,
@@ -63,8 +79,10 @@ def test_acknowledged_feedback_survives_kill_9_of_the_server(runs, tmp_path):
             stop.set()
             for c in clients:
                 c.join(30)
-        finally:
-            server.stop()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for s in waiting:
+            s.stop()
     assert len(acks) > 2 * KILLS
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

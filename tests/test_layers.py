@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("onefeed", "onefeed.paths", "onefeed.artifacts", "onefeed.config", "onefeed.tokens",
      "onefeed.distributed"),
     ("onefeed.data",),
+    ("onefeed.feedback",),  # the feedback log of onefeed serve; exports for data prepare
     ("onefeed.embeddings",),
     ("onefeed.sid",),
     ("onefeed.models", "onefeed.objectives", "onefeed.decoding"),

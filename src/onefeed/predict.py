@@ -190,9 +190,11 @@ class Predictor:
 
     # ---- loading --------------------------------------------------------------------------------
     @classmethod
-    def from_run(cls, run_dir: str | Path, threads: int | None = None) -> "Predictor":
-        """Load a joint or rec-only run (its best checkpoint; data and SIDs from its manifest,
-        checked against the fingerprints it was trained on)."""
+    def from_run(cls, run_dir: str | Path, threads: int | None = None,
+                 data: str | Path | None = None, sid: str | Path | None = None) -> "Predictor":
+        """Load a joint or rec-only run (its best checkpoint; data and SIDs from its manifest
+        unless ``data`` / ``sid`` are given, checked against the fingerprints it was trained
+        on)."""
         from onefeed.artifacts import ArtifactError, read_json_object
         from onefeed.checkpoint import check_trained_on
         from onefeed.data.schemas import Dataset
@@ -206,11 +208,11 @@ class Predictor:
         manifest = read_json_object(run_dir / "manifest.json", f"{run_dir}: not a readable "
                                     "manifest", PredictError)
         dirs = {}
-        for name in ("data", "sid"):
-            value = manifest.get(name)
+        for name, given in (("data", data), ("sid", sid)):
+            value = given or manifest.get(name)
             if not value:
                 raise PredictError(f"{run_dir}: its manifest names no {name} dir (trained from "
-                                   "in-memory data by a bench adapter)")
+                                   f"in-memory data by a bench adapter); pass --{name}")
             path = Path(value)
             if not path.is_absolute() and not path.exists() and (run_dir / path).exists():
                 path = run_dir / path

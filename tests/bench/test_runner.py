@@ -118,3 +118,36 @@ def test_query_cases_subsample_is_fixed_and_shared():
     assert [f"q{u}" for u in a.users] == ra and (a.targets == a.users + 100).all()
     full, rf = subsample_query_cases(cases, refs, 0)
     assert rf == refs and full is cases
+
+
+def test_eval_query_reports_the_share_of_users_off_the_global_list():
+    """A suggester that shows everyone the global list scores personal_share 0; one user of
+    four with another list scores 0.25 (hand-computed)."""
+    import numpy as np
+
+    from onefeed.bench.runner import eval_query
+    from onefeed.data.views import RecCases
+    from onefeed.evaluation.protocol import Protocol
+
+    glob = ["red lipstick", "blue mascara", "nail polish"]
+
+    class Fixed:
+        def __init__(self, lists):
+            self.lists = lists
+
+        def generate(self, cases, k):
+            return self.lists
+
+    class AllMatch:
+        def n_matches(self, queries):
+            return np.ones(len(queries), dtype=np.int64)
+
+    cases = RecCases(np.arange(4), np.zeros((4, 2), dtype=np.int64), np.zeros(4, dtype=np.int64))
+    proto = Protocol(query_ks=[1, 2])
+    refs = ["red lipstick"] * 4
+    same = eval_query(Fixed([glob[:2]] * 4), cases, refs, proto, AllMatch(), glob)[0]
+    assert same["personal_share@2"] == 0.0 and same["hr@1"] == 1.0
+    one_off = [glob[:2]] * 3 + [["green soap", "red lipstick"]]
+    assert eval_query(Fixed(one_off), cases, refs, proto, AllMatch(), glob)[0][
+        "personal_share@2"] == 0.25
+    assert "personal_share@2" not in eval_query(Fixed(one_off), cases, refs, proto, AllMatch())[0]

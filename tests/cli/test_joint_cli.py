@@ -99,9 +99,9 @@ def test_recommend_exclude_seen_drops_the_history_window(run_dir):
 
     from onefeed.cli.joint import _load
 
-    ds, pred = _load(run_dir)
-    ids = ds.items.sort("item")["item_id"].to_list()
-    seen = {ids[int(i)] for i in pred.seen_items(np.array([0]), "test")[0] if i >= 0}
+    pred = _load(run_dir)  # the onefeed.predict.Predictor the bench and the service use
+    ids = pred.item_ids
+    seen = {ids[int(i)] for i in pred.joint.seen_items(np.array([0]), "test")[0] if i >= 0}
     assert seen  # u0 (user 0) has items in its window
     r = CliRunner(env={"COLUMNS": "300"})
     base = ["--run", str(run_dir), "--user", "u0", "-k", "4", "--beam", "5", "--json"]

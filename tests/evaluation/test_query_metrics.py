@@ -50,3 +50,11 @@ def test_personal_share_compares_with_the_global_list():
     # user 3 ("shampoo" vs the top-1 "lipstick") differs
     assert personal_share(users, glob) == 0.5
     assert personal_share([], glob) == 0.0
+
+
+def test_most_frequent_counts_normalised_queries_and_breaks_ties_alphabetically():
+    from onefeed.evaluation.query_metrics import most_frequent
+
+    qs = ["Red  Lipstick", "red lipstick", "blue", "alpha", "blue", "zeta", "red lipstick", " "]
+    assert most_frequent(qs, 3) == ["red lipstick", "blue", "alpha"]
+    assert most_frequent(qs, 10) == ["red lipstick", "blue", "alpha", "zeta"]

@@ -34,7 +34,8 @@ from onefeed.data.views import RecCases, rec_cases
 from onefeed.evaluation.coverage import catalogue_coverage, long_tail_hits, tail_mask
 from onefeed.evaluation.metrics import drop_seen, per_case_metrics, target_ranks
 from onefeed.evaluation.protocol import Protocol
-from onefeed.evaluation.query_metrics import query_per_case, retrievable
+from onefeed.evaluation.query_metrics import (most_frequent, personal_share, query_per_case,
+                                              retrievable)
 from onefeed.evaluation.text_metrics import bleu_at_k, distinct_n, rouge_l
 from onefeed.paths import results_root
 
@@ -214,7 +215,10 @@ def eval_search(model: Any, ds: Dataset, proto: Protocol, tail: np.ndarray | Non
 
 
 def eval_query(model: Any, cases: RecCases, refs: list[str], proto: Protocol,
-               bm25: Any) -> tuple[dict[str, float], dict[str, np.ndarray], float]:
+               bm25: Any, global_list: list[str] | None = None
+               ) -> tuple[dict[str, float], dict[str, np.ndarray], float]:
+    """Query-suggestion metrics; ``global_list`` (the training split's most frequent queries)
+    adds ``personal_share@k``: the share of users whose list differs from it."""
     k = max(proto.query_ks)
     start = time.perf_counter()
     generated = [list(g) for g in model.generate(cases, k)]
@@ -229,6 +233,8 @@ def eval_query(model: Any, cases: RecCases, refs: list[str], proto: Protocol,
     metrics = {m: float(v.mean()) if len(v) else 0.0 for m, v in per_case.items()}
     metrics["distinct_2@1"] = distinct_n(top1, 2)
     metrics[f"distinct_2@{k}"] = distinct_n([q for g in generated for q in g], 2)
+    if global_list is not None:
+        metrics[f"personal_share@{k}"] = personal_share(generated, global_list)
     return metrics, per_case, infer
 
 
@@ -243,6 +249,7 @@ class BenchContext:
     q_refs: list[str]
     tail: np.ndarray
     _bm25: Any = None
+    _global_queries: list[str] | None = None
     _by_history: dict[int, tuple[RecCases, RecCases]] = field(default_factory=dict)
 
     @property
@@ -255,6 +262,16 @@ class BenchContext:
             self._bm25 = BM25Retriever()
             self._bm25.fit(self.ds, BM25Config())
         return self._bm25
+
+    @property
+    def global_queries(self) -> list[str]:
+        """The 100 most frequent training-split queries (what a non-personal suggester shows)."""
+        if self._global_queries is None:
+            train = self.ds.queries
+            if "split" in train.columns:
+                train = train.filter(pl.col("split") == "train")
+            self._global_queries = most_frequent(train["query"].to_list(), 100)
+        return self._global_queries
 
     def rec_and_query_cases(self, history: int) -> tuple[RecCases, RecCases]:
         """Test cases (and their query-eval subset) with ``history`` items (0 = protocol's)."""
@@ -313,7 +330,8 @@ def run_model(name: str, spec: ModelSpec, seed: int, ctx: BenchContext, quick: b
         m, pc, users, curve, infer = eval_search(model, ctx.ds, ctx.proto, ctx.tail)
         out["search"] = RunOutput(m, pc, users, train_seconds, infer, curve, log_dict)
     if task == "query" or getattr(model, "generate", None) is not None:
-        m, pc, infer = eval_query(model, q_cases, ctx.q_refs, ctx.proto, ctx.bm25)
+        m, pc, infer = eval_query(model, q_cases, ctx.q_refs, ctx.proto, ctx.bm25,
+                                  ctx.global_queries)
         out["query"] = RunOutput(m, pc, q_cases.users, train_seconds, infer, [], log_dict)
     return out
 

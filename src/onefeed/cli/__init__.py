@@ -26,6 +26,7 @@ _SUBAPPS = [
     ("onefeed.cli.bench", None),
     ("onefeed.cli.run", None),
     ("onefeed.cli.serve", None),
+    ("onefeed.cli.feedback", "feedback"),
 ]
 
 for _module, _name in _SUBAPPS:

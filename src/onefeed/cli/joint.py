@@ -65,13 +65,10 @@ def train_cmd(
                            "train_minutes": round(state["train_seconds"] / 60, 1)}, indent=2))
 
 
-def _load(run: Path) -> tuple[Any, Any]:
-    from onefeed import training_joint
-    from onefeed.artifacts import ArtifactError
-    from onefeed.checkpoint import check_trained_on
-    from onefeed.cli.model import input_dir, manifest_json
-    from onefeed.data.schemas import DataError, Dataset
-    from onefeed.sid.table import check_dataset
+def _load(run: Path) -> Any:
+    """The run as a :class:`onefeed.predict.Predictor` (the one the bench and the service use)."""
+    from onefeed.cli.model import manifest_json
+    from onefeed.predict import PredictError, Predictor
 
     manifest_path = run / "manifest.json"
     if not manifest_path.exists():
@@ -80,35 +77,25 @@ def _load(run: Path) -> tuple[Any, Any]:
     if manifest.get("kind") != "joint-generative":
         raise typer.BadParameter(f"{run}: manifest kind {manifest.get('kind')!r}, expected "
                                  "'joint-generative' (train with onefeed joint train)")
-    if not manifest.get("data"):
-        raise typer.BadParameter(f"{run}: its manifest names no data dir (trained from in-memory "
-                                 "data by a bench adapter without params.data)")
     try:
-        data_dir, sid_dir = input_dir(run, manifest["data"]), input_dir(run, manifest["sid"])
-        ds = Dataset.load(data_dir)
-    except (FileNotFoundError, DataError, ArtifactError) as exc:
-        raise typer.BadParameter(f"{run}: its dataset {manifest['data']} is unreadable: {exc}")
-    model, run_cfg, _ = training_joint.load_joint(run / "best")
+        return Predictor.from_run(run)
+    except PredictError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _hit_rows(pred: Any, hits: Any) -> list[dict[str, Any]]:
+    return item_rows([pred.index[h.item] for h in hits], pred.item_ids, pred.titles,
+                     [h.score for h in hits])
+
+
+def _ask(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a Predictor call; its input errors (unknown user, empty query) become usage errors."""
+    from onefeed.predict import PredictError
+
     try:
-        check_trained_on(run, manifest, data_dir, sid_dir)
-        check_dataset(sid_dir, data_dir)
-        return ds, training_joint.predictor(model, run_cfg, ds, sid_dir)
-    except ArtifactError as exc:  # SIDs changed or built from another dataset
-        raise typer.BadParameter(f"{run}: {exc}") from None
-
-
-def _user_index(ds: Any, user: str) -> int:
-    import polars as pl
-
-    hit = ds.users.filter(pl.col("user_id") == user)
-    if hit.is_empty():
-        raise typer.BadParameter(f"unknown user {user!r} (not in {ds.name}'s users)")
-    return int(hit["user"][0])
-
-
-def _items(ds: Any, ids: Any) -> list[dict[str, Any]]:
-    items = ds.items.sort("item")
-    return item_rows(ids, items["item_id"].to_list(), items["title"].to_list())
+        return call(*args, **kwargs)
+    except PredictError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command("recommend")
@@ -121,12 +108,9 @@ def recommend_cmd(run: Path = typer.Option(..., help=RUN_HELP),
                                                     help=EXCLUDE_SEEN_HELP),
                   as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Next items for a user's feed (NRIP)."""
-    import numpy as np
-
-    ds, pred = _load(run)
-    u = _user_index(ds, user)
-    out = pred.recommend(np.array([u]), split, k, max(beam, k), exclude_seen=exclude_seen)[0]
-    print_result({"user": user, "items": _items(ds, out)}, as_json)
+    pred = _load(run)
+    hits = _ask(pred.recommend, [user], k, beam, exclude_seen=exclude_seen, split=split)[0]
+    print_result({"user": user, "items": _hit_rows(pred, hits)}, as_json)
 
 
 @app.command("search")
@@ -146,10 +130,6 @@ def search_cmd(run: Path = typer.Option(..., help=RUN_HELP),
                                                    "are re-scored"),
                as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Items for a query, personalised by the user's history (NSIP; optionally fused with BM25)."""
-    import numpy as np
-
-    from onefeed.tasks.joint import encode_texts
-
     if not query.strip():
         raise typer.BadParameter("query is empty")
     try:
@@ -158,26 +138,10 @@ def search_cmd(run: Path = typer.Option(..., help=RUN_HELP),
         raise typer.BadParameter("query is not valid UTF-8 text") from None
     if len(query) > 1000:
         raise typer.BadParameter(f"query is {len(query)} characters; at most 1000")
-    ds, pred = _load(run)
-    u = _user_index(ds, user)
-    if query not in pred.jd.query_text:  # a new query: add it to the query table
-        import dataclasses
-
-        words = encode_texts([query], pred.vocab, pred.jd.query_words.shape[1])
-        pred.jd = dataclasses.replace(pred.jd, query_words=np.concatenate(
-            [pred.jd.query_words, words]), query_text=pred.jd.query_text + [query])
-    if bm25_lam is None:
-        out = pred.search(np.array([u]), [query], split, k, max(beam, k))[0]
-    else:
-        from onefeed.search.bm25 import BM25Config, BM25Retriever
-        from onefeed.search.fusion import score_fusion
-
-        bm25 = BM25Retriever()
-        bm25.fit(ds, BM25Config())
-        items, scores = bm25.retrieve_scores([query], max(bm25_depth, k))
-        model = pred.score_search(np.array([u]), [query], split, items)
-        out = score_fusion(items, scores, model, bm25_lam, k)[0]
-    print_result({"user": user, "query": query, "items": _items(ds, out)}, as_json)
+    pred = _load(run)
+    hits = _ask(pred.search, [query], [user], k, beam, fuse_bm25=bm25_lam,
+                bm25_depth=bm25_depth, split=split)[0]
+    print_result({"user": user, "query": query, "items": _hit_rows(pred, hits)}, as_json)
 
 
 @app.command("suggest")
@@ -188,9 +152,6 @@ def suggest_cmd(run: Path = typer.Option(..., help=RUN_HELP),
                 beam: int = typer.Option(10, min=1, help=BEAM_HELP),
                 as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Queries the user is likely to search next (NSQP)."""
-    import numpy as np
-
-    ds, pred = _load(run)
-    u = _user_index(ds, user)
-    out = pred.generate_queries(np.array([u]), split, k, max(beam, k))[0]
+    pred = _load(run)
+    out = _ask(pred.suggest, [user], k, beam, split=split)[0]
     print_result({"user": user, "queries": query_rows(out)}, as_json)

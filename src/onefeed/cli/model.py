@@ -265,40 +265,25 @@ def recommend_cmd(
 
 def recommend_items(run: Path, user: str, k: int, beam: int, exclude_seen: bool,
                     data: Path | None = None, sid: Path | None = None) -> tuple[dict, str]:
-    """The recommend result dict (cli.output shape) and a one-line history caption."""
-    import numpy as np
-    import polars as pl
+    """The recommend result dict (cli.output shape) and a one-line history caption, from the
+    :class:`onefeed.predict.Predictor` the bench and the service use."""
+    from onefeed.artifacts import ArtifactError
+    from onefeed.predict import PredictError, Predictor
 
-    from onefeed.data.schemas import Dataset
-    from onefeed.data.views import item_events
-    from onefeed.decoding.trie import Trie
-    from onefeed.evaluation.generative import recommend, recommend_unseen
-    from onefeed.sid.table import SidTable
-    from onefeed.tasks.rec import sid_tensor
-    from onefeed.training import load_model
-
-    _, data_dir, sid_dir = run_inputs(run, data, sid)
-    ds, sid_table = Dataset.load(data_dir), SidTable.load(sid_dir)
-    _check_pair(sid_dir, data_dir)
-    model, run_cfg, vocab = load_model(run / "best")
-    match = ds.users.filter(pl.col("user_id") == user)
-    if match.height == 0 and user.isdigit() and int(user) < ds.n_users:
-        match = ds.users.filter(pl.col("user") == int(user))
-    if match.height == 0:
-        raise typer.BadParameter(f"user {user!r} not found in {data_dir}/users.parquet")
-    uid = int(match["user"][0])
-    items = item_events(ds).filter(pl.col("user") == uid)["item"].to_numpy()
-    hist = np.full((1, run_cfg.model.max_len), -1, dtype=np.int64)
-    tail = items[-run_cfg.model.max_len:]
-    hist[0, hist.shape[1] - len(tail):] = tail
-    trie = Trie.from_table(sid_table.codes, sid_table.codebook_sizes)
-    decode = recommend_unseen if exclude_seen else recommend
-    top, scores = decode(model, hist, sid_tensor(sid_table), vocab, trie, max(beam, k), k)
-    catalogue = ds.items.sort("item")
-    titles = catalogue["title"].to_list()
-    rows = item_rows(top[0][:k], catalogue["item_id"].to_list(),
-                     [t or catalogue["item_id"][i] for i, t in enumerate(titles)], scores[0][:k])
-    last = titles[int(items[-1])] if len(items) else "-"
-    user_id = match["user_id"][0]
-    return ({"user": user_id, "items": rows},
+    run_inputs(run, data, sid)  # clean errors for a missing run, manifest or input
+    try:
+        pred = Predictor.from_run(run, data=data, sid=sid)
+    except (PredictError, ArtifactError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if user not in pred.user_index and user.isdigit() and int(user) < pred.ds.n_users:
+        user = next(u for u, i in pred.user_index.items() if i == int(user))  # a user index
+    if user not in pred.user_index:
+        raise typer.BadParameter(f"user {user!r} not found in {pred.ds.name}'s users.parquet")
+    hits = pred.recommend([user], k, beam, exclude_seen=exclude_seen)[0]
+    rows = item_rows([pred.index[h.item] for h in hits], pred.item_ids, pred.titles,
+                     [h.score for h in hits])
+    u = pred.user_index[user]
+    items = pred._rec_items[pred._rec_start[u]:pred._rec_start[u + 1]]
+    last = pred.titles[int(items[-1])] if len(items) else "-"
+    return ({"user": user, "items": rows},
             f"{len(items)} item events in the history; last: {last}")

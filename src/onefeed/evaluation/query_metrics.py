@@ -84,3 +84,14 @@ def personal_share(suggestions: Sequence[Sequence[str]], global_list: Sequence[s
     glob = [normalise_query(q) for q in global_list]
     differs = [set(normalise_query(q) for q in s) != set(glob[:len(s)]) for s in suggestions]
     return float(np.mean(differs))
+
+
+def most_frequent(queries: Sequence[str], n: int) -> list[str]:
+    """The ``n`` most frequent queries (normalised; ties broken alphabetically): the global
+    list a non-personal suggester shows everyone."""
+    counts: dict[str, int] = {}
+    for q in queries:
+        key = normalise_query(q)
+        if key:
+            counts[key] = counts.get(key, 0) + 1
+    return [q for q, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]

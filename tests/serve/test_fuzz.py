@@ -62,6 +62,15 @@ def test_known_ids_make_requests_reach_the_model():
                        ("/recommend", True), ("/admin/reload", {"run": "x"})):  # not a body
         case = _case(path, kept.copy() if isinstance(kept, dict) else kept)
         assert not known.realise(case, random.Random(0), 1.0) and case.body == kept
+    events = [{"user": "x", "kind": "click", "timestamp": 1.0},
+              {"user": "x", "kind": "dwell", "timestamp": 2.0, "item": "q"},
+              {"user": "x", "kind": "query", "timestamp": 3.0}, {"kind": "look"}, 7]
+    feedback = _case("/feedback", {"events": events})
+    assert known.realise(feedback, random.Random(0), 1.0)
+    assert events[0] == {"user": "u0", "kind": "click", "timestamp": 1.0, "item": "i3"}
+    assert events[1]["item"] == "i3" and 0 <= events[1]["dwell_ms"] <= 60000
+    assert events[2]["query"] and "item" not in events[2]
+    assert events[3:] == [{"kind": "look"}, 7]  # not a kind it knows: left for a 422
     untouched = {"user": "zz", "k": 900}
     assert not known.realise(_case("/search", untouched), random.Random(0), 0.0)
     assert untouched == {"user": "zz", "k": 900}

@@ -82,9 +82,32 @@ class KnownIds:
             if isinstance(k, int) and not isinstance(k, bool) and k > self.max_k \
                     and rng.random() < share:
                 body["k"], changed = rng.randint(1, self.max_k), True
+        events = body.get("events") if body is not None and case.operation.path == \
+            "/feedback" else None
+        for event in events if isinstance(events, list) else []:
+            if isinstance(event, dict) and rng.random() < share:
+                changed |= _complete_feedback(event, rng, self)
         if isinstance(case.path_parameters, dict) and "user_id" in case.path_parameters:
             case.path_parameters["user_id"] = pick(self.users, case.path_parameters["user_id"])
         return changed
+
+
+def _complete_feedback(event: dict[str, Any], rng: random.Random, known: KnownIds) -> bool:
+    """Give a feedback event what its kind needs (an item, a query, dwell_ms), known ids for
+    user and item: the schema cannot say so, so random events are nearly always a 422."""
+    kind = event.get("kind")
+    if kind not in ("impression", "click", "skip", "dwell", "query"):
+        return False
+    if known.users:
+        event["user"] = rng.choice(known.users)
+    if kind == "query":
+        event["query"] = event.get("query") if isinstance(event.get("query"), str) \
+            and event["query"] else "red lipstick"
+    elif known.items:
+        event["item"] = rng.choice(known.items)
+    if kind == "dwell" and not isinstance(event.get("dwell_ms"), int):
+        event["dwell_ms"] = rng.randint(0, 60000)
+    return True
 
 
 @dataclass

@@ -84,9 +84,10 @@ class KnownIds:
                 body["k"], changed = rng.randint(1, self.max_k), True
         events = body.get("events") if body is not None and case.operation.path == \
             "/feedback" else None
-        for event in events if isinstance(events, list) else []:
-            if isinstance(event, dict) and rng.random() < share:
-                changed |= _complete_feedback(event, rng, self)
+        if isinstance(events, list) and rng.random() < share:  # all events of the request
+            for event in events:
+                if isinstance(event, dict):
+                    changed |= _complete_feedback(event, rng, self)
         if isinstance(case.path_parameters, dict) and "user_id" in case.path_parameters:
             case.path_parameters["user_id"] = pick(self.users, case.path_parameters["user_id"])
         return changed

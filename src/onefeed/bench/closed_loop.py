@@ -59,7 +59,7 @@ from onefeed.search.bm25 import BM25Config, BM25Retriever
 from onefeed.search.fusion import rrf
 from onefeed.tasks.cross_task import Pool, pool_from_lists
 
-ARMS = ("feedback", "control")
+ARMS = ("feedback", "clicks-only", "control")  # clicks-only: no skip negatives (diagnostic)
 METRICS = ("hit_rate", "ctr", "precision", "new_interest", "coverage", "long_tail",
            "search_share")
 DAY = 86_400
@@ -101,6 +101,7 @@ class ClosedLoopConfig:
     user: UserConfig = field(default_factory=UserConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     model: list[str] = field(default_factory=lambda: list(MODEL))  # JointRunConfig overrides
+    arms: list[str] = field(default_factory=lambda: list(ARMS))
     finetune_steps: int = 40
     finetune_lr: float = 1e-3
 
@@ -109,6 +110,9 @@ class ClosedLoopConfig:
             raise ValueError("world.n_phases must be >= 2 (the last phase is the live one)")
         if not self.seeds:
             raise ValueError("seeds is empty")
+        unknown = sorted(set(self.arms) - set(ARMS))
+        if unknown or "control" not in self.arms or "feedback" not in self.arms:
+            raise ValueError(f"arms {self.arms}: must hold feedback and control, from {ARMS}")
 
 
 # --quick: a smoke run in well under a minute (CI, tests)
@@ -190,22 +194,30 @@ def user_items(ds: Dataset) -> list[np.ndarray]:
     return [per.get(u, np.zeros(0, dtype=np.int64)) for u in range(ds.n_users)]
 
 
-def serve(pred, ds: Dataset, bm25: BM25Retriever, cfg: ServeConfig
-          ) -> tuple[np.ndarray, np.ndarray]:
+def serve(pred, ds: Dataset, bm25: BM25Retriever, cfg: ServeConfig,
+          exclude: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(fused (n_users, k), NRIP list (n_users, k)) dataset item ids, -1 padded: RRF of the
-    recommendations and the BM25 results of the suggested queries; logged items left out."""
+    recommendations and the BM25 results of the suggested queries. Items of the user's log
+    and ``exclude[u]`` (e.g. everything served before: a feed never repeats) are left out."""
     users = ds.users.sort("user")["user_id"].to_list()
     n, k = len(users), cfg.k
+    seen = user_items(ds)
+    if exclude is not None:
+        seen = [np.union1d(a, b) for a, b in zip(seen, exclude)]
+    # beam wide enough that k unseen items survive the exclusions
+    width = min(ds.n_items, max(cfg.beam, k + max(len(x) for x in seen)))
     rec = np.full((n, k), -1, dtype=np.int64)
-    for r, hits in enumerate(pred.recommend(users, k, beam=cfg.beam, exclude_seen=True)):
-        rec[r, :len(hits)] = [pred.index[h.item] for h in hits]
+    for r, hits in enumerate(pred.recommend(users, width, beam=width, exclude_seen=True)):
+        row = np.array([pred.index[h.item] for h in hits], dtype=np.int64)
+        row = row[~np.isin(row, seen[r])][:k]
+        rec[r, :len(row)] = row
     lists, weights = [rec], [1.0]
     if cfg.n_queries:
-        seen = user_items(ds)
         suggested = pred.suggest(users, cfg.n_queries, beam=max(cfg.query_beam, cfg.n_queries))
+        deep = cfg.query_depth + max(len(x) for x in seen)
         for j in range(cfg.n_queries):
             texts = [qs[j] if j < len(qs) else "" for qs in suggested]
-            got = bm25.retrieve([t or "-" for t in texts], cfg.query_depth + k)
+            got = bm25.retrieve([t or "-" for t in texts], deep)
             out = np.full((n, cfg.query_depth), -1, dtype=np.int64)
             for r in range(n):
                 row = got[r][(got[r] >= 0) & ~np.isin(got[r], seen[r])] if texts[r] else []
@@ -319,14 +331,17 @@ def run_seed(cfg: ClosedLoopConfig, seed: int, work: Path,
     item_ids = lw.ds.items.sort("item")["item_id"].to_list()
     out: dict[str, Any] = {"initial_valid": state.get("best_valid"), "n_users": lw.ds.n_users,
                            "n_items": lw.ds.n_items, "arms": {}}
-    for arm in ARMS:
+    for arm in cfg.arms:
         ds, run_dir, rows = lw.ds, work / "initial", []
-        log = open_log(work / f"{arm}.feedback.sqlite") if arm == "feedback" else None
+        log = open_log(work / f"{arm}.feedback.sqlite") if arm != "control" else None
+        shown = [np.zeros(0, dtype=np.int64) for _ in range(lw.ds.n_users)]
+        all_skipped: dict[int, list] = {}  # every round's skips so far (they stay negatives)
         added = negs = 0
         last_id = 0
         for r in range(cfg.rounds + 1):
             pred = predictor(run_dir, ds, lw.sid_dir)
-            served, rec = serve(pred, ds, bm25, cfg.serve)
+            served, rec = serve(pred, ds, bm25, cfg.serve, shown)
+            shown = [np.union1d(a, b[b >= 0]) for a, b in zip(shown, served)]
             witems = np.where(served >= 0, lw.world_item[np.maximum(served, 0)], -1)
             resp = sim.respond(lw.world_user, witems, np.random.default_rng([seed, r]))
             rows.append(round_metrics(lw, sim, served, rec, resp))
@@ -341,8 +356,11 @@ def run_seed(cfg: ClosedLoopConfig, seed: int, work: Path,
                 before = ds.events.height
                 ds, skipped = feedback_to_training(log, first, ds)
                 added += ds.events.height - before
-                negs += sum(len(v) for v in skipped.values())
-                negatives = negatives_pool(skipped, ds.n_users)
+                if arm == "feedback":
+                    negs += sum(len(v) for v in skipped.values())
+                    for u, items in skipped.items():
+                        all_skipped.setdefault(u, []).extend(items)
+                    negatives = negatives_pool(all_skipped, ds.n_users)
             model, _, _ = tj.load_joint(run_dir / "last")
             nxt = work / arm / f"round{r + 1}"
             tj.fine_tune(model, ds, lw.sid_dir, _finetune(run_cfg, cfg, seed, r), nxt,
@@ -363,7 +381,8 @@ def _stat(values: list[float]) -> dict[str, float]:
 def summarise(per_seed: dict[int, dict[str, Any]], rounds: int) -> dict[str, Any]:
     """{arm: {metric: [{"mean", "sd"} per round]}} over the seeds."""
     out: dict[str, Any] = {}
-    for arm in ARMS:
+    arms = [a for a in ARMS if all(a in s["arms"] for s in per_seed.values())]
+    for arm in arms:
         out[arm] = {m: [_stat([s["arms"][arm]["rounds"][r][m] for s in per_seed.values()])
                         for r in range(rounds + 1)] for m in METRICS}
     return out
@@ -395,14 +414,13 @@ def markdown(doc: dict[str, Any], plot_name: str | None = None) -> str:
         lines += [f"**{metric}**", "", "| arm | " + " | ".join(f"r{r}" for r in
                                                             range(rounds + 1)) + " |",
                   "|---|" + "---:|" * (rounds + 1)]
-        for arm in ARMS:
+        for arm in summary:
             cells = [f"{x['mean']:.3f} ± {x['sd']:.3f}" for x in summary[arm][metric]]
             lines.append(f"| {arm} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["| seed | arm | events added | skip negatives | log rows |", "|---|---|---:|---:|---:|"]
     for s, v in doc["per_seed"].items():
-        for arm in ARMS:
-            a = v["arms"][arm]
+        for arm, a in v["arms"].items():
             lines.append(f"| {s} | {arm} | {a['events_added']} | {a['skip_negatives']} | "
                          f"{a['logged']} |")
     m = doc["machine"]
@@ -422,7 +440,9 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
     rounds = np.arange(doc["config"]["rounds"] + 1)
     for ax, metric in zip(axes.ravel(), shown):
-        for arm, colour in zip(ARMS, ("tab:blue", "tab:grey")):
+        for arm, colour in zip(ARMS, ("tab:blue", "tab:orange", "tab:grey")):
+            if arm not in doc["summary"]:
+                continue
             stats = doc["summary"][arm][metric]
             mean = np.array([s["mean"] for s in stats])
             sd = np.array([s["sd"] for s in stats])

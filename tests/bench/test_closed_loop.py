@@ -162,3 +162,13 @@ def test_summary_mean_and_sd():
     s = cl.summarise({0: rows(0.2), 1: rows(0.4)}, 0)
     assert s["feedback"]["hit_rate"][0]["mean"] == pytest.approx(0.3)
     assert s["control"]["coverage"][0]["sd"] == pytest.approx(np.std([0.2, 0.4], ddof=1))
+
+
+def test_fine_tune_refuses_new_query_words(trained, tmp_path):
+    work, lw, run_cfg = trained
+    extra = pl.DataFrame([(0, None, 999, None, "search_query", "xylophone quasar", None,
+                           "train")], schema=lw.ds.events.schema, orient="row")
+    ds = dataclasses.replace(lw.ds, events=pl.concat([lw.ds.events, extra]))
+    model, _, _ = tj.load_joint(work / "initial" / "last")
+    with pytest.raises(ValueError, match="changes the model's catalogue or text vocabulary"):
+        tj.fine_tune(model, ds, lw.sid_dir, run_cfg, tmp_path / "ft")

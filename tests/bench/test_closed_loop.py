@@ -138,6 +138,9 @@ def test_run_seed_feedback_differs_from_control(tmp_path, cfg):
     c = weights(tmp_path / "clicks-only" / "round1")
     assert not torch.equal(a, b) and not torch.equal(a, start) and not torch.equal(b, start)
     assert not torch.equal(a, c)  # the skip negatives changed the fine-tune
+    frozen = out["arms"]["frozen"]
+    assert len(frozen["rounds"]) == 2 and frozen["logged"] == 0
+    assert not (tmp_path / "frozen").exists()  # never fine-tuned
     doc = {"config": {"rounds": 1, "finetune_steps": 3, "serve": {"k": 10},
                       "world": {"n_users": 40, "n_items": 72}},
            "commit": "x", "seeds": [0], "machine": {}, "per_seed": {"0": out},

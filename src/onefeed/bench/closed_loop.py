@@ -22,7 +22,12 @@ Per seed:
      OneFeed Eq. 10, joined to its BM25 candidates); then the model is fine-tuned
      ``finetune_steps`` steps from its last checkpoint (``training_joint.fine_tune``);
    * ``control`` arm: nothing is logged; the model is fine-tuned the same number of steps
-     on the original log only (same seeds, same schedule).
+     on the original log only (same seeds, same schedule);
+   * diagnostics: ``clicks-only`` (the feedback arm without the skip negatives) and
+     ``frozen`` (the initial model, never fine-tuned: what the no-repeat feed alone does).
+
+   Every arm's feed never repeats: a user's logged items and everything served to them in
+   earlier rounds are left out of their list.
 
    Round ``r``'s lists come from the model fine-tuned ``r`` times; both arms meet the same
    random numbers in the user simulation (common random numbers, ``rng([seed, r])``).
@@ -59,7 +64,8 @@ from onefeed.search.bm25 import BM25Config, BM25Retriever
 from onefeed.search.fusion import rrf
 from onefeed.tasks.cross_task import Pool, pool_from_lists
 
-ARMS = ("feedback", "clicks-only", "control")  # clicks-only: no skip negatives (diagnostic)
+# clicks-only: no skip negatives; frozen: the initial model, never fine-tuned (diagnostics)
+ARMS = ("feedback", "clicks-only", "control", "frozen")
 METRICS = ("hit_rate", "ctr", "precision", "new_interest", "coverage", "long_tail",
            "search_share")
 DAY = 86_400
@@ -333,7 +339,8 @@ def run_seed(cfg: ClosedLoopConfig, seed: int, work: Path,
                            "n_items": lw.ds.n_items, "arms": {}}
     for arm in cfg.arms:
         ds, run_dir, rows = lw.ds, work / "initial", []
-        log = open_log(work / f"{arm}.feedback.sqlite") if arm != "control" else None
+        logs = arm in ("feedback", "clicks-only")
+        log = open_log(work / f"{arm}.feedback.sqlite") if logs else None
         shown = [np.zeros(0, dtype=np.int64) for _ in range(lw.ds.n_users)]
         all_skipped: dict[int, list] = {}  # every round's skips so far (they stay negatives)
         added = negs = 0
@@ -349,6 +356,8 @@ def run_seed(cfg: ClosedLoopConfig, seed: int, work: Path,
                 f"{m} {v:.3f}" for m, v in rows[-1].items()))
             if r == cfg.rounds:
                 break
+            if arm == "frozen":  # served and measured only
+                continue
             negatives = None
             if log is not None:
                 first = last_id
@@ -391,8 +400,9 @@ def summarise(per_seed: dict[int, dict[str, Any]], rounds: int) -> dict[str, Any
 def run(cfg: ClosedLoopConfig, work: Path, progress=lambda msg: None) -> dict[str, Any]:
     from onefeed.artifacts import git_commit, machine_info
 
+    commit = git_commit()  # the code that runs (read before it does)
     per_seed = {s: run_seed(cfg, s, work / f"seed{s}", progress) for s in cfg.seeds}
-    return {"kind": "bench-closed-loop", "commit": git_commit(), "machine": machine_info(),
+    return {"kind": "bench-closed-loop", "commit": commit, "machine": machine_info(),
             "config": config_lib.to_dict(cfg), "seeds": list(cfg.seeds),
             "summary": summarise(per_seed, cfg.rounds),
             "per_seed": {str(s): v for s, v in per_seed.items()}}
@@ -440,7 +450,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
     rounds = np.arange(doc["config"]["rounds"] + 1)
     for ax, metric in zip(axes.ravel(), shown):
-        for arm, colour in zip(ARMS, ("tab:blue", "tab:orange", "tab:grey")):
+        for arm, colour in zip(ARMS, ("tab:blue", "tab:orange", "tab:grey", "tab:green")):
             if arm not in doc["summary"]:
                 continue
             stats = doc["summary"][arm][metric]

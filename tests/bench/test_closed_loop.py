@@ -39,6 +39,15 @@ def weights(run_dir):
 def test_world_holds_out_the_live_phase(trained, cfg):
     _, lw, _ = trained
     assert lw.ds.n_users == cfg.world.n_users
+    ev = lw.ds.events.filter(pl.col("item").is_not_null())
+    u = lw.world_user[ev["user"].to_numpy()]
+    leaf = lw.world.item_leaf[lw.world_item[ev["item"].to_numpy()]]
+    past = (leaf[:, None] == lw.world.user_interests[u, :-1].reshape(len(u), -1)).any(1)
+    live = (leaf[:, None] == lw.world.user_interests[u, -1]).any(1)
+    assert past.mean() > 0.8  # the log follows the logged phases' interests ...
+    assert (live & ~past).mean() < 0.03  # ... and all but never the newly drifted-in ones
+    assert ((lw.world.user_interests[:, -1, :, None]
+             != lw.world.user_interests[:, :-1].reshape(cfg.world.n_users, 1, -1)).all(-1)).any()
     # the dataset's items map back to world items; identifiers are the category path
     from onefeed.sid.table import SidTable
     codes = SidTable.load(lw.sid_dir).codes

@@ -44,7 +44,6 @@ suggested queries, ``evaluation.coverage.search_supplement``).
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar

@@ -185,8 +185,13 @@ class CrossTaskData:
     negatives: cross_task.Pool  # per user, BM25 candidates the user did not interact with
 
 
-def cross_task_data(ds: Dataset, p: Prepared, t: TaskConfig) -> CrossTaskData:
-    """ALIGN pairs and CONSIST negatives of the switched-on objectives (empty when off)."""
+def cross_task_data(ds: Dataset, p: Prepared, t: TaskConfig,
+                    negatives: cross_task.Pool | None = None) -> CrossTaskData:
+    """ALIGN pairs and CONSIST negatives of the switched-on objectives (empty when off).
+
+    ``negatives``: explicit per-user negatives (e.g. items a user skipped in a served list,
+    ``onefeed.bench.closed_loop``) joined to the BM25 candidates of the CONSIST pool; items the
+    user has train events on are dropped from it (``cross_task.merge_pools``)."""
     pairs = np.zeros((0, 2), dtype=np.int64)
     if t.align:
         held = set(zip(ds.eval_queries["query"].to_list(), ds.eval_queries["item"].to_list()))
@@ -198,6 +203,8 @@ def cross_task_data(ds: Dataset, p: Prepared, t: TaskConfig) -> CrossTaskData:
         bm25 = BM25Retriever()
         bm25.fit(ds, BM25Config())
         pool = cross_task.consistency_negatives(p.jd, bm25.retrieve, t.consistency_k)
+        if negatives is not None:
+            pool = cross_task.merge_pools(p.jd, pool, negatives)
     return CrossTaskData(pairs, pool)
 
 
@@ -439,13 +446,17 @@ class JointTask:
     towards equal weighted norms (``objectives.balance``); the scales are logged in the
     history (``task_scale``). They are not checkpointed: a resumed run restarts them at 1."""
 
-    def __init__(self, ds: Dataset, p: Prepared, run_cfg: JointRunConfig) -> None:
+    def __init__(self, ds: Dataset, p: Prepared, run_cfg: JointRunConfig,
+                 negatives: cross_task.Pool | None = None) -> None:
         self.ds, self.p, self.t, self.cfg = ds, p, run_cfg.tasks, run_cfg.train
         self.codes = path_code_tensors(p.layout)
         self.path_codes = {n: torch.as_tensor(p.layout.path_codes(n)) for n in ("rec", "search")}
         self.windows = training_windows(p.jd, run_cfg.model.max_len)
-        self.cross = cross_task_data(ds, p, self.t) if self.t.align or self.t.consistency \
-            else None
+        if negatives is not None and not self.t.consistency:
+            raise ValueError("explicit negatives are used by the consistency loss only: set "
+                             "tasks.consistency > 0")
+        self.cross = cross_task_data(ds, p, self.t, negatives) \
+            if self.t.align or self.t.consistency else None
         self.scales = {name: 1.0 for name, w in task_weights(self.t).items() if w}
         self._calls = 0
         self._surgery = {"steps": 0, "measured": 0, "seconds": 0.0, "pairs": 0,
@@ -610,6 +621,34 @@ def train_joint(ds: Dataset, sid_dir: str | Path, run_cfg: JointRunConfig, out: 
                name="train-joint")
 
 
+def fine_tune(model: JointModel, ds: Dataset, sid_dir: str | Path, run_cfg: JointRunConfig,
+              out: str | Path, negatives: cross_task.Pool | None = None,
+              provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Continue training a loaded joint ``model`` on ``ds`` (e.g. a log with new feedback
+    appended) for ``run_cfg.train`` (set ``max_steps``), into a fresh ``out`` (best/ + last/).
+
+    The optimizer and schedule start afresh; the weights are ``model``'s. ``ds`` must keep the
+    model's catalogue and its text vocabulary (new query texts would need new output words:
+    refused). ``negatives``: explicit consistency-loss negatives (``JointTask``)."""
+    cfg = run_cfg.train
+    torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    p = prepare(ds, sid_dir, run_cfg)
+    if p.model_cfg.n_items != model.cfg.n_items or \
+            p.text_tokens.shape != model.text_vocab.shape or \
+            not torch.equal(p.text_tokens.cpu(), model.text_vocab.cpu()):
+        raise ValueError("fine_tune: the dataset changes the model's catalogue or text "
+                         "vocabulary (new items or new query words); train a new model")
+    run_cfg = dataclasses.replace(run_cfg, model=model.cfg)
+    task = JointTask(ds, p, run_cfg, negatives)
+    manifest = {"kind": "joint-generative", "config": config_lib.to_dict(run_cfg),
+                "layout": p.layout.describe(), "n_windows": int(len(task.windows)),
+                "fine_tuned": True, "commit": git_commit(), "machine": machine_info(),
+                **(provenance or {})}
+    return fit(model, task, cfg, out, checkpoint_config(run_cfg, p.vocab), manifest,
+               resume=False, name="fine-tune-joint")
+
+
 def run(data: str | Path, sid_dir: str | Path, config_path: str | Path | None, out: str | Path,
         overrides: list[str] | None = None, resume: bool = True) -> dict[str, Any]:
     ds = Dataset.load(data)
@@ -620,4 +659,4 @@ def run(data: str | Path, sid_dir: str | Path, config_path: str | Path | None, o
     return train_joint(ds, sid_dir, run_cfg, out, resume=resume, provenance=provenance)
 
 
-__all__ = ["JointRunConfig", "TaskConfig", "train_joint", "load_joint", "predictor", "S_I"]
+__all__ = ["JointRunConfig", "TaskConfig", "train_joint", "fine_tune", "load_joint", "predictor", "S_I"]

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from onefeed.tasks.cross_task import (Pool, align_pairs, consistency_negatives,
-                                      sample_distinct_pairs, sample_negatives)
+from onefeed.tasks.cross_task import (Pool, align_pairs, consistency_negatives, merge_pools,
+                                      pool_from_lists, sample_distinct_pairs, sample_negatives)
 from onefeed.tasks.joint import R_I, S_I, S_Q, JointData
 
 
@@ -69,3 +69,14 @@ def test_sample_negatives_draws_from_the_users_pool():
     assert got[0] == 7 and got[5] == 7 and got[1] == -1 and set(got[2:5]) <= {0, 1, 2}
     empty = Pool(np.zeros(3, np.int64), np.zeros(0, np.int64))
     assert sample_negatives(empty, np.array([0, 1]), np.random.default_rng(0)).tolist() == [-1, -1]
+
+
+def test_explicit_negatives_merge_into_the_pool_minus_train_items():
+    bm25 = Pool(np.array([0, 1, 1, 2]), np.array([7, 9]))
+    skipped = pool_from_lists({0: np.array([8, 0, 8]), 2: np.array([5, 1])}, 3)
+    assert skipped.of(0).tolist() == [0, 8] and skipped.of(1).tolist() == []
+    merged = merge_pools(JD, bm25, skipped)
+    # user 0 trained on items 0 and 3: the skip of 0 is no negative; user 2 on 5, 6, 3
+    assert merged.of(0).tolist() == [7, 8]
+    assert merged.of(1).tolist() == []
+    assert merged.of(2).tolist() == [1, 9]

@@ -88,3 +88,24 @@ def sample_negatives(pool: Pool, users: np.ndarray, rng: np.random.Generator) ->
         return np.full(len(users), -1, dtype=np.int64)
     pick = pool.start[users] + np.floor(rng.random(len(users)) * sizes).astype(np.int64)
     return np.where(sizes > 0, pool.items[np.minimum(pick, len(pool.items) - 1)], -1)
+
+
+def pool_from_lists(per_user: dict[int, np.ndarray], n_users: int) -> Pool:
+    """A ``Pool`` from {user: item ids} (users not named get an empty list)."""
+    lists = [np.unique(np.asarray(per_user.get(u, []), dtype=np.int64)) for u in range(n_users)]
+    start = np.concatenate([[0], np.cumsum([len(x) for x in lists])]).astype(np.int64)
+    items = np.concatenate(lists) if lists else np.zeros(0, dtype=np.int64)
+    return Pool(start, items.astype(np.int64))
+
+
+def merge_pools(jd: JointData, *pools: Pool) -> Pool:
+    """Per user, the union of the pools' items minus every item of the user's train events
+    (an explicit negative that the user clicked in training is no negative)."""
+    out = {}
+    for u in range(jd.n_users):
+        lo, hi = jd.user_start[u], jd.user_start[u + 1]
+        seen = jd.item[lo:hi][(jd.split[lo:hi] == 0) & (jd.item[lo:hi] >= 0)]
+        cands = np.unique(np.concatenate([p.of(u) for p in pools])) if pools else \
+            np.zeros(0, dtype=np.int64)
+        out[u] = cands[~np.isin(cands, seen)]
+    return pool_from_lists(out, jd.n_users)

@@ -25,9 +25,14 @@ def test_toy_catalogues_cover_both_slot_layouts():
     assert dense == [True, True, False] and sparse == [True, False, False]
 
 
-@pytest.mark.parametrize("kind", [Trie, DenseTrie])
+@pytest.mark.parametrize("kind", [Trie, DenseTrie, "csr"])  # "csr": Trie, no slot tables
 @pytest.mark.parametrize("sizes", [SIZES, WIDE])
-def test_fast_beam_equals_reference_beam(sizes, kind):
+def test_fast_beam_equals_reference_beam(sizes, kind, monkeypatch):
+    from onefeed.decoding import trie as trie_module
+
+    if kind == "csr":
+        monkeypatch.setattr(trie_module, "TABLE_ENTRIES", 0)
+        kind = Trie
     codes, step, state = setup(sizes=sizes)
     for beam in (1, 3, 10, 20, 50):
         fast = beam_search(step, state, kind.from_table(codes, sizes), 7, beam)

@@ -138,11 +138,13 @@ def test_removing_last_child_prunes_prefix(kind):
 def test_csr_layout_by_hand():
     trie = Trie.from_table(CODES, (2, 3, 2))
     # depth 0: root -> codes 0, 1; depth 1: node 0 (prefix 0) -> 0, 2; node 1 (prefix 1) -> 1
-    assert [o.tolist() for o in trie._offsets] == [[0, 2], [0, 2, 3], [0, 2, 3, 4]]
+    # (each depth ends with the dead node, which has no edges)
+    assert [o.tolist() for o in trie._offsets] == [[0, 2, 2], [0, 2, 3, 3], [0, 2, 3, 4, 4]]
     assert [c[:-1].tolist() for c in trie._codes] == [[0, 1], [0, 2, 1], [0, 1, 0, 1]]
     assert [v[:-1].tolist() for v in trie._live] == [[3, 1], [2, 1, 1], [1, 1, 1, 1]]
     assert trie._items[:-1].tolist() == [0, 1, 2, 3] and trie._width == [2, 2, 2]
-    code, bias = trie.slot_rows(1, torch.tensor([0, 1, -1]))
+    assert trie._tables[0].code is None and trie._tables[1].code is not None  # dense, sparse
+    code, bias = trie.slot_rows(1, torch.tensor([0, 1, 2]))  # 2: the dead node of depth 1
     assert code[0].tolist() == [0, 2] and code[1, 0] == 1
     assert (bias == 0).tolist() == [[True, True], [True, False], [False, False]]
     codes, nxt = trie.follow(2, torch.tensor([1, 1]), torch.tensor([0, 1]))
@@ -169,15 +171,19 @@ def test_items_registry_and_compact():
     assert trie._overlay[1].deg[0] == 1 and len(trie) == 5
 
 
+@pytest.mark.parametrize("entries", [None, 0])  # materialised slot tables / CSR slices only
 @pytest.mark.parametrize("sizes", [(4, 5, 3), (3, 12, 9)])
-def test_random_updates_match_dict_trie_and_dense_trie(sizes):
+def test_random_updates_match_dict_trie_and_dense_trie(sizes, entries, monkeypatch):
     """Interleaved adds (under base prefixes and new ones), removals and re-adds: masks equal
     the dict trie's, and beam search equals DenseTrie's and the reference decoder's."""
+    from onefeed.decoding import trie as trie_module
     from onefeed.decoding.beam import beam_search
     from onefeed.decoding.reference import reference_beam_search
 
     from .toy import ToyStep, toy_state
 
+    if entries is not None:
+        monkeypatch.setattr(trie_module, "TABLE_ENTRIES", entries)
     codes = toy_catalogue(int(np.prod(sizes)) // 2, sizes, seed=3)
     n_base = len(codes) // 2
     trie, dense = Trie.from_table(codes[:n_base], sizes), DenseTrie.from_table(codes[:n_base],
@@ -197,6 +203,8 @@ def test_random_updates_match_dict_trie_and_dense_trie(sizes):
             spare.append(live.pop(item))
     ids = np.array(sorted(live))
     rows = np.stack([live[i] for i in ids])
+    assert all((t is None) == (entries == 0) for t in trie._tables)
+    assert any(o.n_rows for o in trie._overlay)  # the overlay was exercised
     ref = DictTrie.from_codes(rows, ids.tolist())
     _all_masks(trie, ref, rows)
     assert trie.items().tolist() == ids.tolist() == dense.items().tolist()

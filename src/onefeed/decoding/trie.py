@@ -12,7 +12,10 @@ The beam search (``onefeed.decoding.beam``) asks for a whole batch of nodes' all
 once (``slot_rows``): ``K_j`` slots per node, the widest node of depth ``j``; slot ``k`` of node
 ``n`` is edge ``offsets[n] + k``, open when it lies in the node's range and has a live item
 below it (out-of-range slots are pointed at a closed *sentinel* edge kept at the end of every
-depth, so no bounds case remains).
+depth, so no bounds case remains). Depths small enough (``(n_j + 1) x K_j <= TABLE_ENTRIES``:
+the top levels) also keep those slot rows materialised (``_Table``: one row gather per step,
+as in ``DenseTrie``; when a node may take every code, slot = code and nothing is gathered);
+the deep, wide depths are sliced from the CSR arrays on the fly.
 
 Run-time updates (UniSearch §3.4: live items come and go): every edge counts the live items
 below it; removing an item decrements its path, and an edge with no live item is closed (so
@@ -26,18 +29,30 @@ base nodes of their depth. ``slot_rows`` appends a node's overlay row after its 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 NEG_INF = float("-inf")
+TABLE_ENTRIES = 1 << 22  # materialise a depth's slot rows up to this many slots (<= 80 MB)
+
+
+class _Table(NamedTuple):
+    """One depth's slot rows, materialised; row ``n_nodes`` is the dead row (all closed)."""
+
+    edge: np.ndarray  # (n_nodes + 1, K) int64 edge of each slot (the sentinel where padding)
+    bias: np.ndarray  # (n_nodes + 1, K) float32 0 where open, -inf where closed
+    code: np.ndarray | None  # (n_nodes + 1, K) int64 code of each slot; None: dense, slot = code
 
 
 class _Overlay:
     """Extra children at one depth: row ``r`` has ``deg[r]`` slots (code, next, live), codes
-    ascending; the last row of the arrays is an all-closed sentinel row."""
+    ascending; padding slots and the last row of the arrays (the sentinel row) are closed and
+    lead to the next depth's dead node (``dead_next``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, dead_next: int) -> None:
+        self.dead_next = dead_next
         self.code = np.zeros((1, 0), dtype=np.int64)
         self.next = np.zeros((1, 0), dtype=np.int64)
         self.live = np.zeros((1, 0), dtype=np.int32)
@@ -63,9 +78,9 @@ class _Overlay:
         if row is None:
             row = self._new_row(node)
         d = int(self.deg[row])
-        if d == self.code.shape[1]:  # widen every row by one column (closed)
-            self.code, self.next, self.live = (np.pad(a, ((0, 0), (0, 1))) for a in
-                                               (self.code, self.next, self.live))
+        if d == self.code.shape[1]:  # widen every row by one closed column
+            self.code, self.live = (np.pad(a, ((0, 0), (0, 1))) for a in (self.code, self.live))
+            self.next = np.pad(self.next, ((0, 0), (0, 1)), constant_values=self.dead_next)
         p = int(np.searchsorted(self.code[row, :d], code))
         for arr, value in ((self.code, code), (self.next, nxt), (self.live, 0)):
             arr[row, p + 1:d + 1] = arr[row, p:d].copy()
@@ -75,9 +90,10 @@ class _Overlay:
 
     def _new_row(self, node: int) -> int:
         if self.n_rows == self.sentinel:  # full: double (the sentinel row moves to the end)
-            cap = 2 * max(self.n_rows, 8)
-            grow = [np.zeros((cap + 1, self.code.shape[1]), dtype=a.dtype)
-                    for a in (self.code, self.next, self.live)]
+            cap, width = 2 * max(self.n_rows, 8), self.code.shape[1]
+            grow = [np.zeros((cap + 1, width), dtype=np.int64),
+                    np.full((cap + 1, width), self.dead_next, dtype=np.int64),
+                    np.zeros((cap + 1, width), dtype=np.int32)]
             for new, old in zip(grow, (self.code, self.next, self.live)):
                 new[:self.n_rows] = old[:self.n_rows]
             self.code, self.next, self.live = grow
@@ -95,11 +111,10 @@ class _Overlay:
         return row
 
     def rows(self, nodes: torch.Tensor) -> torch.Tensor:
-        """(N,) node ids (-1 = dead) -> (N,) overlay rows, the sentinel where a node has none."""
+        """(N,) node ids -> (N,) overlay rows, the sentinel row where a node has none."""
         attach = torch.from_numpy(self.attach)
         inside = (nodes >= 0) & (nodes < len(attach))
-        row = attach[nodes.clamp(0, max(len(attach) - 1, 0))].long() if len(attach) else \
-            torch.full_like(nodes, -1)
+        row = attach[nodes.clamp(0, len(attach) - 1)].long()
         return torch.where(inside & (row >= 0), row, self.sentinel)
 
     @property
@@ -149,20 +164,25 @@ class Trie:
         if n and not new_edge[:, -1].all():
             raise ValueError("two items share a code tuple; the trie needs unique rows")
         self._offsets, self._codes, self._live, self._width = [], [], [], []
+        self._n_nodes = []
         edge_of_row = np.zeros(n, dtype=np.int64)  # row -> its edge at the previous depth
         n_nodes = 1
         for j in range(n_levels):
             rows = np.flatnonzero(new_edge[:, j])
             parent = edge_of_row[rows]
-            offsets = np.searchsorted(parent, np.arange(n_nodes + 1)).astype(np.int64)
+            # node n's edges: offsets[n]:offsets[n + 1]; node n_nodes (dead) has none
+            offsets = np.searchsorted(parent, np.arange(n_nodes + 2)).astype(np.int64)
+            self._n_nodes.append(n_nodes)
             self._offsets.append(offsets)
-            self._codes.append(np.append(c[rows, j], 0))  # + the closed sentinel edge
+            self._codes.append(np.append(c[rows, j], 0))  # + the closed sentinel edge, which
+            # leads to node E_j = n_nodes[j + 1]: the next depth's dead node
             self._live.append(np.append(np.diff(np.append(rows, n)), 0).astype(np.int32))
             self._width.append(max(int(np.diff(offsets).max(initial=0)), 1))
             edge_of_row = np.cumsum(new_edge[:, j]) - 1
             n_nodes = len(rows)
         self._items = np.append(it, -1)  # last-depth edge -> item
-        self._overlay = [_Overlay() for _ in range(n_levels)]
+        self._overlay = [_Overlay(self._n_nodes[j + 1] if j < n_levels - 1 else -1)
+                         for j in range(n_levels)]
         self._n_extra = [0] * n_levels  # overlay nodes per depth
         by_item = np.argsort(it, kind="stable")
         self._base_ids, self._base_leaf = it[by_item], by_item.astype(np.int64)
@@ -172,8 +192,46 @@ class Trie:
         self._base_codes = c[by_item].astype(small)
         self._added: dict[int, tuple[int, ...]] = {}
         self._n_live = n
-        self._arange = [torch.arange(k) for k in self._width]
+        self._tables = [self._table(j) for j in range(n_levels)]
+        self._views()
         return self
+
+    def _views(self) -> None:
+        """Torch views (shared memory) of the base arrays, made once."""
+        self._offsets_t = [torch.from_numpy(a) for a in self._offsets]
+        self._codes_t = [torch.from_numpy(a) for a in self._codes]
+        self._live_t = [torch.from_numpy(a) for a in self._live]
+        self._items_t = torch.from_numpy(self._items)
+        self._tables_t = [None if t is None else _Table(*(None if a is None else
+                                                          torch.from_numpy(a) for a in t))
+                          for t in self._tables]
+        self._arange = [torch.arange(k) for k in self._width]
+
+    def _table(self, depth: int) -> _Table | None:
+        """Materialised slot rows of ``depth``, or None when they would be large or mostly
+        padding (a wide disambiguation level): then they are sliced from the CSR arrays."""
+        n_nodes, width = self._n_nodes[depth], self._width[depth]
+        offsets = self._offsets[depth][:n_nodes + 1]
+        n_edges = int(offsets[-1])
+        if (n_nodes + 1) * width > min(TABLE_ENTRIES, 8 * (n_edges + 1)):
+            return None
+        dense = width == self.codebook_sizes[depth]
+        node = np.repeat(np.arange(n_nodes), np.diff(offsets))
+        col = self._codes[depth][:n_edges] if dense else np.arange(n_edges) - offsets[node]
+        edge = np.full((n_nodes + 1, width), n_edges, dtype=np.int64)  # sentinel edge
+        edge[node, col] = np.arange(n_edges)
+        bias = np.where(self._live[depth][edge] > 0, 0.0, NEG_INF).astype(np.float32)
+        return _Table(edge, bias, None if dense else self._codes[depth][edge])
+
+    def _sync(self, depth: int, edge: int) -> None:
+        """Open / close a base edge's slot in its depth's materialised table."""
+        table = self._tables[depth]
+        if table is None:
+            return
+        offsets = self._offsets[depth][:self._n_nodes[depth] + 1]
+        node = int(np.searchsorted(offsets, edge, side="right")) - 1
+        col = self._codes[depth][edge] if table.code is None else edge - offsets[node]
+        table.bias[node, col] = 0.0 if self._live[depth][edge] > 0 else NEG_INF
 
     # ---- run-time updates (UniSearch §3.4) ---------------------------------------------------
     def add(self, item: int, codes: Sequence[int]) -> None:
@@ -197,7 +255,7 @@ class Trie:
             else:  # a new overlay edge (and, above the last depth, a new overlay node)
                 child = -1
                 if j < last:
-                    child = len(self._offsets[j + 1]) - 1 + self._n_extra[j + 1]
+                    child = self._n_nodes[j + 1] + 1 + self._n_extra[j + 1]  # after dead
                     self._n_extra[j + 1] += 1
                 ref = self._overlay[j].insert(node, c, child)
             self._bump(j, ref, 1)
@@ -240,7 +298,7 @@ class Trie:
 
     def _base_edge(self, depth: int, node: int, code: int) -> int | None:
         offsets = self._offsets[depth]
-        if node >= len(offsets) - 1:
+        if node >= self._n_nodes[depth]:
             return None
         lo, hi = int(offsets[node]), int(offsets[node + 1])
         k = lo + int(np.searchsorted(self._codes[depth][lo:hi], code))
@@ -260,6 +318,8 @@ class Trie:
             self._overlay[depth].live[ref] += delta
         else:
             self._live[depth][ref] += delta
+            if self._live[depth][ref] in (0, delta):  # just closed or just reopened
+                self._sync(depth, ref)
 
     def _set_item(self, ref: int | tuple[int, int], item: int) -> None:
         if isinstance(ref, tuple):
@@ -316,68 +376,92 @@ class Trie:
     def nbytes(self) -> int:
         """Bytes held by the trie's arrays (base, overlay and the item registry)."""
         arrays = [*self._offsets, *self._codes, *self._live, self._items, self._base_ids,
-                  self._base_leaf, self._base_codes]
+                  self._base_leaf, self._base_codes] + [a for t in self._tables if t is not None
+                                                        for a in t if a is not None]
         return int(sum(a.nbytes for a in arrays) + sum(o.nbytes for o in self._overlay))
 
     # ---- the beam-search interface (onefeed.decoding.beam) ---------------------------------
+    # Node ids at depth j: base nodes 0..n_j-1, the dead node n_j (no children; closed slots
+    # lead to it), overlay nodes from n_j + 1. Closed slots score -inf, so a beam that takes
+    # one stays at -inf and ends as item -1 whatever node it is at.
     def root(self, n: int) -> torch.Tensor:
         """(n,) root nodes, one per user."""
         return torch.zeros(n, dtype=torch.long)
 
     def width(self, level: int) -> int:
-        """Slots per node at ``level``: the widest base node, plus the overlay's widest row."""
-        return self._width[level] + self._overlay[level].code.shape[1]
+        """Slots per node at ``level``: the widest base node (the codebook size when the slot
+        rows are dense), plus the overlay's widest row."""
+        return self._base_width(level) + self._overlay[level].code.shape[1]
 
-    def _base_range(self, level: int, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N,) nodes -> first edge and end of each one's base edges (empty if not a base node)."""
-        offsets = torch.from_numpy(self._offsets[level])
-        is_base = (nodes >= 0) & (nodes < len(offsets) - 1)
-        base = torch.where(is_base, nodes, 0)
-        start = offsets[base]
-        return start, torch.where(is_base, offsets[base + 1], start)
+    def _base_width(self, level: int) -> int:
+        table = self._tables[level]
+        return self._width[level] if table is None else table.edge.shape[1]
 
-    def slot_rows(self, level: int, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N,) nodes (-1 = dead) -> codes (N, K) int64 and bias (N, K) 0 where the slot is
-        open, -inf where closed; K = ``width(level)``."""
-        nodes = nodes.long()
-        start, end = self._base_range(level, nodes)
-        idx = start.unsqueeze(1) + self._arange[level]  # (N, K_base)
-        sentinel = len(self._codes[level]) - 1
-        idx = torch.where(idx < end.unsqueeze(1), idx, sentinel)
-        code = torch.from_numpy(self._codes[level])[idx]
-        open_ = torch.from_numpy(self._live[level])[idx] > 0
+    def slot_rows(self, level: int, nodes: torch.Tensor
+                  ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(N,) nodes (>= 0) -> codes (N, K) int64 (None when slot == code) and bias (N, K)
+        0 where the slot is open, -inf where closed; K = ``width(level)``."""
+        rows = nodes.long().clamp(max=self._n_nodes[level])  # overlay nodes: no base slots
+        table = self._tables_t[level]
+        if table is not None:
+            bias = table.bias.index_select(0, rows)
+            code = None if table.code is None else table.code.index_select(0, rows)
+        else:
+            offsets = self._offsets_t[level]
+            idx = offsets[rows].unsqueeze(1) + self._arange[level]  # (N, K_base)
+            idx = torch.where(idx < offsets[rows + 1].unsqueeze(1), idx,
+                              len(self._codes[level]) - 1)
+            code = self._codes_t[level][idx]
+            bias = torch.zeros(idx.shape).masked_fill_(self._live_t[level][idx] == 0, NEG_INF)
         ov = self._overlay[level]
         if ov.n_rows:
-            row = ov.rows(nodes)
+            row = ov.rows(nodes.long())
+            if code is None:
+                code = torch.arange(bias.shape[1]).expand(len(nodes), -1)
             code = torch.cat([code, torch.from_numpy(ov.code)[row]], 1)
-            open_ = torch.cat([open_, torch.from_numpy(ov.live)[row] > 0], 1)
-        return code, torch.zeros(open_.shape).masked_fill_(~open_, NEG_INF)
+            closed = torch.from_numpy(ov.live)[row] == 0
+            bias = torch.cat([bias, torch.zeros(closed.shape).masked_fill_(closed, NEG_INF)], 1)
+        return code, bias
 
     def follow(self, level: int, nodes: torch.Tensor, pos: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """(M,) nodes and chosen slot positions -> (codes (M,) int64, next nodes (M,) int64);
-        after the last level the next "nodes" are item ids; -1 for closed slots."""
+        after the last level the next "nodes" are item ids (-1 for padding slots)."""
         nodes, pos = nodes.long(), pos.long()
-        start, end = self._base_range(level, nodes)
-        k_base, last = self._width[level], level == self.n_levels - 1
-        edge = start + pos
-        edge = torch.where((pos < k_base) & (edge < end), edge, len(self._codes[level]) - 1)
-        code = torch.from_numpy(self._codes[level])[edge]
-        ok = torch.from_numpy(self._live[level])[edge] > 0
-        nxt = torch.from_numpy(self._items)[edge] if last else edge
+        rows = nodes.clamp(max=self._n_nodes[level])
+        k_base, sentinel = self._base_width(level), len(self._codes[level]) - 1
         ov = self._overlay[level]
+        table = self._tables_t[level]
+        if table is not None:
+            edge = table.edge[rows, pos.clamp(max=k_base - 1) if ov.n_rows else pos]
+            if ov.n_rows:
+                edge = torch.where(pos < k_base, edge, sentinel)
+        else:
+            offsets = self._offsets_t[level]
+            edge = offsets[rows] + pos
+            edge = torch.where(edge < offsets[rows + 1], edge, sentinel)
+        code = self._codes_t[level][edge]
+        nxt = self._items_t[edge] if level == self.n_levels - 1 else edge
         if ov.n_rows:
-            row, at = ov.rows(nodes), (pos - k_base).clamp(min=0)
-            in_ov = pos >= k_base
+            row, at, in_ov = ov.rows(nodes), (pos - k_base).clamp(min=0), pos >= k_base
             code = torch.where(in_ov, torch.from_numpy(ov.code)[row, at], code)
             nxt = torch.where(in_ov, torch.from_numpy(ov.next)[row, at], nxt)
-            ok = torch.where(in_ov, torch.from_numpy(ov.live)[row, at] > 0, ok)
-        return code, torch.where(ok, nxt, -1)
+        return code, nxt
 
     # ---- per-node views (tests, tools) ---------------------------------------------------------
+    def _known(self, level: int, nodes: torch.Tensor) -> torch.Tensor:
+        """-1 (what ``advance`` returns for a missing child) -> the dead node."""
+        nodes = nodes.long()
+        return torch.where(nodes < 0, self._n_nodes[level], nodes)
+
+    def _slot_codes(self, level: int, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        nodes = self._known(level, nodes)
+        code, bias = self.slot_rows(level, nodes)
+        return (torch.arange(bias.shape[1]).expand(len(bias), -1) if code is None else code), bias
+
     def next_mask(self, level: int, nodes: torch.Tensor) -> torch.Tensor:
         """(N,) node ids at depth ``level`` -> (N, V_level) bool: which codes may follow."""
-        code, bias = self.slot_rows(level, nodes)
+        code, bias = self._slot_codes(level, nodes)
         mask = torch.zeros(len(code), self.codebook_sizes[level], dtype=torch.bool)
         rows, slots = (bias == 0).nonzero(as_tuple=True)
         mask[rows, code[rows, slots]] = True
@@ -385,14 +469,16 @@ class Trie:
 
     def candidates(self, level: int, nodes: torch.Tensor) -> torch.Tensor:
         """(N,) nodes at depth ``level`` -> (N, K_level) allowed codes, ascending, -1 padded."""
-        code, bias = self.slot_rows(level, nodes)
+        code, bias = self._slot_codes(level, nodes)
         big = self.codebook_sizes[level]
         keyed = torch.where(bias == 0, code, big).sort(dim=1).values
         return torch.where(keyed < big, keyed, -1)
 
     def advance(self, level: int, nodes: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        """(N,) nodes, (N,) codes -> (N,) child nodes (item ids at the last level), -1 if none."""
-        code, bias = self.slot_rows(level, nodes)
+        """(N,) nodes, (N,) codes -> (N,) child nodes (item ids at the last level), -1 if no
+        open child has that code."""
+        nodes = self._known(level, nodes)
+        code, bias = self._slot_codes(level, nodes)
         hit = (code == codes.long().unsqueeze(1)) & (bias == 0)
         _, nxt = self.follow(level, nodes, hit.int().argmax(dim=1))
         return torch.where(hit.any(dim=1), nxt, -1)

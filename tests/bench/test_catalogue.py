@@ -4,14 +4,13 @@ import json
 import math
 
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from onefeed.bench import catalogue
 from onefeed.bench.catalogue import (GIB, CatalogueBenchConfig, markdown, measured, run,
                                      synthetic_embeddings, targets)
 
-TINY = dict(scales=(3000,), compare_at=3000, levels=2, codebook_size=16, fit_sample=1000,
+TINY = dict(scales=(3000,), compare_at=(3000,), levels=2, codebook_size=16, fit_sample=1000,
             niter=5, n_clusters=50, requests=14, batch_users=8, batches=1, d_model=32,
             n_layers=1, n_heads=2, d_ff=64, text_sample=0)
 
@@ -99,3 +98,14 @@ def test_cli_writes_json_and_markdown(tmp_path, monkeypatch):
     assert "## Targets" in out.with_suffix(".md").read_text()
     bad = CliRunner().invoke(app, ["catalogue", "--scales", "0", "--out", str(out)])
     assert bad.exit_code != 0 and "--scales" in bad.output
+
+
+def test_minilm_throughput_is_measured_then_extrapolated():
+    from onefeed.bench.catalogue import minilm_throughput
+
+    r = minilm_throughput(CatalogueBenchConfig(scales=(1000, 10000), text_sample=8))
+    assert r["status"] == "ok" and r["texts"] == 8 and r["texts_per_s"] > 0
+    ext = r["extrapolated_seconds"]
+    assert math.isclose(ext["10000"], 10 * ext["1000"]) and math.isclose(
+        ext["1000"], 1000 / r["texts_per_s"])
+    assert minilm_throughput(CatalogueBenchConfig(text_sample=0)) == {"status": "skipped"}

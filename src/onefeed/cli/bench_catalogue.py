@@ -17,8 +17,8 @@ def register(app: typer.Typer) -> None:
 
 def bench_catalogue(
     scales: str = typer.Option("100000,1000000", help="comma-separated catalogue sizes"),
-    compare_at: int = typer.Option(100000, help="scale at which the old DenseTrie runs too "
-                                                "(0 = none)"),
+    compare_at: str = typer.Option("100000,1000000", help="scales at which the old DenseTrie "
+                                                          "runs too (\"\" = none)"),
     fit_sample: int = typer.Option(100000, help="items RQ-KMeans is fitted on"),
     codebook_size: int = typer.Option(256, help="codes per RQ-KMeans level"),
     levels: int = typer.Option(3, help="RQ-KMeans levels (+ the disambiguation level)"),
@@ -39,7 +39,8 @@ def bench_catalogue(
     sizes = tuple(int(s) for s in scales.split(",") if s.strip())
     if not sizes or min(sizes) < 1:
         raise typer.BadParameter(f"--scales: expected positive sizes, got {scales!r}")
-    cfg = CatalogueBenchConfig(scales=sizes, compare_at=compare_at, fit_sample=fit_sample,
+    compare = tuple(int(s) for s in compare_at.split(",") if s.strip())
+    cfg = CatalogueBenchConfig(scales=sizes, compare_at=compare, fit_sample=fit_sample,
                                codebook_size=codebook_size, levels=levels, balanced=balanced,
                                requests=requests, text_sample=text_sample, seed=seed)
     with Progress() as bar:

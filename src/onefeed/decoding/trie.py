@@ -41,7 +41,8 @@ TABLE_ENTRIES = 1 << 22  # materialise a depth's slot rows up to this many slots
 class _Table(NamedTuple):
     """One depth's slot rows, materialised; row ``n_nodes`` is the dead row (all closed)."""
 
-    edge: np.ndarray  # (n_nodes + 1, K) int64 edge of each slot (the sentinel where padding)
+    edge: np.ndarray  # (n_nodes + 1, K) int32 (int64 past 2**31 edges) edge of each slot,
+    #                   the sentinel edge where padding
     bias: np.ndarray  # (n_nodes + 1, K) float32 0 where open, -inf where closed
     code: np.ndarray | None  # (n_nodes + 1, K) int64 code of each slot; None: dense, slot = code
 
@@ -218,7 +219,8 @@ class Trie:
         dense = width == self.codebook_sizes[depth]
         node = np.repeat(np.arange(n_nodes), np.diff(offsets))
         col = self._codes[depth][:n_edges] if dense else np.arange(n_edges) - offsets[node]
-        edge = np.full((n_nodes + 1, width), n_edges, dtype=np.int64)  # sentinel edge
+        index = np.int32 if n_edges < 2**31 - 1 else np.int64
+        edge = np.full((n_nodes + 1, width), n_edges, dtype=index)  # sentinel edge
         edge[node, col] = np.arange(n_edges)
         bias = np.where(self._live[depth][edge] > 0, 0.0, NEG_INF).astype(np.float32)
         return _Table(edge, bias, None if dense else self._codes[depth][edge])
@@ -433,7 +435,7 @@ class Trie:
         ov = self._overlay[level]
         table = self._tables_t[level]
         if table is not None:
-            edge = table.edge[rows, pos.clamp(max=k_base - 1) if ov.n_rows else pos]
+            edge = table.edge[rows, pos.clamp(max=k_base - 1) if ov.n_rows else pos].long()
             if ov.n_rows:
                 edge = torch.where(pos < k_base, edge, sentinel)
         else:

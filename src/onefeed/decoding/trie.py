@@ -5,15 +5,15 @@ Depth ``j`` has ``n_j`` nodes and ``E_j`` edges; node ``n``'s edges are
 unique code rows, the nodes of depth ``j + 1`` are the edges of depth ``j`` in order (edge
 ``e`` leads to node ``e``), so no child pointers are stored; at the last depth edge ``e``
 holds an item id. Memory is O(edges), about L x n_items words, whatever the codebook sizes
-(``DenseTrie``'s tables are nodes x V per depth: gigabytes at 10^6 items with a wide
-disambiguation level). No Python object per node or per item.
+(``DenseTrie``'s tables are nodes x V per depth: with 10^6 items and a 100-code
+disambiguation level its last depth alone is ~1.6 GB). No Python object per node or item.
 
 The beam search (``onefeed.decoding.beam``) asks for a whole batch of nodes' allowed codes at
 once (``slot_rows``): ``K_j`` slots per node, the widest node of depth ``j``; slot ``k`` of node
 ``n`` is edge ``offsets[n] + k``, open when it lies in the node's range and has a live item
 below it (out-of-range slots are pointed at a closed *sentinel* edge kept at the end of every
-depth, so no bounds case remains). Depths small enough (``(n_j + 1) x K_j <= TABLE_ENTRIES``:
-the top levels) also keep those slot rows materialised (``_Table``: one row gather per step,
+depth, so no bounds case remains). Depths where that is small and mostly filled
+(``(n_j + 1) x K_j <= min(TABLE_ENTRIES, 8 E_j)``) also keep those slot rows materialised (``_Table``: one row gather per step,
 as in ``DenseTrie``; when a node may take every code, slot = code and nothing is gathered);
 the deep, wide depths are sliced from the CSR arrays on the fly.
 

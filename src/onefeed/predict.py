@@ -567,7 +567,7 @@ class Predictor:
             raise Unsupported(f"items: the SID table has {codes.shape[1]} levels, the quantiser "
                               f"{n_sem}; expected one disambiguation level", "text")
         trie = self.tries["rec"]
-        live = np.array(sorted(trie._paths), dtype=np.int64)
+        live = trie.items()
         for prefix in self._prefixes(x[0].astype(np.float32), sem):
             same = live[(codes[live, :n_sem] == prefix).all(axis=1)] if len(live) else live
             taken = set(codes[same, n_sem].tolist())

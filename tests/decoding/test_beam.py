@@ -5,6 +5,7 @@ from onefeed.decoding import beam as beam_module
 from onefeed.decoding.beam import beam_search
 from onefeed.decoding.reference import (DictTrie, exact_topk, greedy_constrained,
                                         reference_beam_search)
+from onefeed.decoding.dense_trie import DenseTrie
 from onefeed.decoding.trie import Trie
 
 from .toy import ToyStep, toy_catalogue, toy_state
@@ -19,16 +20,22 @@ def setup(n_items=60, n_users=7, seed=0, sizes=SIZES):
 
 
 def test_toy_catalogues_cover_both_slot_layouts():
-    dense = [s.dense for s in Trie.from_table(toy_catalogue(60, SIZES), SIZES).slots]
-    sparse = [s.dense for s in Trie.from_table(toy_catalogue(60, WIDE), WIDE).slots]
+    dense = [s.dense for s in DenseTrie.from_table(toy_catalogue(60, SIZES), SIZES).slots]
+    sparse = [s.dense for s in DenseTrie.from_table(toy_catalogue(60, WIDE), WIDE).slots]
     assert dense == [True, True, False] and sparse == [True, False, False]
 
 
+@pytest.mark.parametrize("kind", [Trie, DenseTrie, "csr"])  # "csr": Trie, no slot tables
 @pytest.mark.parametrize("sizes", [SIZES, WIDE])
-def test_fast_beam_equals_reference_beam(sizes):
+def test_fast_beam_equals_reference_beam(sizes, kind, monkeypatch):
+    from onefeed.decoding import trie as trie_module
+
+    if kind == "csr":
+        monkeypatch.setattr(trie_module, "TABLE_ENTRIES", 0)
+        kind = Trie
     codes, step, state = setup(sizes=sizes)
     for beam in (1, 3, 10, 20, 50):
-        fast = beam_search(step, state, Trie.from_table(codes, sizes), 7, beam)
+        fast = beam_search(step, state, kind.from_table(codes, sizes), 7, beam)
         ref = reference_beam_search(step, state, DictTrie.from_codes(codes), 7, beam)
         assert torch.equal(fast.items, ref.items)
         assert torch.allclose(fast.scores, ref.scores)

@@ -129,3 +129,16 @@ def test_learned_joint_build_keeps_the_output_format(tmp_path):
     assert np.array_equal(codes["sid_collab"], col.codes[:, :-1])
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["quantiser"]["method"] == "learned"
+
+
+def test_fit_sample_fits_on_a_sample_and_reencodes(tmp_path):
+    ds = dataset()
+    c = cfg("strategy=collaborative", "fit_sample=5", cache=tmp_path / "cache")
+    table = build(ds, c, tmp_path / "a", progress=False)
+    assert table.is_unique() and table.n_items == 10
+    codes = reencode(tmp_path / "a")["sid"]
+    assert np.array_equal(codes, table.codes[:, :-1])
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["config"]["fit_sample"] == 5
+    with pytest.raises(ValueError, match="fit_sample"):
+        cfg("fit_sample=-1")

@@ -76,3 +76,42 @@ def test_balanced_rq_kmeans_spreads_codes_and_is_reproducible(tmp_path):
     train = np.arange(256) < 200
     assert np.array_equal(RQKMeans.load(tmp_path / "b.safetensors").encode_split(x, train),
                           rq.encode_split(x, train))
+
+
+def test_fit_rows_is_a_seeded_sorted_sample():
+    from onefeed.sid.rq_kmeans import fit_rows
+
+    assert fit_rows(5, 0, 0).tolist() == [0, 1, 2, 3, 4] == fit_rows(5, 9, 0).tolist()
+    a, b = fit_rows(1000, 100, 3), fit_rows(1000, 100, 3)
+    assert len(a) == 100 == len(np.unique(a)) and (np.diff(a) > 0).all()
+    assert np.array_equal(a, b) and not np.array_equal(a, fit_rows(1000, 100, 4))
+
+
+def test_batched_encode_equals_one_batch(monkeypatch):
+    from onefeed.sid import rq_kmeans
+
+    x, _ = clusters(per=40)
+    q = RQKMeans.fit(x, RQKMeansConfig(levels=3, codebook_size=8))
+    whole = q.encode(x)
+    monkeypatch.setattr(rq_kmeans, "ENCODE_BATCH", 7)
+    assert np.array_equal(q.encode(x), whole)
+    seen = []
+    assert np.array_equal(q.encode_split(x, np.ones(len(x), bool), seen.append), whole)
+    assert sum(seen) == len(x) and max(seen) == 7
+
+
+def test_sampled_fit_uses_the_sample_and_encodes_the_rest_by_nearest():
+    from onefeed.sid.rq_kmeans import fit_rows
+
+    x, _ = clusters(per=50)
+    cfg = RQKMeansConfig(levels=2, codebook_size=8, seed=1, balanced=True, sample=120)
+    q = RQKMeans.fit(x, cfg)
+    rows = fit_rows(len(x), 120, 1)
+    on_sample = RQKMeans.fit(x[rows], RQKMeansConfig(levels=2, codebook_size=8, seed=1,
+                                                     balanced=True))
+    for a, b in zip(q.centroids, on_sample.centroids):
+        assert np.array_equal(a, b)  # fitted on exactly the sampled rows
+    codes = q.encode_split(x, np.ones(len(x), bool))
+    assert np.array_equal(codes[rows], q.encode_balanced(x[rows]))
+    rest = np.setdiff1d(np.arange(len(x)), rows)
+    assert np.array_equal(codes[rest], q.encode(x[rest]))

@@ -5,13 +5,15 @@ Knows nothing of any model class: it takes a *step function*
     step(state, prefix (N, level) int64, level) -> (log_probs (N, V_level), state)
 
 and a ``reorder(state, index)`` that gathers per-beam state rows (KV cache, hidden state...).
-All B users' W beams advance together. The trie constraint is applied in its sparse form
-(``Trie.slots``): one row gather gives each beam its K_level allowed codes (K_level is small
-past the first level: 40/16/10 on Beauty against V = 256/256/10), their log-probs are
-gathered from the step's (N, V) output with a 0/-inf padding bias added, selection is one
-``topk`` over (B, W * K_level) rather than (B, W * V), and the chosen slots give the next
-trie nodes in one lookup. No (N, V) mask is ever built. Because every complete path is a
-distinct item (unique SID rows), the W final beams are W distinct items.
+All B users' W beams advance together. The trie constraint is applied in its sparse form: the
+trie gives every beam's K_level slots at once (``trie.slot_rows``: allowed codes + a 0/-inf
+padding bias; K_level is small past the first level: 40/16/10 on Beauty against
+V = 256/256/10), their log-probs are gathered from the step's (N, V) output, selection is one
+``topk`` over (B, W * K_level) rather than (B, W * V), and the chosen slots give the codes and
+next trie nodes in one lookup (``trie.follow``). No (N, V) mask is ever built. Any trie with
+``root / width / slot_rows / follow`` works (``Trie``, the CSR trie; ``DenseTrie``, the dense
+tables it replaced). Because every complete path is a distinct item (unique SID rows), the W
+final beams are W distinct items.
 
 The step runs on blocks of beams (about 2 MB of log-probs each) and each block's candidates
 are gathered right away, while its log-probs are still in cache: at beam 50 a level's full
@@ -29,7 +31,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from onefeed.decoding.trie import Slots, Trie
+from onefeed.decoding.dense_trie import DenseTrie
+from onefeed.decoding.trie import Trie
 
 StepFn = Callable[[Any, torch.Tensor, int], tuple[torch.Tensor, Any]]
 NEG_INF = float("-inf")
@@ -75,7 +78,7 @@ def _sliceable(state: Any) -> bool:
     return isinstance(state, (tuple, list)) and all(_sliceable(s) for s in state)
 
 
-def beam_search(step: StepFn, state: Any, trie: Trie, n_users: int, beam: int,
+def beam_search(step: StepFn, state: Any, trie: "Trie | DenseTrie", n_users: int, beam: int,
                 k: int | None = None, reorder: Callable[[Any, torch.Tensor], Any] = reorder_state,
                 profile: dict[str, float] | None = None) -> BeamResult:
     """Top-``k`` (default ``beam``) distinct items per user under the trie constraint.
@@ -106,42 +109,36 @@ def beam_search(step: StepFn, state: Any, trie: Trie, n_users: int, beam: int,
     return BeamResult(items, scores, codes)
 
 
-def _search(step: StepFn, state: Any, trie: Trie, b: int, beam: int,
+def _search(step: StepFn, state: Any, trie: "Trie | DenseTrie", b: int, beam: int,
             reorder: Callable[[Any, torch.Tensor], Any], timing: dict[str, float]
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The level loop: -> items (b, W), scores (b, W), prefixes (b * W, L).
 
     Beams live in rows ``user * width + j``; ``nodes`` are their trie nodes at the current
-    depth (the depth's dead row once a beam can no longer reach an item).
+    depth (a dead node once a beam can no longer reach an item).
     """
-    nodes = torch.zeros(b, dtype=trie.slots[0].code.dtype)  # the root
+    nodes = trie.root(b)
     scores = torch.zeros(b, 1)
     prefix = torch.zeros(b, 0, dtype=torch.long)
     width = 1  # beams per user so far
     users = torch.arange(b).unsqueeze(1)
     for level in range(trie.n_levels):
-        slots = trie.slots[level]
         rows = max(1, BLOCK_BYTES // (4 * trie.codebook_sizes[level]))
         if reorder is not reorder_state or not _sliceable(state):
             rows = len(nodes)
-        cand, state = _candidates(step, state, prefix, level, nodes, slots, rows, timing)
-        n_kids = slots.code.shape[1]
+        cand, state = _candidates(step, state, prefix, level, nodes, trie, rows, timing)
+        n_kids = cand.shape[1]
         cand = cand.add_(scores.view(-1, 1)).view(b, width * n_kids)
         w_next = min(beam, width * n_kids)
         scores, top = cand.topk(w_next, dim=1)  # (b, w_next), best first
         beam_of = top // n_kids  # (b, w_next) parent beam within its user
+        parent = (users * width + beam_of).view(-1)
         t0 = profile_clock()
-        if level == 0:  # one root: the slot is the top index itself
-            slot = top.view(-1)
-        else:  # slot = parent node * K + (top - beam_of * K)
-            slot = top.add(nodes.view(b, width).gather(1, beam_of).sub_(beam_of), alpha=n_kids)
-            slot = slot.view(-1)
-        code = slots.code.view(-1).index_select(0, slot).long()
-        nodes = slots.next.view(-1).index_select(0, slot)  # item ids after the last level
-        spent = profile_clock() - t0
+        code, nodes = trie.follow(level, nodes.index_select(0, parent),
+                                  top.sub(beam_of, alpha=n_kids).view(-1))
+        spent = profile_clock() - t0  # item ids after the last level
         timing["mask"] += spent
         timing["advance"] += spent
-        parent = (users * width + beam_of).view(-1)
         prefix = torch.cat([prefix.index_select(0, parent), code.unsqueeze(1)], dim=1)
         if level < trie.n_levels - 1:
             state = reorder(state, parent)
@@ -151,7 +148,8 @@ def _search(step: StepFn, state: Any, trie: Trie, b: int, beam: int,
 
 
 def _candidates(step: StepFn, state: Any, prefix: torch.Tensor, level: int,
-                nodes: torch.Tensor, slots: Slots, rows: int, timing: dict[str, float]
+                nodes: torch.Tensor, trie: "Trie | DenseTrie", rows: int,
+                timing: dict[str, float]
                 ) -> tuple[torch.Tensor, Any]:
     """Run the step and gather every beam's allowed log-probs: -> (N, K) (-inf at padding),
     new state. Blocks of ``rows`` beams go through step + gather together (module docstring)."""
@@ -163,12 +161,11 @@ def _candidates(step: StepFn, state: Any, prefix: torch.Tensor, level: int,
         t0 = profile_clock()
         logp, out = step(block, prefix[start:stop], level)  # (stop - start, V)
         t1 = profile_clock()
-        at = nodes[start:stop]
-        bias = slots.bias.index_select(0, at)  # (rows, K) 0 / -inf
-        if slots.dense:  # slot == code: the whole row, masked by the bias
+        code, bias = trie.slot_rows(level, nodes[start:stop])  # (rows, K), 0 / -inf
+        if code is None:  # slot == code: the whole row, masked by the bias
             cand = bias.add_(logp)
         else:  # gather the log-probs of each beam's allowed codes only
-            cand = logp.gather(1, slots.code.index_select(0, at)).add_(bias)
+            cand = logp.gather(1, code).add_(bias)
         timing["step"] += t1 - t0
         timing["mask"] += profile_clock() - t1
         cands.append(cand)

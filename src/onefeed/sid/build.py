@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -41,7 +42,7 @@ from onefeed.embeddings.fusion import fused_concat, fused_svd, l2_normalise
 from onefeed.embeddings.text import item_texts
 from onefeed.sid.collisions import collision_rate, disambiguate, max_group_size
 from onefeed.sid.joint import JointConfig, fit_joint, load_joint
-from onefeed.sid.rq_kmeans import RQKMeans, RQKMeansConfig
+from onefeed.sid.rq_kmeans import RQKMeans, RQKMeansConfig, fit_rows
 from onefeed.sid.rqvae import RQVAE, RQVAEConfig, train_rqvae
 from onefeed.distributed import any_rank, barrier, dist_info
 from onefeed.sid.table import SidTable
@@ -56,7 +57,7 @@ Semantic = Literal["content", "search", "multitask"]
 @dataclass
 class SidConfig:
     RANGES: ClassVar[dict[str, str]] = {"levels": ">= 1", "codebook_size": ">= 2", "niter": ">= 1",
-        "batch_size": ">= 1"}
+        "batch_size": ">= 1", "fit_sample": ">= 0"}
     strategy: Strategy = "content"
     quantizer: Quantiser = "rq_kmeans"
     semantic: Semantic = "content"  # semantic side of fused_*/separate/prefix_share
@@ -65,6 +66,9 @@ class SidConfig:
     seed: int = 0
     niter: int = 20  # k-means iterations per level
     balanced: bool = True  # balanced RQ-KMeans (OneRec): <= ceil(n/k) train items per code
+    # rq_kmeans: fit the codebooks on a seeded sample of at most this many training items, then
+    # assign every item (in batches) by nearest centroid; 0 = fit on all (docs/SCALE.md)
+    fit_sample: int = 0
     cache_dir: str = ""  # content-embedding cache; "" = <runs>/cache/embeddings
     batch_size: int = 64  # text-encoding batch
     int8_text: bool = False  # dynamic-int8 MiniLM for item text (faster, slightly different)
@@ -245,11 +249,20 @@ def strategy_parts(emb: Embedder, cfg: SidConfig) -> dict[str, np.ndarray]:
 # ----------------------------------------------------------------------------- quantisers
 
 
+def fit_rows_of(train: np.ndarray, cfg: SidConfig) -> np.ndarray:
+    """Indices of the items RQ-KMeans is fitted on: the training items, or a seeded sample
+    of ``cfg.fit_sample`` of them."""
+    idx = np.flatnonzero(train)
+    return idx[fit_rows(len(idx), cfg.fit_sample, cfg.seed)]
+
+
 def fit_quantiser(x: np.ndarray, train: np.ndarray, cfg: SidConfig, progress: bool):
-    """Fit ``cfg.quantizer`` (rq_kmeans | rqvae) on the training rows of ``x``."""
+    """Fit ``cfg.quantizer`` (rq_kmeans | rqvae) on the training rows of ``x`` (rq_kmeans:
+    on ``fit_rows_of`` them)."""
     if cfg.quantizer == "rq_kmeans":
-        return RQKMeans.fit(x[train], RQKMeansConfig(cfg.levels, cfg.codebook_size, cfg.niter,
-                                                     cfg.seed, cfg.balanced)), {}
+        return RQKMeans.fit(x[fit_rows_of(train, cfg)], RQKMeansConfig(
+            cfg.levels, cfg.codebook_size, cfg.niter, cfg.seed, cfg.balanced,
+            cfg.fit_sample)), {}
     rcfg = dataclasses.replace(cfg.rqvae, levels=cfg.levels, codebook_size=cfg.codebook_size,
                                seed=cfg.seed)
     return train_rqvae(x[train], rcfg, progress)
@@ -277,10 +290,11 @@ def unique_table(codes: np.ndarray, sizes: tuple[int, ...], meta: dict) -> SidTa
     return SidTable(final, tuple(int(s) for s in sizes) + (extra,), meta)
 
 
-def encode_items(quantiser, x: np.ndarray, train: np.ndarray) -> np.ndarray:
+def encode_items(quantiser, x: np.ndarray, train: np.ndarray,
+                 progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Codes of all items: train rows as fitted (balanced RQ-KMeans), cold rows by nearest."""
     if isinstance(quantiser, RQKMeans):
-        return quantiser.encode_split(x, train)
+        return quantiser.encode_split(x, train, progress)
     return quantiser.encode(x)
 
 
@@ -401,7 +415,8 @@ def _build_single(parts, train, cfg, tmp, meta, progress) -> tuple[SidTable, dic
         sizes = sizes + sizes_of(quantiser)
         logs[name] = log
         if isinstance(quantiser, RQKMeans):
-            logs[name] = {"mse_by_level": quantiser.residual_errors(x[train], codes[-1][train])}
+            rows = fit_rows_of(train, cfg)
+            logs[name] = {"mse_by_level": quantiser.residual_errors(x[rows], codes[-1][rows])}
     if len(codes) == 2:  # Spotify "Separate": <SEARCH: ID_sem, REC: ID_rec>
         joined, sizes = separate(codes[0], sizes[:cfg.levels], codes[1], sizes[cfg.levels:])
         meta["separate"] = {"semantic_levels": list(range(cfg.levels)),

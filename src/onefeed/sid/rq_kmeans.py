@@ -10,11 +10,17 @@ items: greedy residual k-means in high dimensions sends most deep-level residual
 near-zero centroids (hubness), which shows up as 15-25% collisions. Training items then get
 their codes from ``encode_balanced`` (capacity-constrained, a deterministic function of the
 training matrix and the centroids); cold items from plain ``encode``.
+
+Large catalogues: ``sample`` > 0 fits the codebooks on a seeded sample of at most ``sample``
+training rows (``fit_rows``); training rows outside it are then encoded like cold items
+(nearest centroid). ``encode`` runs in batches of rows, so memory stays at one batch's
+residuals whatever the catalogue size.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 from pathlib import Path
@@ -24,12 +30,25 @@ import numpy as np
 
 @dataclass
 class RQKMeansConfig:
-    RANGES: ClassVar[dict[str, str]] = {"levels": ">= 1", "codebook_size": ">= 2", "niter": ">= 1"}
+    RANGES: ClassVar[dict[str, str]] = {"levels": ">= 1", "codebook_size": ">= 2", "niter": ">= 1",
+                                        "sample": ">= 0"}
     levels: int = 3
     codebook_size: int = 256
     niter: int = 25  # k-means iterations per level
     seed: int = 0
     balanced: bool = False  # capacity-constrained assignment (see module doc)
+    sample: int = 0  # fit on at most this many training rows (seeded sample); 0 = all
+
+
+ENCODE_BATCH = 65536  # rows per ``encode`` batch (~100 MB of float32 residuals at d = 384)
+
+
+def fit_rows(n: int, sample: int, seed: int) -> np.ndarray:
+    """(m,) ascending indices of the rows ``RQKMeans.fit`` uses out of ``n``: all of them, or
+    a seeded sample of ``sample`` when ``0 < sample < n``."""
+    if not sample or n <= sample:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
 
 
 def nearest(x: np.ndarray, centroids: np.ndarray, chunk: int = 8192) -> np.ndarray:
@@ -158,10 +177,11 @@ class RQKMeans:
 
     @classmethod
     def fit(cls, x: np.ndarray, cfg: RQKMeansConfig) -> "RQKMeans":
-        """Fit ``cfg.levels`` codebooks on (n, d) training vectors."""
+        """Fit ``cfg.levels`` codebooks on (n, d) training vectors (on ``fit_rows`` of them)."""
         if x.ndim != 2 or x.shape[0] == 0:
             raise ValueError(f"RQKMeans.fit: expected a non-empty (n, d) array, got {x.shape}")
-        residual = x.astype(np.float32).copy()
+        rows = fit_rows(x.shape[0], cfg.sample, cfg.seed)
+        residual = (x[rows] if len(rows) < x.shape[0] else x).astype(np.float32, copy=True)
         centroids = []
         for level in range(cfg.levels):
             if cfg.balanced:
@@ -174,15 +194,27 @@ class RQKMeans:
             centroids.append(c)
         return cls(centroids, cfg)
 
-    def encode_split(self, x: np.ndarray, train: np.ndarray) -> np.ndarray:
-        """Codes for all rows: training rows as ``fit`` assigned them (balanced when the config
-        says so), other (cold) rows by nearest centroid. x: (n, d); train: (n,) bool."""
+    def encode_split(self, x: np.ndarray, train: np.ndarray,
+                     progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Codes for all rows: the rows ``fit`` used as it assigned them (balanced when the
+        config says so), other rows (cold items, training rows outside the fit sample) by
+        nearest centroid. x: (n, d); train: (n,) bool; ``progress(rows)`` after each batch."""
         codes = np.empty((x.shape[0], len(self.centroids)), dtype=np.int64)
-        if train.any():
-            codes[train] = (self.encode_balanced(x[train]) if self.config.balanced
-                            else self.encode(x[train]))
-        if (~train).any():
-            codes[~train] = self.encode(x[~train])
+        train_idx = np.flatnonzero(train)
+        fitted = train_idx[fit_rows(len(train_idx), self.config.sample, self.config.seed)]
+        if len(fitted) and self.config.balanced:
+            codes[fitted] = self.encode_balanced(x[fitted])
+            if progress:
+                progress(len(fitted))
+        rest = np.ones(x.shape[0], dtype=bool)
+        if self.config.balanced:
+            rest[fitted] = False
+        rest_idx = np.flatnonzero(rest)
+        for start in range(0, len(rest_idx), ENCODE_BATCH):
+            rows = rest_idx[start:start + ENCODE_BATCH]
+            codes[rows] = self.encode(x[rows])
+            if progress:
+                progress(len(rows))
         return codes
 
     def encode_balanced(self, x: np.ndarray) -> np.ndarray:
@@ -197,14 +229,16 @@ class RQKMeans:
         return codes
 
     def encode(self, x: np.ndarray) -> np.ndarray:
-        """(n, d) -> codes (n, levels) int64."""
+        """(n, d) -> codes (n, levels) int64 (in batches of ``ENCODE_BATCH`` rows)."""
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"RQKMeans.encode: expected (n, {self.dim}), got {x.shape}")
-        residual = x.astype(np.float32).copy()
         codes = np.empty((x.shape[0], len(self.centroids)), dtype=np.int64)
-        for level, c in enumerate(self.centroids):
-            codes[:, level] = nearest(residual, c)
-            residual -= c[codes[:, level]]
+        for start in range(0, x.shape[0], ENCODE_BATCH):
+            residual = x[start:start + ENCODE_BATCH].astype(np.float32, copy=True)
+            for level, c in enumerate(self.centroids):
+                code = nearest(residual, c)
+                codes[start:start + len(code), level] = code
+                residual -= c[code]
         return codes
 
     def decode(self, codes: np.ndarray, levels: int | None = None) -> np.ndarray:

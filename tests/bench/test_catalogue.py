@@ -47,19 +47,34 @@ def test_synthetic_embeddings_are_seeded_unit_vectors():
     assert np.array_equal(x, again) and not np.allclose(x, other)
 
 
-def test_measured_records_time_and_memory():
-    from onefeed.bench.catalogue import rss_bytes
+MEASURE = """
+import json
+import numpy as np
+from onefeed.bench.catalogue import measured, rss_bytes
+out = {}
+with measured(out, "phase"):  # > 32 MiB: always a fresh mmap, never reused heap pages
+    block = np.ones(48 * 2**20 // 8)  # 48 MiB kept
+    temp = np.ones(48 * 2**20 // 8)  # 48 MiB freed inside the phase
+    del temp
+out["after"] = rss_bytes()
+print(json.dumps(out))
+"""
 
-    out = {}
-    with measured(out, "phase"):  # > 32 MiB: always a fresh mmap, never reused heap pages
-        block = np.ones(48 * 2**20 // 8)  # 48 MiB kept
-        temp = np.ones(48 * 2**20 // 8)  # 48 MiB freed inside the phase
-        del temp
-    after = rss_bytes()
+
+def test_measured_records_time_and_memory():
+    """In a fresh interpreter: RSS in a process that already ran other tests moves with their
+    threads and caches, which made this flaky inside the suite."""
+    import json
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", MEASURE], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["phase_seconds"] > 0
-    assert out["phase_peak_rss_bytes"] >= after + 40 * 2**20  # temp was resident with block
+    assert out["phase_peak_rss_bytes"] >= out["after"] + 40 * 2**20  # temp was resident
     assert out["phase_retained_bytes"] > 40 * 2**20
-    del block
 
 
 def test_run_measures_both_tries_and_a_failed_scale_is_recorded(monkeypatch):

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from onefeed.data.preprocess import USER_RUN
+
 
 @dataclass
 class SessionResult:
@@ -35,19 +37,25 @@ def make_joint_sessions(events: pl.DataFrame, queries: pl.DataFrame, share: floa
     """
     if not 0 <= share <= 1:
         raise ValueError(f"search_share must be in [0, 1], got {share}")
-    train_q = (queries.filter(pl.col("split") == "train").sort(["item", "query"])
-               .group_by("item", maintain_order=True).agg(pl.col("query").alias("_qs")))
+    # Each item's train queries, sorted, as one flat column plus (start, count) per item: the
+    # eligible clicks carry two integers instead of a copy of their item's query list.
+    flat = queries.filter(pl.col("split") == "train").select("item", "query").sort(
+        ["item", "query"])
+    per_item = (flat.group_by("item", maintain_order=True).len("_n")
+                .with_columns((pl.col("_n").cum_sum() - pl.col("_n")).alias("_start")))
     ev = events.with_row_index("_row")
     eligible = (ev.filter((pl.col("split") == "train") & (pl.col("behaviour") == "rec_click"))
-                .join(train_q, on="item", how="inner").sort("_row"))
+                .select("_row", "item").join(per_item, on="item", how="inner").sort("_row"))
     rng = np.random.default_rng(seed)
     n_convert = int(round(share * eligible.height))
     pick = np.sort(rng.permutation(eligible.height)[:n_convert])
     chosen = eligible[pick]
     u = rng.random(chosen.height)
-    chosen = chosen.with_columns(
-        (pl.Series(u) * pl.col("_qs").list.len()).floor().cast(pl.Int32).alias("_qi"))
-    chosen = chosen.select("_row", pl.col("_qs").list.get(pl.col("_qi")).alias("_q"))
+    qi = (pl.Series(u) * pl.col("_n")).floor().cast(pl.Int64)
+    chosen = chosen.select("_row", (pl.col("_start").cast(pl.Int64) + qi).alias("_at"))
+    chosen = chosen.select("_row", flat["query"].gather(chosen["_at"]).alias("_q"))
+    n_eligible = eligible.height
+    del eligible
 
     # Scatter the drawn queries into a full-length column (no join), then shift every event by
     # the number of queries inserted before it in its user: a query sits right before its click.
@@ -55,7 +63,7 @@ def make_joint_sessions(events: pl.DataFrame, queries: pl.DataFrame, share: floa
     q = q.scatter(chosen["_row"].cast(pl.Int64), chosen["_q"]) if chosen.height else q
     ev = ev.with_columns(q)
     converted = pl.col("_q").is_not_null()
-    inserted = converted.cast(pl.Int32).cum_sum().over("user")
+    inserted = converted.cast(pl.Int32).cum_sum().over(USER_RUN)
     ev = ev.with_columns((pl.col("position") + inserted).cast(pl.Int32).alias("_new"))
     position_map = ev.select("user", pl.col("position").alias("old_position"),
                              pl.col("_new").alias("position"))
@@ -63,18 +71,27 @@ def make_joint_sessions(events: pl.DataFrame, queries: pl.DataFrame, share: floa
         pl.when(converted).then(pl.lit("search_click")).otherwise(pl.col("behaviour"))
         .alias("behaviour"),
         pl.when(converted).then(pl.col("_q")).otherwise(pl.col("query")).alias("query"),
-        pl.col("_new").alias("position"),
-        (pl.col("_row").cast(pl.Int64) * 2 + 1).alias("_key"))
-    nulls = [pl.lit(None, dtype=ev.schema[c]).alias(c)
-             for c in ("item", "strength", "review") if c in ev.columns]
-    query_rows = ev.filter(converted).with_columns(
-        pl.lit("search_query").alias("behaviour"), (pl.col("_key") - 1).alias("_key"),
-        (pl.col("position") - 1).alias("position"), *nulls)
-    out = pl.concat([ev, query_rows.select(ev.columns)]).sort("_key")
-    out = out.drop("_row", "_q", "_key", "_new")
+        pl.col("_new").alias("position"))
+    # Output row -> source row: a converted event appears twice, its query row first (a gather,
+    # not a concat + sort, so the frame is copied once).
+    conv = ev["_q"].is_not_null().to_numpy()
+    src = np.repeat(np.arange(ev.height), 1 + conv)
+    is_query = pl.Series("_isq", np.r_[src[1:] == src[:-1], False] if len(src) else [],
+                         dtype=pl.Boolean)
+    out = ev.drop("_row", "_q", "_new")
+    del ev
+    out = out.select(pl.all().gather(src)).with_columns(is_query)
+    del src
+    isq = pl.col("_isq")
+    nulls = [pl.when(isq).then(None).otherwise(pl.col(c)).alias(c)
+             for c in ("item", "strength", "review") if c in out.columns]
+    out = out.with_columns(
+        pl.when(isq).then(pl.lit("search_query")).otherwise(pl.col("behaviour")).alias("behaviour"),
+        pl.when(isq).then(pl.col("position") - 1).otherwise(pl.col("position")).alias("position"),
+        *nulls).drop("_isq")
     n_train_items = events.filter((pl.col("split") == "train")
                                   & pl.col("behaviour").is_in(["rec_click", "search_click"])).height
-    stats = {"share": share, "seed": seed, "eligible_train_rec_clicks": eligible.height,
+    stats = {"share": share, "seed": seed, "eligible_train_rec_clicks": n_eligible,
              "converted": chosen.height,
              "converted_share_of_train_item_events":
                  round(chosen.height / max(1, n_train_items), 4),

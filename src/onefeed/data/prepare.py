@@ -26,7 +26,7 @@ import polars as pl
 import onefeed
 from onefeed import config as config_mod
 from onefeed.artifacts import check_not_input, check_target, file_sha256, git_commit
-from onefeed.data import leakage
+from onefeed.data import leakage, scan
 from onefeed.data.preprocess import (IS_ITEM_EVENT, chronological, conform_raw_events,
                                      drop_duplicates, k_core, keep_first_per_user_item,
                                      remap_ids, validate)
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 class PrepareConfig:
     RANGES: ClassVar[dict[str, str]] = {"k_core": ">= 0", "max_history": ">= 1",
         "valid_frac": "(0, 1)", "test_frac": "(0, 1)", "boundaries": ">= 0",
-        "search_share": "[0, 1]"}
+        "search_share": "[0, 1]", "memory_budget_gib": "> 0"}
     name: str = "synthetic"  # names the output (runs/<name>/data) and the manifest
     dataset: str = "synthetic"  # loader: ml-100k|ml-1m|amazon|amazon-raw|kuairec|lcrec|generic|synthetic
     path: str | None = None  # raw folder/file for the loader (default: the loader's own)
@@ -61,6 +61,9 @@ class PrepareConfig:
     boundaries: list[int] | None = None  # temporal: explicit [valid_start, test_start]
     queries: WeakQueryConfig = field(default_factory=WeakQueryConfig)
     search_share: float = 0.3  # share of eligible train rec_clicks turned into searches
+    # GiB prepare aims to stay within: sizes the streaming engine's chunks (onefeed.data.scan)
+    # and warns when the in-memory core (k-core, split, sessions) will not fit
+    memory_budget_gib: float = 2.0
     seed: int = 0
 
     def check(self) -> None:
@@ -159,9 +162,19 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     step("load")
     raw = raw if raw is not None else load_raw_for(cfg)
     step("validate + preprocess")
-    where = f"{raw.source.get('name', cfg.dataset)} events"
-    report = validate(raw)
-    ev = conform_raw_events(raw.events, where)
+    scan.configure_streaming(cfg.memory_budget_gib)
+    source_name = raw.source.get("name", cfg.dataset)
+    where = f"{source_name} events"
+    if isinstance(raw.events, pl.LazyFrame):  # a scan: validated and encoded streaming
+        report = scan.validate_lazy(raw.events, raw.items, source_name)
+        lazy = scan.conform_lazy(raw.events, where)
+    else:
+        report = validate(raw)
+        lazy = conform_raw_events(raw.events, where).lazy()
+    encoded = scan.encode_ids(lazy)
+    del lazy
+    ev = encoded.events
+    scan.check_budget(ev.height, cfg.memory_budget_gib)
     steps = [_counts("loaded", ev)]
     ev = drop_duplicates(ev)
     steps.append(_counts("drop_duplicates", ev))
@@ -177,12 +190,17 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
                         "k_core=0 to disable it")
     step(f"split ({cfg.protocol})")
     split = _split(ev, cfg)
-    steps.append(_counts(f"split({cfg.protocol})", split.events))
-    if split.events.height == 0:
+    del ev
+    split_info, ev = split.info, split.events
+    del split
+    steps.append(_counts(f"split({cfg.protocol})", ev))
+    if ev.height == 0:
         raise DataError(f"{where}: no users with >= 3 item events; nothing to split (set "
                         "drop_short_users = false to keep short users in train)")
-    remapped = remap_ids(split.events, raw.items)
+    remapped = remap_ids(ev, raw.items, encoded.user_names, encoded.item_names)
+    del ev, encoded
     ev = remapped.events
+    remapped = dataclasses.replace(remapped, events=None)
     items = remapped.items.join(item_first_split(ev), on="item", how="left", maintain_order="left")
     items = items.select("item", pl.col("first_split").fill_null("train"), *ITEM_SCHEMA)
 
@@ -196,8 +214,10 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     queries = split_queries(queries, cfg.queries, seeds["query_split"], real)
     step("joint sessions")
     sessions = make_joint_sessions(ev, queries, cfg.search_share, seeds["sessions"])
+    del ev, train_reviews, real
     ev = sessions.events
     queries = remap_evidence(queries, sessions.position_map)
+    sessions = dataclasses.replace(sessions, events=None, position_map=None)
     evq, eval_stats = eval_queries(ev, queries, seeds["eval_queries"])
     _warn_thin_search(evq, queries, cfg)
 
@@ -215,7 +235,7 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
         "validation": report.as_dict(),
         "filters": {"dedup": cfg.dedup, "k_core": cfg.k_core, "k_core_rounds": rounds,
                     "steps": steps},
-        "split": split.info,
+        "split": split_info,
         "items_without_metadata": remapped.items_without_metadata,
         "metadata_items_without_events": remapped.metadata_items_without_events,
         "counts": {"users": remapped.users.height, "items": items.height,
@@ -228,7 +248,9 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
         "item_table_sha256": leakage.item_table_hash(items),
         "config": config_mod.to_dict(cfg),
     }
-    ds = Dataset(events=_final_events(ev), items=items, users=remapped.users,
+    final = _final_events(ev)
+    del ev
+    ds = Dataset(events=final, items=items, users=remapped.users,
                  queries=queries, eval_queries=evq.select(
                      [pl.col(c).cast(t) for c, t in EVAL_QUERY_SCHEMA.items()]),
                  manifest=manifest)

@@ -186,15 +186,17 @@ def k_core(events: pl.DataFrame, k: int, max_rounds: int = 100) -> tuple[pl.Data
     rounds: list[dict] = []
     if k <= 0:
         return events, rounds
-    # Integer codes for the loop: hashing strings every round is the slow part at 10M events.
-    ev = events.with_columns(
-        _leads_to_click().alias("_led"),
-        USER_RUN.alias("_u"),  # rows are grouped by user: the run id is the user
-        pl.col("item").cast(pl.Utf8).cast(pl.Categorical).to_physical().alias("_i"))
+    # The loop runs on a narrow integer frame (user run id, item code, is-item flag) and the wide
+    # frame is filtered once at the end: each round copies three columns, not every column.
+    item_code = (pl.col("item").to_physical() if events.schema["item"].is_integer()
+                 else pl.col("item").cast(pl.Utf8).cast(pl.Categorical).to_physical())
+    ev = events.select(USER_RUN.alias("_u"), item_code.alias("_i"),
+                       IS_ITEM_EVENT.alias("_is_item"), pl.int_range(pl.len()).alias("_row"))
     for _ in range(max_rounds):
-        items_ev = ev.filter(IS_ITEM_EVENT)
+        items_ev = ev.filter(pl.col("_is_item"))
         item_n = items_ev.group_by("_i").len()
         user_n = items_ev.group_by("_u").len()
+        del items_ev
         good_items = item_n.filter(pl.col("len") >= k)["_i"]
         good_users = user_n.filter(pl.col("len") >= k)["_u"]
         n_users = ev["_u"].n_unique()  # users with no item event at all count as dropped
@@ -204,12 +206,16 @@ def k_core(events: pl.DataFrame, k: int, max_rounds: int = 100) -> tuple[pl.Data
         if good_items.len() == item_n.height and good_users.len() == n_users:
             break
         ev = ev.filter(pl.col("_u").is_in(good_users.implode())
-                       & (~IS_ITEM_EVENT | pl.col("_i").is_in(good_items.implode())))
+                       & (~pl.col("_is_item") | pl.col("_i").is_in(good_items.implode())))
     else:
         raise DataError(f"k_core(k={k}) did not converge in {max_rounds} rounds")
+    keep = pl.repeat(False, events.height, dtype=pl.Boolean, eager=True).scatter(
+        ev["_row"], True) if ev.height else pl.repeat(False, events.height, eager=True)
+    del ev
+    kept = events.with_columns(_leads_to_click().alias("_led")).filter(keep)
     # A query whose click was filtered away would look like an abandoned search: drop it too.
     orphan = pl.col("_led") & ~_leads_to_click()
-    return _renumber(ev.filter(~orphan).drop("_led", "_u", "_i")), rounds
+    return _renumber(kept.filter(~orphan).drop("_led")), rounds
 
 
 def _leads_to_click() -> pl.Expr:
@@ -232,10 +238,12 @@ class Remapped:
     metadata_items_without_events: int  # raw item rows dropped (no surviving event)
 
 
-def remap_ids(events: pl.DataFrame, items: pl.DataFrame) -> Remapped:
+def remap_ids(events: pl.DataFrame, items: pl.DataFrame, user_names: pl.Series | None = None,
+              item_names: pl.Series | None = None) -> Remapped:
     """Map users and items to 0..n-1 in order of first appearance; keep the source ids.
 
-    ``events`` is a working frame (string ``user``/``item``); ``items`` the raw item table.
+    ``events`` is a working frame (string ``user``/``item``, or integer codes into
+    ``user_names``/``item_names``, see ``scan.encode_ids``); ``items`` the raw item table.
     Items appear in the item table iff some event names them.
     """
     user_map = (events.select(pl.col("user").unique(maintain_order=True).alias("user_id"))
@@ -248,6 +256,10 @@ def remap_ids(events: pl.DataFrame, items: pl.DataFrame) -> Remapped:
           .join(item_map, on="item_id", how="left", maintain_order="left")
           .drop("user_id", "item_id"))
     ev = _renumber(ev)
+    if user_names is not None:
+        user_map = user_map.with_columns(user_names.gather(user_map["user_id"]).alias("user_id"))
+    if item_names is not None:
+        item_map = item_map.with_columns(item_names.gather(item_map["item_id"]).alias("item_id"))
     meta = items.select([c for c in ITEM_SCHEMA if c in items.columns])
     table = item_map.join(meta, on="item_id", how="left", maintain_order="left")
     for name, dtype in ITEM_SCHEMA.items():

@@ -22,7 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from onefeed.data.preprocess import IS_ITEM_EVENT, ValidationReport, show, value_checks
-from onefeed.data.schemas import BEHAVIOURS, RAW_EVENT_SCHEMA, DataError
+from onefeed.data.schemas import BEHAVIOURS, ITEM_SCHEMA, RAW_EVENT_SCHEMA, DataError, RawData, conform
 
 log = logging.getLogger(__name__)
 
@@ -187,3 +187,34 @@ def scan_raw_files(folder: str | Path) -> pl.LazyFrame:
     return pl.scan_csv(files, separator="\t" if kind == ".tsv" else ",",
                        schema_overrides=overrides)
 
+
+
+def load_raw_files(path: str | Path | None = None) -> RawData:
+    """``load_raw("raw-files", FOLDER)``: events already in RAW_EVENT_SCHEMA columns, scanned
+    lazily (``scan_raw_files``), + optional ``items.parquet|jsonl`` (ITEM_SCHEMA) and
+    ``source.json`` (the writer's source record, e.g. ``synthetic.write_parquet``'s)."""
+    import json
+
+
+
+    if path is None:
+        raise DataError("raw-files needs a path: the folder holding events.* or events/")
+    folder = Path(path)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder (raw-files reads FOLDER/events.* or "
+                        "FOLDER/events/*)")
+    events = scan_raw_files(folder)
+    files = sorted(str(p) for p in [*(folder / "events").glob("*"),
+                                     *folder.glob("events.*")] if p.is_file())
+    items = pl.DataFrame(schema=ITEM_SCHEMA)
+    for name in ("items.parquet", "items.jsonl"):
+        if (folder / name).is_file():
+            read = pl.read_parquet if name.endswith("parquet") else pl.read_ndjson
+            items = conform(read(folder / name), ITEM_SCHEMA, f"{folder / name}")
+            files.append(str(folder / name))
+            break
+    source = {"name": folder.name}
+    if (folder / "source.json").is_file():
+        source = json.loads((folder / "source.json").read_text())
+    source.update(root=str(folder), files=files)
+    return RawData(events, items, source)

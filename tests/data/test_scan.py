@@ -66,13 +66,15 @@ def test_prepare_from_a_lazy_scan_matches_the_golden_hashes(fmt, raw, tmp_path):
 
 
 def test_encode_ids_codes_follow_first_appearance():
-    lf = pl.LazyFrame({"user_id": ["b", "a", "b", "c"], "item_id": ["x", None, "y", "x"]})
+    lf = pl.LazyFrame({"user_id": ["b", "a", "b", "c"], "item_id": ["x", None, "y", "x"],
+                       "behaviour": ["rec_click", "search_query", "search_click", "rec_click"]})
     enc = encode_ids(lf)
     assert enc.user_names.to_list() == ["b", "a", "c"]
     assert enc.item_names.to_list() == ["x", "y"]
     assert enc.events["user_id"].to_list() == [0, 1, 0, 2]
     assert enc.events["item_id"].to_list() == [0, None, 1, 0]
     assert enc.events.schema["user_id"] == pl.Int32
+    assert enc.events["behaviour"].to_physical().to_list() == [0, 1, 2, 0]  # one-byte Enum
 
 
 @pytest.mark.parametrize("bad", [

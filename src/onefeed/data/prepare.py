@@ -220,6 +220,8 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     sessions = dataclasses.replace(sessions, events=None, position_map=None)
     evq, eval_stats = eval_queries(ev, queries, seeds["eval_queries"])
     _warn_thin_search(evq, queries, cfg)
+    final = _final_events(ev)  # behaviour back to text
+    del ev
 
     manifest: dict[str, Any] = {
         "name": cfg.name,
@@ -239,8 +241,8 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
         "items_without_metadata": remapped.items_without_metadata,
         "metadata_items_without_events": remapped.metadata_items_without_events,
         "counts": {"users": remapped.users.height, "items": items.height,
-                   "events": ev.height, "item_events": ev.filter(IS_ITEM_EVENT).height,
-                   "events_by_split_behaviour": _event_stats(ev),
+                   "events": final.height, "item_events": final.filter(IS_ITEM_EVENT).height,
+                   "events_by_split_behaviour": _event_stats(final),
                    "items_by_first_split": dict(items.group_by("first_split").len().iter_rows())},
         "queries": query_stats(queries, items.height),
         "eval_queries": eval_stats,
@@ -248,8 +250,6 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
         "item_table_sha256": leakage.item_table_hash(items),
         "config": config_mod.to_dict(cfg),
     }
-    final = _final_events(ev)
-    del ev
     ds = Dataset(events=final, items=items, users=remapped.users,
                  queries=queries, eval_queries=evq.select(
                      [pl.col(c).cast(t) for c, t in EVAL_QUERY_SCHEMA.items()]),

@@ -140,12 +140,33 @@ def drop_duplicates(events: pl.DataFrame) -> pl.DataFrame:
     Rows without a timestamp are never duplicates of each other: an order-only source gives
     no evidence that two identical rows are the same event rather than a repeat.
     """
-    key = pl.struct(["user_id", "item_id", "behaviour", "query", "timestamp"])
-    ev = events.filter(pl.col("timestamp").is_null() | key.is_first_distinct())
+    drop = _repeats(events, ["user_id", "item_id", "behaviour", "query", "timestamp"],
+                    pl.col("timestamp").is_not_null())
+    ev = events.filter(~drop) if drop.any() else events
     timed_item = pl.col("timestamp").is_not_null() & pl.col("item_id").is_not_null() & \
         pl.col("behaviour").is_in(["rec_click", "search_click"])
-    first = pl.struct(["user_id", "item_id", "timestamp"]).is_first_distinct()
-    return ev.filter(~timed_item | first)
+    # an earlier row of any behaviour with the same (user, item, time) counts, as it always did
+    drop = _repeats(ev, ["user_id", "item_id", "timestamp"], pl.lit(True)) \
+        & ev.select(timed_item).to_series()
+    return ev.filter(~drop) if drop.any() else ev
+
+
+def _repeats(frame: pl.DataFrame, key: list[str], among: pl.Expr) -> pl.Series:
+    """Rows matching ``among`` whose ``key`` equals an earlier such row's (exactly).
+
+    A 64-bit hash of the key finds the candidates; only rows whose hash repeats (the true
+    repeats and rare collisions) are compared column by column, so the full key is hashed once
+    and never materialised as a struct over every row.
+    """
+    h = (frame.select(pl.when(among).then(pl.struct(key).hash(0)).alias("_h"))
+         .with_row_index("_row"))
+    cand = h.filter(pl.col("_h").is_not_null() & pl.col("_h").is_duplicated())["_row"]
+    out = pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True)
+    if cand.len():
+        sub = frame.select(key).gather(cand)
+        repeat = cand.filter(~sub.select(pl.struct(key).is_first_distinct()).to_series())
+        out = out.scatter(repeat, True) if repeat.len() else out
+    return out
 
 
 def keep_first_per_user_item(events: pl.DataFrame) -> pl.DataFrame:
@@ -164,10 +185,17 @@ def chronological(events: pl.DataFrame) -> pl.DataFrame:
     Users keep their order of first appearance in the source. Sources without timestamps
     (null) are ordered by ``order`` alone; nothing invents a time for them.
     """
-    ev = events.rename({"user_id": "user", "item_id": "item"}).with_row_index("_row")
-    ev = ev.with_columns(pl.col("_row").min().over("user").alias("_user_rank"))
-    ev = ev.sort(["_user_rank", "timestamp", "order", "_row"], nulls_last=True, maintain_order=True)
-    return _renumber(ev.drop("_row", "_user_rank"))
+    ev = events.rename({"user_id": "user", "item_id": "item"})
+    keys = ev.select("timestamp", "order").with_row_index("_row").with_columns(
+        pl.col("_row").min().over(ev["user"]).alias("_user_rank"))
+    # The order as a permutation of narrow keys; logs that already are in it (grouped by user
+    # in time order, as most exports are) skip the copy of every column.
+    perm = keys.select(pl.arg_sort_by(["_user_rank", "timestamp", "order", "_row"],
+                                      nulls_last=True, maintain_order=True))["_user_rank"]
+    del keys
+    if not perm.equals(pl.int_range(ev.height, dtype=perm.dtype, eager=True), check_names=False):
+        ev = ev.select(pl.all().gather(perm))
+    return _renumber(ev)
 
 
 def _renumber(events: pl.DataFrame) -> pl.DataFrame:
@@ -209,13 +237,17 @@ def k_core(events: pl.DataFrame, k: int, max_rounds: int = 100) -> tuple[pl.Data
                        & (~pl.col("_is_item") | pl.col("_i").is_in(good_items.implode())))
     else:
         raise DataError(f"k_core(k={k}) did not converge in {max_rounds} rounds")
+    if ev.height == events.height:  # nothing dropped: no copy, and no orphaned query
+        return events, rounds
     keep = pl.repeat(False, events.height, dtype=pl.Boolean, eager=True).scatter(
         ev["_row"], True) if ev.height else pl.repeat(False, events.height, eager=True)
     del ev
-    kept = events.with_columns(_leads_to_click().alias("_led")).filter(keep)
+    led = events.select(_leads_to_click()).to_series()
+    kept = events.filter(keep)
+    led = led.filter(keep)
     # A query whose click was filtered away would look like an abandoned search: drop it too.
-    orphan = pl.col("_led") & ~_leads_to_click()
-    return _renumber(kept.filter(~orphan).drop("_led")), rounds
+    orphan = led & ~kept.select(_leads_to_click()).to_series()
+    return _renumber(kept.filter(~orphan) if orphan.any() else kept), rounds
 
 
 def _leads_to_click() -> pl.Expr:

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 # temporary columns of the widest step), measured on the synthetic world at 1M and 10M events.
 BYTES_PER_EVENT = 120
 RAW_SUFFIXES = (".parquet", ".csv", ".tsv", ".jsonl", ".ndjson")
+# Working frames hold ``behaviour`` as a one-byte Enum (validated values only); the saved
+# events have it as text again (``prepare._final_events``).
+BEHAVIOUR = pl.Enum(list(BEHAVIOURS))
 
 
 def chunk_rows(budget_gib: float, bytes_per_row: int = 200, share: float = 0.05) -> int:
@@ -139,7 +142,8 @@ def _validate_items(items: pl.DataFrame, source: str) -> None:
 
 def encode_ids(events: pl.LazyFrame) -> Encoded:
     """Streaming: the distinct user and item ids in order of first appearance, then the events
-    with ``user_id``/``item_id`` replaced by their Int32 index in those lists."""
+    with ``user_id``/``item_id`` replaced by their Int32 index in those lists (and
+    ``behaviour`` as the ``BEHAVIOUR`` Enum)."""
     users = collect(events.select(pl.col("user_id").unique(maintain_order=True)))["user_id"]
     items = collect(events.select(pl.col("item_id").drop_nulls().unique(maintain_order=True))
                     )["item_id"]
@@ -150,7 +154,8 @@ def encode_ids(events: pl.LazyFrame) -> Encoded:
         return pl.col(name).replace_strict(ids, pl.int_range(ids.len(), dtype=pl.Int32,
                                                              eager=True), default=None)
     try:
-        frame = collect(events.with_columns(code("user_id", users), code("item_id", items)))
+        frame = collect(events.with_columns(code("user_id", users), code("item_id", items),
+                                            pl.col("behaviour").cast(BEHAVIOUR)))
     except pl.exceptions.InvalidOperationError as exc:  # a strict cast in conform_lazy failed
         raise DataError(f"raw events: {str(exc).splitlines()[0]}") from None
     return Encoded(frame, users, items)

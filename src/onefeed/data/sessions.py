@@ -67,8 +67,10 @@ def make_joint_sessions(events: pl.DataFrame, queries: pl.DataFrame, share: floa
     ev = ev.with_columns((pl.col("position") + inserted).cast(pl.Int32).alias("_new"))
     position_map = ev.select("user", pl.col("position").alias("old_position"),
                              pl.col("_new").alias("position"))
+    ev_b = ev.schema["behaviour"]  # text or the working frames' Enum: kept as it is
     ev = ev.with_columns(
-        pl.when(converted).then(pl.lit("search_click")).otherwise(pl.col("behaviour"))
+        pl.when(converted).then(pl.lit("search_click", dtype=ev_b))
+        .otherwise(pl.col("behaviour"))
         .alias("behaviour"),
         pl.when(converted).then(pl.col("_q")).otherwise(pl.col("query")).alias("query"),
         pl.col("_new").alias("position"))
@@ -82,11 +84,12 @@ def make_joint_sessions(events: pl.DataFrame, queries: pl.DataFrame, share: floa
     del ev
     out = out.select(pl.all().gather(src)).with_columns(is_query)
     del src
-    isq = pl.col("_isq")
+    isq, out_b = pl.col("_isq"), out.schema["behaviour"]
     nulls = [pl.when(isq).then(None).otherwise(pl.col(c)).alias(c)
              for c in ("item", "strength", "review") if c in out.columns]
     out = out.with_columns(
-        pl.when(isq).then(pl.lit("search_query")).otherwise(pl.col("behaviour")).alias("behaviour"),
+        pl.when(isq).then(pl.lit("search_query", dtype=out_b)).otherwise(pl.col("behaviour"))
+        .alias("behaviour"),
         pl.when(isq).then(pl.col("position") - 1).otherwise(pl.col("position")).alias("position"),
         *nulls).drop("_isq")
     n_train_items = events.filter((pl.col("split") == "train")

@@ -59,39 +59,37 @@ def make_joint_sessions(events: pl.DataFrame, queries: pl.DataFrame, share: floa
 
     # Scatter the drawn queries into a full-length column (no join), then shift every event by
     # the number of queries inserted before it in its user: a query sits right before its click.
-    q = pl.repeat(None, ev.height, dtype=pl.Utf8, eager=True).alias("_q")
-    q = q.scatter(chosen["_row"].cast(pl.Int64), chosen["_q"]) if chosen.height else q
-    ev = ev.with_columns(q)
-    converted = pl.col("_q").is_not_null()
-    inserted = converted.cast(pl.Int32).cum_sum().over(USER_RUN)
-    ev = ev.with_columns((pl.col("position") + inserted).cast(pl.Int32).alias("_new"))
-    position_map = ev.select("user", pl.col("position").alias("old_position"),
-                             pl.col("_new").alias("position"))
-    ev_b = ev.schema["behaviour"]  # text or the working frames' Enum: kept as it is
-    ev = ev.with_columns(
-        pl.when(converted).then(pl.lit("search_click", dtype=ev_b))
-        .otherwise(pl.col("behaviour"))
-        .alias("behaviour"),
-        pl.when(converted).then(pl.col("_q")).otherwise(pl.col("query")).alias("query"),
-        pl.col("_new").alias("position"))
-    # Output row -> source row: a converted event appears twice, its query row first (a gather,
-    # not a concat + sort, so the frame is copied once).
-    conv = ev["_q"].is_not_null().to_numpy()
-    src = np.repeat(np.arange(ev.height), 1 + conv)
-    is_query = pl.Series("_isq", np.r_[src[1:] == src[:-1], False] if len(src) else [],
-                         dtype=pl.Boolean)
-    out = ev.drop("_row", "_q", "_new")
     del ev
-    out = out.select(pl.all().gather(src)).with_columns(is_query)
-    del src
-    isq, out_b = pl.col("_isq"), out.schema["behaviour"]
-    nulls = [pl.when(isq).then(None).otherwise(pl.col(c)).alias(c)
-             for c in ("item", "strength", "review") if c in out.columns]
-    out = out.with_columns(
-        pl.when(isq).then(pl.lit("search_query", dtype=out_b)).otherwise(pl.col("behaviour"))
-        .alias("behaviour"),
-        pl.when(isq).then(pl.col("position") - 1).otherwise(pl.col("position")).alias("position"),
-        *nulls).drop("_isq")
+    q = pl.repeat(None, events.height, dtype=pl.Utf8, eager=True).alias("_q")
+    q = q.scatter(chosen["_row"].cast(pl.Int64), chosen["_q"]) if chosen.height else q
+    conv = q.is_not_null()
+    new_pos = (events.select("user", "position").with_columns(conv.cast(pl.Int32).alias("_c"))
+               .select((pl.col("position") + pl.col("_c").cum_sum().over(USER_RUN))
+                       .cast(pl.Int32)).to_series())
+    position_map = pl.DataFrame({"user": events["user"], "old_position": events["position"],
+                                 "position": new_pos})
+    # Output row -> source row: a converted event appears twice, its query row first. One
+    # select gathers every column once (no concat + sort, no intermediate wide frames).
+    src = pl.Series(np.repeat(np.arange(events.height), 1 + conv.to_numpy()))
+    isq = pl.Series("_isq", np.r_[src[1:].to_numpy() == src[:-1].to_numpy(), False]
+                    if len(src) else [], dtype=pl.Boolean)
+    conv_g = conv.gather(src)
+    b = events.schema["behaviour"]  # text or the working frames' Enum: kept as it is
+    cols = []
+    for c in events.columns:
+        g = pl.col(c).gather(src)
+        if c == "behaviour":
+            g = (pl.when(pl.lit(isq)).then(pl.lit("search_query", dtype=b))
+                 .when(pl.lit(conv_g)).then(pl.lit("search_click", dtype=b)).otherwise(g))
+        elif c == "query":
+            g = pl.when(pl.lit(conv_g)).then(pl.lit(q.gather(src))).otherwise(g)
+        elif c == "position":
+            g = pl.lit(new_pos.gather(src) - isq.cast(pl.Int32))
+        elif c in ("item", "strength", "review"):
+            g = pl.when(pl.lit(isq)).then(None).otherwise(g)
+        cols.append(g.alias(c))
+    out = events.select(cols)
+    del src, conv_g, isq
     n_train_items = events.filter((pl.col("split") == "train")
                                   & pl.col("behaviour").is_in(["rec_click", "search_click"])).height
     stats = {"share": share, "seed": seed, "eligible_train_rec_clicks": n_eligible,

@@ -137,3 +137,12 @@ def test_memory_budget_is_a_checked_config_value(tmp_path):
     with pytest.raises(ConfigError, match="memory_budget_gib"):
         load_config(None, ["memory_budget_gib=0"])
     assert chunk_rows(2.0) == 536_870 and chunk_rows(0.01) == 10_000 and chunk_rows(100) == 10**6
+
+
+def test_a_small_budget_changes_chunking_not_results(raw, caplog):
+    """0.001 GiB: 10,000-row chunks (the fixture's 16k session rows in two) and a warning."""
+    assert chunk_rows(0.001) == 10_000
+    ds = prepare(PrepareConfig(name="golden", memory_budget_gib=0.001, **CASES["loo"]), raw)
+    assert ds.events.height > 10_000
+    assert dataset_hashes(ds) == GOLDEN["loo"]
+    assert "over memory_budget_gib = 0.001" in caplog.text

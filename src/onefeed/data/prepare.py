@@ -191,7 +191,7 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     step(f"split ({cfg.protocol})")
     split = _split(ev, cfg)
     del ev
-    split_info, ev = split.info, split.events
+    split_info, ev = split.info, split.events.with_columns(pl.col("split").cast(scan.SPLIT))
     del split
     steps.append(_counts(f"split({cfg.protocol})", ev))
     if ev.height == 0:
@@ -213,7 +213,8 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     real = real.with_columns(normalize_series(real["query"]).alias("query"))
     queries = split_queries(queries, cfg.queries, seeds["query_split"], real)
     step("joint sessions")
-    sessions = make_joint_sessions(ev, queries, cfg.search_share, seeds["sessions"])
+    sessions = make_joint_sessions(ev, queries, cfg.search_share, seeds["sessions"],
+                                   scan.chunk_rows(cfg.memory_budget_gib))
     del ev, train_reviews, real
     ev = sessions.events
     queries = remap_evidence(queries, sessions.position_map)

@@ -22,7 +22,8 @@ from pathlib import Path
 import polars as pl
 
 from onefeed.data.preprocess import IS_ITEM_EVENT, ValidationReport, show, value_checks
-from onefeed.data.schemas import BEHAVIOURS, ITEM_SCHEMA, RAW_EVENT_SCHEMA, DataError, RawData, conform
+from onefeed.data.schemas import (BEHAVIOURS, ITEM_SCHEMA, RAW_EVENT_SCHEMA, SPLITS, DataError,
+                                  RawData, conform)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ RAW_SUFFIXES = (".parquet", ".csv", ".tsv", ".jsonl", ".ndjson")
 # Working frames hold ``behaviour`` as a one-byte Enum (validated values only); the saved
 # events have it as text again (``prepare._final_events``).
 BEHAVIOUR = pl.Enum(list(BEHAVIOURS))
+SPLIT = pl.Enum(list(SPLITS))  # ``split`` likewise, from the split step on
 
 
 def chunk_rows(budget_gib: float, bytes_per_row: int = 200, share: float = 0.05) -> int:

@@ -28,12 +28,13 @@ class SessionResult:
 
 
 def make_joint_sessions(events: pl.DataFrame, queries: pl.DataFrame, share: float,
-                        seed: int) -> SessionResult:
+                        seed: int, chunk_rows: int = 1_000_000) -> SessionResult:
     """Convert ``round(share * n)`` of the n eligible train rec_clicks into search pairs.
 
     events: integer events grouped by user in ``position`` order, with ``split``.
     queries: weak queries with ``split``; only ``split == "train"`` ones are drawn.
     Eligible: train-split ``rec_click`` events whose item has at least one train query.
+    ``chunk_rows``: output rows assembled at a time (memory, not the result).
     """
     if not 0 <= share <= 1:
         raise ValueError(f"search_share must be in [0, 1], got {share}")
@@ -73,23 +74,30 @@ def make_joint_sessions(events: pl.DataFrame, queries: pl.DataFrame, share: floa
     src = pl.Series(np.repeat(np.arange(events.height), 1 + conv.to_numpy()))
     isq = pl.Series("_isq", np.r_[src[1:].to_numpy() == src[:-1].to_numpy(), False]
                     if len(src) else [], dtype=pl.Boolean)
-    conv_g = conv.gather(src)
     b = events.schema["behaviour"]  # text or the working frames' Enum: kept as it is
-    cols = []
-    for c in events.columns:
-        g = pl.col(c).gather(src)
-        if c == "behaviour":
-            g = (pl.when(pl.lit(isq)).then(pl.lit("search_query", dtype=b))
-                 .when(pl.lit(conv_g)).then(pl.lit("search_click", dtype=b)).otherwise(g))
-        elif c == "query":
-            g = pl.when(pl.lit(conv_g)).then(pl.lit(q.gather(src))).otherwise(g)
-        elif c == "position":
-            g = pl.lit(new_pos.gather(src) - isq.cast(pl.Int32))
-        elif c in ("item", "strength", "review"):
-            g = pl.when(pl.lit(isq)).then(None).otherwise(g)
-        cols.append(g.alias(c))
-    out = events.select(cols)
-    del src, conv_g, isq
+
+    def rows(at: pl.Series, isq: pl.Series) -> pl.DataFrame:
+        conv_g = conv.gather(at)
+        cols = []
+        for c in events.columns:
+            g = pl.col(c).gather(at)
+            if c == "behaviour":
+                g = (pl.when(pl.lit(isq)).then(pl.lit("search_query", dtype=b))
+                     .when(pl.lit(conv_g)).then(pl.lit("search_click", dtype=b)).otherwise(g))
+            elif c == "query":
+                g = pl.when(pl.lit(conv_g)).then(pl.lit(q.gather(at))).otherwise(g)
+            elif c == "position":
+                g = pl.lit(new_pos.gather(at) - isq.cast(pl.Int32))
+            elif c in ("item", "strength", "review"):
+                g = pl.when(pl.lit(isq)).then(None).otherwise(g)
+            cols.append(g.alias(c))
+        return events.select(cols)
+
+    # output rows in chunks: the temporaries of one chunk at a time beside the result
+    step = max(1, chunk_rows)
+    out = pl.concat([rows(src.slice(a, step), isq.slice(a, step))
+                     for a in range(0, len(src), step)] or [rows(src, isq)], rechunk=False)
+    del src, isq
     n_train_items = events.filter((pl.col("split") == "train")
                                   & pl.col("behaviour").is_in(["rec_click", "search_click"])).height
     stats = {"share": share, "seed": seed, "eligible_train_rec_clicks": n_eligible,

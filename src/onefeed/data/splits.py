@@ -126,7 +126,9 @@ def _users_without_train(ev: pl.DataFrame) -> int:
 
 def item_first_split(events: pl.DataFrame) -> pl.DataFrame:
     """Per item, the earliest split it occurs in: ``item``, ``first_split`` (train|valid|test)."""
-    rank = pl.col("split").replace_strict(SPLIT_RANK, return_dtype=pl.Int8)
+    rank = (pl.col("split").to_physical().cast(pl.Int8)  # the Enum of SPLITS' order
+            if isinstance(events.schema["split"], pl.Enum)
+            else pl.col("split").replace_strict(SPLIT_RANK, return_dtype=pl.Int8))
     names = {v: k for k, v in SPLIT_RANK.items()}
     return (events.filter(IS_ITEM_EVENT).group_by("item", maintain_order=True)
             .agg(rank.min().alias("_r"))

@@ -130,7 +130,8 @@ def history_target_separation(ds: Dataset) -> Finding | None:
     eq = ds.eval_queries.select(pl.col("user").cast(pl.Int32), "split",
                                 pl.col("item").cast(pl.Int32), "query")
     wrong = eq.join(targets.with_columns(pl.col("user").cast(pl.Int32),
-                                         pl.col("item").cast(pl.Int32)),
+                                         pl.col("item").cast(pl.Int32),
+                                         pl.col("split").cast(pl.Utf8)),  # text or Enum
                     on=["user", "split", "item"], how="anti")
     return _first(found, _fail(name, "eval queries whose (user, split, item) is not that user's "
                                      "held-out target", wrong))

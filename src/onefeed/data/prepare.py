@@ -140,12 +140,16 @@ def _split(ev: pl.DataFrame, cfg: PrepareConfig):
     return temporal(ev, cfg.valid_frac, cfg.test_frac, cfg.boundaries)
 
 
-def _final_events(ev: pl.DataFrame) -> pl.DataFrame:
-    return ev.select([pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()])
+def _final_events(ev: pl.DataFrame, text: bool = True) -> pl.DataFrame:
+    """EVENT_SCHEMA columns; ``text=False`` keeps working frames' Enum behaviour/split."""
+    keep = ("behaviour", "split") if not text else ()
+    return ev.select([pl.col(c) if c in keep and isinstance(ev.schema[c], pl.Enum)
+                      else pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()])
 
 
 def _event_stats(ev: pl.DataFrame) -> dict[str, dict[str, int]]:
-    tab = ev.group_by(["split", "behaviour"]).len().sort(["split", "behaviour"])
+    tab = (ev.select(pl.col("split", "behaviour").cast(pl.Utf8))  # text order, not Enum order
+           .group_by(["split", "behaviour"]).len().sort(["split", "behaviour"]))
     out: dict[str, dict[str, int]] = {}
     for s, b, n in tab.iter_rows():
         out.setdefault(s, {})[b] = n
@@ -174,11 +178,13 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     encoded = scan.encode_ids(lazy)
     del lazy
     ev = encoded.events
+    if ev["review"].null_count() == ev.height:  # no review text: no column to carry along
+        ev = ev.drop("review")
     scan.check_budget(ev.height, cfg.memory_budget_gib)
     steps = [_counts("loaded", ev)]
     ev = drop_duplicates(ev)
     steps.append(_counts("drop_duplicates", ev))
-    ev = chronological(ev)
+    ev = chronological(ev).drop("order")  # order is in position now
     if cfg.dedup == "first_per_user_item":
         ev = keep_first_per_user_item(ev)
         steps.append(_counts("first_per_user_item", ev))
@@ -206,8 +212,10 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
 
     seeds = cfg.seeds()
     step("weak queries")
-    train_reviews = ev.filter((pl.col("split") == "train") & IS_ITEM_EVENT
-                              & pl.col("review").is_not_null())
+    train_reviews = ev.select("user", "position", "item", "review").filter(
+        (ev["split"] == "train") & ev.select(IS_ITEM_EVENT).to_series()
+        & pl.col("review").is_not_null()) if "review" in ev.columns else None
+    ev = ev.drop("review", strict=False)  # nothing reads review text after weak queries
     queries = build_item_queries(items, train_reviews, cfg.queries)
     real = search_pairs(ev, "train")
     real = real.with_columns(normalize_series(real["query"]).alias("query"))
@@ -221,7 +229,7 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     sessions = dataclasses.replace(sessions, events=None, position_map=None)
     evq, eval_stats = eval_queries(ev, queries, seeds["eval_queries"])
     _warn_thin_search(evq, queries, cfg)
-    final = _final_events(ev)  # behaviour back to text
+    final = _final_events(ev, text=False)  # leakage checks read the one-byte Enum columns
     del ev
 
     manifest: dict[str, Any] = {
@@ -261,7 +269,8 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     failures = [f for f in results.values() if f is not None]
     if failures:
         raise LeakageError(failures)
-    return ds
+    del final
+    return dataclasses.replace(ds, events=_final_events(ds.events))  # behaviour, split as text
 
 
 def _warn_thin_search(evq: pl.DataFrame, queries: pl.DataFrame, cfg: PrepareConfig) -> None:

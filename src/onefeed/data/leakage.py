@@ -140,7 +140,8 @@ def history_target_separation(ds: Dataset) -> Finding | None:
 def train_pairs(ds: Dataset) -> pl.DataFrame:
     """(item, normalised query) pairs seen in training: train weak queries + train searches."""
     q = ds.queries.filter(pl.col("split") == "train").select("item", "query")
-    clicks = search_pairs(ds.events.select(*NARROW, "query"), "train")
+    # distinct raw pairs first: normalising is a function of the text, so the set is the same
+    clicks = search_pairs(ds.events.select(*NARROW, "query"), "train").unique()
     pairs = pl.concat([q.with_columns(pl.col("item").cast(pl.Int32)),
                        clicks.with_columns(pl.col("item").cast(pl.Int32))])
     return pairs.with_columns(normalize_series(pairs["query"]).alias("query")).unique()

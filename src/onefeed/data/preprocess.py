@@ -158,9 +158,14 @@ def _repeats(frame: pl.DataFrame, key: list[str], among: pl.Expr) -> pl.Series:
     repeats and rare collisions) are compared column by column, so the full key is hashed once
     and never materialised as a struct over every row.
     """
-    h = (frame.select(pl.when(among).then(pl.struct(key).hash(0)).alias("_h"))
-         .with_row_index("_row"))
-    cand = h.filter(pl.col("_h").is_not_null() & pl.col("_h").is_duplicated())["_row"]
+    h = frame.select(pl.when(among).then(pl.struct(key).hash(0)).alias("_h")).to_series()
+    # repeated hash values by a sort (several times faster than a hash table at 10M rows)
+    hs = h.drop_nulls().sort()
+    repeated = hs.filter(hs == hs.shift(1)).unique()
+    del hs
+    cand = (h.to_frame().with_row_index("_row")
+            .filter(pl.col("_h").is_in(repeated.implode()))["_row"]) if repeated.len() else \
+        pl.Series("_row", [], dtype=pl.UInt32)
     out = pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True)
     if cand.len():
         sub = frame.select(key).gather(cand)

@@ -44,7 +44,7 @@ def make_joint_sessions(events: pl.DataFrame, queries: pl.DataFrame, share: floa
         ["item", "query"])
     per_item = (flat.group_by("item", maintain_order=True).len("_n")
                 .with_columns((pl.col("_n").cum_sum() - pl.col("_n")).alias("_start")))
-    ev = events.with_row_index("_row")
+    ev = events.select("item", "split", "behaviour").with_row_index("_row")  # narrow, then filter
     eligible = (ev.filter((pl.col("split") == "train") & (pl.col("behaviour") == "rec_click"))
                 .select("_row", "item").join(per_item, on="item", how="inner").sort("_row"))
     rng = np.random.default_rng(seed)
@@ -98,12 +98,13 @@ def make_joint_sessions(events: pl.DataFrame, queries: pl.DataFrame, share: floa
     out = pl.concat([rows(src.slice(a, step), isq.slice(a, step))
                      for a in range(0, len(src), step)] or [rows(src, isq)], rechunk=False)
     del src, isq
-    n_train_items = events.filter((pl.col("split") == "train")
-                                  & pl.col("behaviour").is_in(["rec_click", "search_click"])).height
+    n_train_items, n_real = events.select(
+        ((pl.col("split") == "train")
+         & pl.col("behaviour").is_in(["rec_click", "search_click"])).sum(),
+        (pl.col("behaviour") != "rec_click").sum()).row(0)
     stats = {"share": share, "seed": seed, "eligible_train_rec_clicks": n_eligible,
              "converted": chosen.height,
              "converted_share_of_train_item_events":
                  round(chosen.height / max(1, n_train_items), 4),
-             "real_search_events_kept": int(events.filter(
-                 pl.col("behaviour") != "rec_click").height)}
+             "real_search_events_kept": int(n_real)}
     return SessionResult(out, position_map, stats)

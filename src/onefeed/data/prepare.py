@@ -170,12 +170,12 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     source_name = raw.source.get("name", cfg.dataset)
     where = f"{source_name} events"
     if isinstance(raw.events, pl.LazyFrame):  # a scan: validated and encoded streaming
-        report = scan.validate_lazy(raw.events, raw.items, source_name)
+        report, users = scan.validate_and_users(raw.events, raw.items, source_name)
         lazy = scan.conform_lazy(raw.events, where)
     else:
-        report = validate(raw)
+        report, users = validate(raw), None
         lazy = conform_raw_events(raw.events, where).lazy()
-    encoded = scan.encode_ids(lazy)
+    encoded = scan.encode_ids(lazy, users)
     del lazy
     ev = encoded.events
     if ev["review"].null_count() == ev.height:  # no review text: no column to carry along

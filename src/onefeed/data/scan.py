@@ -82,7 +82,13 @@ def conform_lazy(events: pl.LazyFrame, where: str) -> pl.LazyFrame:
 
 def validate_lazy(events: pl.LazyFrame, items: pl.DataFrame, source: str) -> ValidationReport:
     """``preprocess.validate`` for a lazy frame: the same checks, messages and report, computed
-    by the streaming engine in two passes (checks, then per-user/behaviour counts)."""
+    by the streaming engine in two passes (checks and counts, then per-user counts)."""
+    return validate_and_users(events, items, source)[0]
+
+
+def validate_and_users(events: pl.LazyFrame, items: pl.DataFrame, source: str
+                       ) -> tuple[ValidationReport, pl.Series]:
+    """``validate_lazy`` + the distinct user ids in first-appearance order (for ``encode_ids``)."""
     where = f"{source} events"
     schema = events.collect_schema()
     missing = [c for c in ("user_id", "item_id", "behaviour", "order") if c not in schema]
@@ -106,6 +112,7 @@ def validate_lazy(events: pl.LazyFrame, items: pl.DataFrame, source: str) -> Val
         aggs += [mask.sum().alias(f"_bad{j}"), pl.col("_row").filter(mask).min().alias(f"_at{j}")]
     if has_ts:
         aggs.append(pl.col("timestamp").null_count().alias("_ts_null"))
+    aggs += [(pl.col("behaviour") == b).sum().alias(f"_b_{b}") for b in BEHAVIOURS]
     found = collect(events.with_row_index("_row").select(aggs)).row(0, named=True)
     if found["_n"] == 0:
         raise DataError(f"{where}: no events (empty dataset)")
@@ -117,14 +124,19 @@ def validate_lazy(events: pl.LazyFrame, items: pl.DataFrame, source: str) -> Val
             raise DataError(f"{where}: row {row}, column '{column}' {what} "
                             f"(value {show(value)}; {n_bad} such rows)")
     _validate_items(items, source)
-    per_user = collect(events.group_by("user_id").len())
+    per_user = user_counts(events)
     single = per_user.filter(pl.col("len") == 1)
-    counts = collect(events.group_by("behaviour").len())
     return ValidationReport(
         n_events=found["_n"], n_users=per_user.height, n_items_with_metadata=items.height,
-        events_by_behaviour={b: int(n) for b, n in zip(counts["behaviour"], counts["len"])},
+        events_by_behaviour={b: int(found[f"_b_{b}"]) for b in BEHAVIOURS if found[f"_b_{b}"]},
         has_timestamps=bool(has_ts and found["_ts_null"] < found["_n"]),
-        single_event_users=single.height, single_event_examples=single["user_id"].head(5).to_list())
+        single_event_users=single.height,
+        single_event_examples=single["user_id"].head(5).to_list()), per_user["user_id"]
+
+
+def user_counts(events: pl.LazyFrame) -> pl.DataFrame:
+    """user_id (in order of first appearance), len: read by validation and by ``encode_ids``."""
+    return collect(events.group_by("user_id", maintain_order=True).len())
 
 
 def _validate_items(items: pl.DataFrame, source: str) -> None:
@@ -142,11 +154,12 @@ def _validate_items(items: pl.DataFrame, source: str) -> None:
                         f"{items['item_id'][row]!r} ({bad.height} rows share a duplicated id)")
 
 
-def encode_ids(events: pl.LazyFrame) -> Encoded:
+def encode_ids(events: pl.LazyFrame, users: pl.Series | None = None) -> Encoded:
     """Streaming: the distinct user and item ids in order of first appearance, then the events
     with ``user_id``/``item_id`` replaced by their Int32 index in those lists (and
     ``behaviour`` as the ``BEHAVIOUR`` Enum)."""
-    users = collect(events.select(pl.col("user_id").unique(maintain_order=True)))["user_id"]
+    if users is None:  # else the distinct ids in first-appearance order, e.g. user_counts'
+        users = collect(events.select(pl.col("user_id").unique(maintain_order=True)))["user_id"]
     items = collect(events.select(pl.col("item_id").drop_nulls().unique(maintain_order=True))
                     )["item_id"]
     if users.len() >= 2**31 or items.len() >= 2**31:

@@ -27,9 +27,9 @@ import onefeed
 from onefeed import config as config_mod
 from onefeed.artifacts import check_not_input, check_target, file_sha256, git_commit
 from onefeed.data import leakage, scan
-from onefeed.data.preprocess import (IS_ITEM_EVENT, chronological, conform_raw_events,
-                                     drop_duplicates, k_core, keep_first_per_user_item,
-                                     remap_ids, validate)
+from onefeed.data.preprocess import (IS_ITEM_EVENT, _renumber, chronological,
+                                     conform_raw_events, drop_duplicates, k_core_keep,
+                                     keep_first_per_user_item, remap_ids, take_rows, validate)
 from onefeed.data.schemas import (EVAL_QUERY_SCHEMA, EVENT_SCHEMA, ITEM_SCHEMA, DataError,
                                   Dataset, RawData)
 from onefeed.data.sessions import make_joint_sessions
@@ -178,6 +178,7 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     encoded = scan.encode_ids(lazy, users)
     del lazy
     ev = encoded.events
+    encoded = dataclasses.replace(encoded, events=None)  # ev is the frame's only owner now
     if ev["review"].null_count() == ev.height:  # no review text: no column to carry along
         ev = ev.drop("review")
     scan.check_budget(ev.height, cfg.memory_budget_gib)
@@ -188,7 +189,10 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     if cfg.dedup == "first_per_user_item":
         ev = keep_first_per_user_item(ev)
         steps.append(_counts("first_per_user_item", ev))
-    ev, rounds = k_core(ev, cfg.k_core)
+    keep, rounds = k_core_keep(ev, cfg.k_core)
+    if keep is not None:  # filtered column by column, releasing each input column
+        ev = _renumber(take_rows(ev, keep))
+    del keep
     steps.append(_counts(f"k_core({cfg.k_core})", ev))
     if ev.height == 0:
         raise DataError(f"{where}: no events left after {cfg.k_core}-core filtering (users and "
@@ -222,7 +226,7 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     queries = split_queries(queries, cfg.queries, seeds["query_split"], real)
     step("joint sessions")
     sessions = make_joint_sessions(ev, queries, cfg.search_share, seeds["sessions"],
-                                   scan.chunk_rows(cfg.memory_budget_gib))
+                                   scan.chunk_rows(cfg.memory_budget_gib), consume=True)
     del ev, train_reviews, real
     ev = sessions.events
     queries = remap_evidence(queries, sessions.position_map)

@@ -216,9 +216,17 @@ def k_core(events: pl.DataFrame, k: int, max_rounds: int = 100) -> tuple[pl.Data
     loses their ``search_query`` events, and a query that led straight to a removed click goes
     with it. Returns the filtered frame and one record per round.
     """
+    keep, rounds = k_core_keep(events, k, max_rounds)
+    return (events if keep is None else _renumber(events.filter(keep))), rounds
+
+
+def k_core_keep(events: pl.DataFrame, k: int, max_rounds: int = 100
+                ) -> tuple[pl.Series | None, list[dict]]:
+    """``k_core``'s row mask (None: every row stays) and rounds, computed on narrow frames;
+    ``_renumber(take_rows(events, keep))`` is ``k_core(events, k)[0]``."""
     rounds: list[dict] = []
     if k <= 0:
-        return events, rounds
+        return None, rounds
     # The loop runs on a narrow integer frame (user run id, item code, is-item flag) and the wide
     # frame is filtered once at the end: each round copies three columns, not every column.
     item_code = (pl.col("item").to_physical() if events.schema["item"].is_integer()
@@ -243,16 +251,28 @@ def k_core(events: pl.DataFrame, k: int, max_rounds: int = 100) -> tuple[pl.Data
     else:
         raise DataError(f"k_core(k={k}) did not converge in {max_rounds} rounds")
     if ev.height == events.height:  # nothing dropped: no copy, and no orphaned query
-        return events, rounds
+        return None, rounds
     keep = pl.repeat(False, events.height, dtype=pl.Boolean, eager=True).scatter(
         ev["_row"], True) if ev.height else pl.repeat(False, events.height, eager=True)
     del ev
-    led = events.select(_leads_to_click()).to_series()
-    kept = events.filter(keep)
-    led = led.filter(keep)
     # A query whose click was filtered away would look like an abandoned search: drop it too.
-    orphan = led & ~kept.select(_leads_to_click()).to_series()
-    return _renumber(kept.filter(~orphan) if orphan.any() else kept), rounds
+    narrow = events.select("user", "behaviour")
+    led = narrow.select(_leads_to_click()).to_series().filter(keep)
+    orphan = led & ~narrow.filter(keep).select(_leads_to_click()).to_series()
+    if orphan.any():
+        keep = keep.scatter(keep.arg_true().filter(orphan), False)
+    return keep, rounds
+
+
+def take_rows(frame: pl.DataFrame, keep: pl.Series) -> pl.DataFrame:
+    """``frame.filter(keep)`` column by column, taking each column out of ``frame`` first, so
+    beside the result only one input column is alive; ``frame`` is left empty."""
+    out = []
+    for name in list(frame.columns):
+        col = frame.drop_in_place(name)
+        out.append(col.filter(keep))
+        del col
+    return pl.DataFrame(out)
 
 
 def _leads_to_click() -> pl.Expr:

@@ -28,13 +28,15 @@ class SessionResult:
 
 
 def make_joint_sessions(events: pl.DataFrame, queries: pl.DataFrame, share: float,
-                        seed: int, chunk_rows: int = 1_000_000) -> SessionResult:
+                        seed: int, chunk_rows: int = 1_000_000, consume: bool = False
+                        ) -> SessionResult:
     """Convert ``round(share * n)`` of the n eligible train rec_clicks into search pairs.
 
     events: integer events grouped by user in ``position`` order, with ``split``.
     queries: weak queries with ``split``; only ``split == "train"`` ones are drawn.
     Eligible: train-split ``rec_click`` events whose item has at least one train query.
-    ``chunk_rows``: output rows assembled at a time (memory, not the result).
+    ``chunk_rows``: output rows assembled at a time (memory, not the result). ``consume``:
+    take the columns out of ``events`` as they are used (it is left empty; saves one copy).
     """
     if not 0 <= share <= 1:
         raise ValueError(f"search_share must be in [0, 1], got {share}")
@@ -76,32 +78,38 @@ def make_joint_sessions(events: pl.DataFrame, queries: pl.DataFrame, share: floa
                     if len(src) else [], dtype=pl.Boolean)
     b = events.schema["behaviour"]  # text or the working frames' Enum: kept as it is
 
-    def rows(at: pl.Series, isq: pl.Series) -> pl.DataFrame:
-        conv_g = conv.gather(at)
-        cols = []
-        for c in events.columns:
-            g = pl.col(c).gather(at)
-            if c == "behaviour":
-                g = (pl.when(pl.lit(isq)).then(pl.lit("search_query", dtype=b))
-                     .when(pl.lit(conv_g)).then(pl.lit("search_click", dtype=b)).otherwise(g))
-            elif c == "query":
-                g = pl.when(pl.lit(conv_g)).then(pl.lit(q.gather(at))).otherwise(g)
-            elif c == "position":
-                g = pl.lit(new_pos.gather(at) - isq.cast(pl.Int32))
-            elif c in ("item", "strength", "review"):
-                g = pl.when(pl.lit(isq)).then(None).otherwise(g)
-            cols.append(g.alias(c))
-        return events.select(cols)
-
-    # output rows in chunks: the temporaries of one chunk at a time beside the result
-    step = max(1, chunk_rows)
-    out = pl.concat([rows(src.slice(a, step), isq.slice(a, step))
-                     for a in range(0, len(src), step)] or [rows(src, isq)], rechunk=False)
-    del src, isq
     n_train_items, n_real = events.select(
         ((pl.col("split") == "train")
          & pl.col("behaviour").is_in(["rec_click", "search_click"])).sum(),
         (pl.col("behaviour") != "rec_click").sum()).row(0)
+
+    def column(col: pl.Series, at: pl.Series, isq: pl.Series) -> pl.Series:
+        c, conv_g = col.name, conv.gather(at)
+        g = pl.col(c).gather(at)
+        if c == "behaviour":
+            g = (pl.when(pl.lit(isq)).then(pl.lit("search_query", dtype=b))
+                 .when(pl.lit(conv_g)).then(pl.lit("search_click", dtype=b)).otherwise(g))
+        elif c == "query":
+            g = pl.when(pl.lit(conv_g)).then(pl.lit(q.gather(at))).otherwise(g)
+        elif c == "position":
+            g = pl.lit(new_pos.gather(at) - isq.cast(pl.Int32))
+        elif c in ("item", "strength", "review"):
+            g = pl.when(pl.lit(isq)).then(None).otherwise(g)
+        return pl.DataFrame([col]).select(g.alias(c)).to_series()
+
+    # Column by column, each in chunks of output rows: beside the result there are only one
+    # input column's chunk temporaries, and with ``consume`` the input column is released as
+    # soon as its output exists (the input frame is left empty).
+    step = max(1, chunk_rows)
+    columns = []
+    for name in list(events.columns):
+        col = events.drop_in_place(name) if consume else events[name]
+        parts = [column(col, src.slice(a, step), isq.slice(a, step))
+                 for a in range(0, len(src), step)] or [column(col, src, isq)]
+        columns.append(pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0])
+        del col, parts
+    out = pl.DataFrame(columns)
+    del src, isq
     stats = {"share": share, "seed": seed, "eligible_train_rec_clicks": n_eligible,
              "converted": chosen.height,
              "converted_share_of_train_item_events":

@@ -166,3 +166,13 @@ def test_drop_duplicates_matches_the_struct_definition_on_random_repeats():
                        | pl.struct(["user_id", "item_id", "timestamp"]).is_first_distinct())
     got = drop_duplicates(ev)
     assert 0 < got.height < n and got.equals(want)
+
+
+def test_take_rows_is_filter_and_empties_its_input():
+    from onefeed.data.preprocess import take_rows
+
+    df = pl.DataFrame({"a": [1, 2, 3, 4], "b": ["w", "x", "y", None]})
+    want = df.filter(pl.Series([True, False, True, True]))
+    frame = df.clone()
+    got = take_rows(frame, pl.Series([True, False, True, True]))
+    assert got.equals(want) and frame.width == 0

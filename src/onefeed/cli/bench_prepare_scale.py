@@ -141,9 +141,11 @@ def run_scale(n: int, folder: Path, budget_gib: float, limit_gib: float | None) 
         return run
     prep = run_measured(["prepare", str(folder), f"memory_budget_gib={budget_gib}",
                          f"name=synthetic-{label(n)}"], limit_gib)
-    run.update(completed=prep["completed"], seconds=prep["wall_s"],
-               peak_rss_gib=prep["peak_rss_gib"],
-               sampled_peak_rss_gib=prep["sampled_peak_rss_gib"])
+    # a run that did not complete has no time: only how long it ran before it was stopped
+    run.update({"completed": prep["completed"],
+                "seconds" if prep["completed"] else "seconds_until_stopped": prep["wall_s"],
+                "peak_rss_gib": prep["peak_rss_gib"],
+                "sampled_peak_rss_gib": prep["sampled_peak_rss_gib"]})
     for key in ("reason", "raw_events", "users", "items", "events", "item_events", "load_s",
                 "prepare_s", "save_s", "leakage"):
         if key in prep:

@@ -54,4 +54,4 @@ def test_a_small_scale_runs_in_subprocesses_and_the_watchdog_kills(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == []  # generated files removed
     killed = bps.run_scale(6000, tmp_path / "w", 2.0, limit_gib=0.01)
     assert killed["completed"] is False and "killed by the watchdog" in killed["reason"]
-    assert "seconds" not in killed and killed["seconds_until_stopped"] > 0
+    assert "seconds" not in killed  # a stopped run has no time (here generate was stopped)

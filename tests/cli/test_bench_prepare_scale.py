@@ -55,3 +55,11 @@ def test_a_small_scale_runs_in_subprocesses_and_the_watchdog_kills(tmp_path):
     killed = bps.run_scale(6000, tmp_path / "w", 2.0, limit_gib=0.01)
     assert killed["completed"] is False and "killed by the watchdog" in killed["reason"]
     assert "seconds" not in killed  # a stopped run has no time (here generate was stopped)
+
+
+def test_without_gnu_time_the_peak_comes_from_the_process_itself(tmp_path, monkeypatch):
+    monkeypatch.setattr(bps, "TIME", str(tmp_path / "no-such-time"))
+    gen = bps.run_measured(["generate", str(tmp_path / "g"), json.dumps(
+        {"n_users": 100, "n_items": 50})], None)
+    assert gen["completed"] and gen["events_written"] > 0
+    assert gen["peak_rss_gib"] >= gen["self_peak_rss_gib"] > 0.05

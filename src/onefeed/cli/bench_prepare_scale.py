@@ -125,6 +125,8 @@ def run_measured(args: list[str], limit_gib: float | None) -> dict[str, Any]:
                    + (lines[-1] if lines else "?")[:300])
         return rec
     rec.update(completed=True, **json.loads(out.strip().splitlines()[-1]))
+    if not m:  # no GNU time: the child's own getrusage peak, else the sampled one
+        rec["peak_rss_gib"] = max(rec["sampled_peak_rss_gib"], rec.get("self_peak_rss_gib", 0))
     return rec
 
 
@@ -267,7 +269,8 @@ def _child(argv: list[str]) -> None:
         from onefeed.data.synthetic import SyntheticConfig, write_parquet
 
         src = write_parquet(from_dict(SyntheticConfig, json.loads(argv[2])), argv[1])
-        print(json.dumps({"events_written": src["events_written"]}))
+        print(json.dumps({"events_written": src["events_written"],
+                          "self_peak_rss_gib": _self_peak_gib()}))
         return
     from onefeed.data.prepare import load_config, load_raw_for, prepare
 
@@ -287,7 +290,13 @@ def _child(argv: list[str]) -> None:
         "raw_events": ds.manifest["validation"]["n_events"], "users": c["users"],
         "items": c["items"], "events": c["events"], "item_events": c["item_events"],
         "load_s": round(t1 - t0, 2), "prepare_s": round(t2 - t1, 2), "save_s": round(t3 - t2, 2),
-        "leakage": ds.manifest["leakage"]}))
+        "leakage": ds.manifest["leakage"], "self_peak_rss_gib": _self_peak_gib()}))
+
+
+def _self_peak_gib() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)  # KiB on Linux
 
 
 if __name__ == "__main__":

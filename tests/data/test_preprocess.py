@@ -146,3 +146,33 @@ def test_k_core_drops_queries_whose_click_was_filtered():
     out, _ = k_core(chronological(raw_events(rows)), 2)
     assert out.filter(pl.col("user") == "a")["query"].to_list() == [None, "q2", "q2", "lone"]
     assert out["position"].to_list() == [0, 1, 2, 3, 0, 1]
+
+
+def test_drop_duplicates_matches_the_struct_definition_on_random_repeats():
+    """drop_duplicates (hash candidates, then an exact compare) == the plain definition."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    ev = pl.DataFrame({
+        "user_id": [f"u{x}" for x in rng.integers(0, 20, n)],
+        "item_id": [None if x == 0 else f"i{x}" for x in rng.integers(0, 6, n)],
+        "behaviour": rng.choice(["rec_click", "search_query", "search_click"], n).tolist(),
+        "query": [None if x else "q" for x in rng.integers(0, 2, n)],
+        "timestamp": [None if x == 0 else int(x) for x in rng.integers(0, 8, n)]})
+    key = pl.struct(["user_id", "item_id", "behaviour", "query", "timestamp"])
+    want = ev.filter(pl.col("timestamp").is_null() | key.is_first_distinct())
+    timed_item = pl.col("timestamp").is_not_null() & pl.col("item_id").is_not_null() & \
+        pl.col("behaviour").is_in(["rec_click", "search_click"])
+    want = want.filter(~timed_item
+                       | pl.struct(["user_id", "item_id", "timestamp"]).is_first_distinct())
+    got = drop_duplicates(ev)
+    assert 0 < got.height < n and got.equals(want)
+
+
+def test_take_rows_is_filter_and_empties_its_input():
+    from onefeed.data.preprocess import take_rows
+
+    df = pl.DataFrame({"a": [1, 2, 3, 4], "b": ["w", "x", "y", None]})
+    want = df.filter(pl.Series([True, False, True, True]))
+    frame = df.clone()
+    got = take_rows(frame, pl.Series([True, False, True, True]))
+    assert got.equals(want) and frame.width == 0

@@ -137,9 +137,28 @@ def register(app: typer.Typer) -> None:
         real: bool = typer.Option(True, help="Run the real-data cases (a case whose files are "
                                   "absent is reported as failed)."),
         out: Path = typer.Option(None, help="Output dir (default bench/results)."),
+        scale: str = typer.Option("", "--scale", help="Out-of-core mode: synthetic raw-event "
+                                  "counts like 1M,10M,50M, each written to Parquet and prepared "
+                                  "from a lazy scan -> prepare-scale.{json,md}."),
+        budget: float = typer.Option(2.0, help="--scale: PrepareConfig.memory_budget_gib."),
+        watchdog_gib: float = typer.Option(None, help="--scale: kill a run whose RSS exceeds "
+                                           "this many GiB (recorded as not completed)."),
+        tmp: Path = typer.Option(None, help="--scale: folder for the generated Parquet files."),
     ) -> None:
         """Wall time + peak memory of `data prepare` (ML-100K, ML-1M part, Beauty, synthetic)."""
         import datetime as dt
+
+        if scale:
+            from rich.console import Console
+
+            from onefeed.cli.bench_prepare_scale import bench_scale, parse_scale
+
+            try:
+                parse_scale(scale)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc), param_hint="--scale") from None
+            bench_scale(scale, budget, watchdog_gib, out, tmp, Console())
+            return
 
         from rich.console import Console
 

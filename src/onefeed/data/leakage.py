@@ -70,6 +70,10 @@ def _first(*findings: Finding | None) -> Finding | None:
     return Finding(found[0].check, "; ".join(f.message for f in found), rows)
 
 
+# The event columns the checks read (findings list these columns of offending rows)
+NARROW = ("user", "item", "position", "timestamp", "behaviour", "split")
+
+
 def temporal_boundary(ds: Dataset) -> Finding | None:
     name = "temporal_boundary"
     ev = ds.events
@@ -107,14 +111,18 @@ def temporal_boundary(ds: Dataset) -> Finding | None:
 
 def history_target_separation(ds: Dataset) -> Finding | None:
     name = "history_target_separation"
-    items = ds.events.filter(IS_ITEM_EVENT)
+    # narrow before filtering: a filter copies every column it keeps
+    items = ds.events.select(*NARROW).filter(IS_ITEM_EVENT)
     timed = items["timestamp"].null_count() < items.height
     # one interaction logged under two behaviours at one time (prepare collapses those) would put
     # the target in the history: any behaviour counts
     key = ["user", "item", "timestamp"] if timed else ["user", "item"]
-    train = items.filter(pl.col("split") == "train").select(key).unique()
     held = items.filter(pl.col("split") != "train")
-    bad = held.join(train, on=key, how="semi", nulls_equal=True)
+    # probe the (large) train side against the (small) held-out keys, not the other way round
+    hits = (items.filter(pl.col("split") == "train").select(key)
+            .join(held.select(key).unique(), on=key, how="semi", nulls_equal=True).unique())
+    del items
+    bad = held.join(hits, on=key, how="semi", nulls_equal=True)
     found = _fail(name, f"held-out target events also present in train (same {', '.join(key)})",
                   bad)
     targets = (held.sort(["user", "position"]).group_by(["user", "split"], maintain_order=True)
@@ -122,7 +130,8 @@ def history_target_separation(ds: Dataset) -> Finding | None:
     eq = ds.eval_queries.select(pl.col("user").cast(pl.Int32), "split",
                                 pl.col("item").cast(pl.Int32), "query")
     wrong = eq.join(targets.with_columns(pl.col("user").cast(pl.Int32),
-                                         pl.col("item").cast(pl.Int32)),
+                                         pl.col("item").cast(pl.Int32),
+                                         pl.col("split").cast(pl.Utf8)),  # text or Enum
                     on=["user", "split", "item"], how="anti")
     return _first(found, _fail(name, "eval queries whose (user, split, item) is not that user's "
                                      "held-out target", wrong))
@@ -131,7 +140,8 @@ def history_target_separation(ds: Dataset) -> Finding | None:
 def train_pairs(ds: Dataset) -> pl.DataFrame:
     """(item, normalised query) pairs seen in training: train weak queries + train searches."""
     q = ds.queries.filter(pl.col("split") == "train").select("item", "query")
-    clicks = search_pairs(ds.events, "train")
+    # distinct raw pairs first: normalising is a function of the text, so the set is the same
+    clicks = search_pairs(ds.events.select(*NARROW, "query"), "train").unique()
     pairs = pl.concat([q.with_columns(pl.col("item").cast(pl.Int32)),
                        clicks.with_columns(pl.col("item").cast(pl.Int32))])
     return pairs.with_columns(normalize_series(pairs["query"]).alias("query")).unique()
@@ -159,8 +169,9 @@ def pseudo_query_sources(ds: Dataset) -> Finding | None:
         no_ev = rev.filter(pl.col("evidence").is_null() | (pl.col("evidence").list.len() == 0))
         ex = (rev.with_row_index("_q").filter(pl.col("evidence").is_not_null())
               .explode("evidence").unnest("evidence"))
-        ok = ds.events.filter((pl.col("split") == "train") & IS_ITEM_EVENT).select(
-            "user", "position", pl.col("item").alias("_ev_item"))
+        ok = ds.events.select(*NARROW).filter((pl.col("split") == "train") & IS_ITEM_EVENT
+                                              ).select("user", "position",
+                                                       pl.col("item").alias("_ev_item"))
         checked = ex.join(ok, on=["user", "position"], how="left")
         bad = checked.filter(pl.col("_ev_item").is_null()
                              | (pl.col("_ev_item") != pl.col("item"))).drop("_ev_item")

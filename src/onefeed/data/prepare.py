@@ -26,10 +26,10 @@ import polars as pl
 import onefeed
 from onefeed import config as config_mod
 from onefeed.artifacts import check_not_input, check_target, file_sha256, git_commit
-from onefeed.data import leakage
-from onefeed.data.preprocess import (IS_ITEM_EVENT, chronological, conform_raw_events,
-                                     drop_duplicates, k_core, keep_first_per_user_item,
-                                     remap_ids, validate)
+from onefeed.data import leakage, scan
+from onefeed.data.preprocess import (IS_ITEM_EVENT, _renumber, chronological,
+                                     conform_raw_events, drop_duplicates, k_core_keep,
+                                     keep_first_per_user_item, remap_ids, take_rows, validate)
 from onefeed.data.schemas import (EVAL_QUERY_SCHEMA, EVENT_SCHEMA, ITEM_SCHEMA, DataError,
                                   Dataset, RawData)
 from onefeed.data.sessions import make_joint_sessions
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 class PrepareConfig:
     RANGES: ClassVar[dict[str, str]] = {"k_core": ">= 0", "max_history": ">= 1",
         "valid_frac": "(0, 1)", "test_frac": "(0, 1)", "boundaries": ">= 0",
-        "search_share": "[0, 1]"}
+        "search_share": "[0, 1]", "memory_budget_gib": "> 0"}
     name: str = "synthetic"  # names the output (runs/<name>/data) and the manifest
     dataset: str = "synthetic"  # loader: ml-100k|ml-1m|amazon|amazon-raw|kuairec|lcrec|generic|synthetic
     path: str | None = None  # raw folder/file for the loader (default: the loader's own)
@@ -61,6 +61,9 @@ class PrepareConfig:
     boundaries: list[int] | None = None  # temporal: explicit [valid_start, test_start]
     queries: WeakQueryConfig = field(default_factory=WeakQueryConfig)
     search_share: float = 0.3  # share of eligible train rec_clicks turned into searches
+    # GiB prepare aims to stay within: sizes the streaming engine's chunks (onefeed.data.scan)
+    # and warns when the in-memory core (k-core, split, sessions) will not fit
+    memory_budget_gib: float = 2.0
     seed: int = 0
 
     def check(self) -> None:
@@ -137,12 +140,16 @@ def _split(ev: pl.DataFrame, cfg: PrepareConfig):
     return temporal(ev, cfg.valid_frac, cfg.test_frac, cfg.boundaries)
 
 
-def _final_events(ev: pl.DataFrame) -> pl.DataFrame:
-    return ev.select([pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()])
+def _final_events(ev: pl.DataFrame, text: bool = True) -> pl.DataFrame:
+    """EVENT_SCHEMA columns; ``text=False`` keeps working frames' Enum behaviour/split."""
+    keep = ("behaviour", "split") if not text else ()
+    return ev.select([pl.col(c) if c in keep and isinstance(ev.schema[c], pl.Enum)
+                      else pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()])
 
 
 def _event_stats(ev: pl.DataFrame) -> dict[str, dict[str, int]]:
-    tab = ev.group_by(["split", "behaviour"]).len().sort(["split", "behaviour"])
+    tab = (ev.select(pl.col("split", "behaviour").cast(pl.Utf8))  # text order, not Enum order
+           .group_by(["split", "behaviour"]).len().sort(["split", "behaviour"]))
     out: dict[str, dict[str, int]] = {}
     for s, b, n in tab.iter_rows():
         out.setdefault(s, {})[b] = n
@@ -159,17 +166,33 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     step("load")
     raw = raw if raw is not None else load_raw_for(cfg)
     step("validate + preprocess")
-    where = f"{raw.source.get('name', cfg.dataset)} events"
-    report = validate(raw)
-    ev = conform_raw_events(raw.events, where)
+    scan.configure_streaming(cfg.memory_budget_gib)
+    source_name = raw.source.get("name", cfg.dataset)
+    where = f"{source_name} events"
+    if isinstance(raw.events, pl.LazyFrame):  # a scan: validated and encoded streaming
+        report, users = scan.validate_and_users(raw.events, raw.items, source_name)
+        lazy = scan.conform_lazy(raw.events, where)
+    else:
+        report, users = validate(raw), None
+        lazy = conform_raw_events(raw.events, where).lazy()
+    encoded = scan.encode_ids(lazy, users)
+    del lazy
+    ev = encoded.events
+    encoded = dataclasses.replace(encoded, events=None)  # ev is the frame's only owner now
+    if ev["review"].null_count() == ev.height:  # no review text: no column to carry along
+        ev = ev.drop("review")
+    scan.check_budget(ev.height, cfg.memory_budget_gib)
     steps = [_counts("loaded", ev)]
     ev = drop_duplicates(ev)
     steps.append(_counts("drop_duplicates", ev))
-    ev = chronological(ev)
+    ev = chronological(ev).drop("order")  # order is in position now
     if cfg.dedup == "first_per_user_item":
         ev = keep_first_per_user_item(ev)
         steps.append(_counts("first_per_user_item", ev))
-    ev, rounds = k_core(ev, cfg.k_core)
+    keep, rounds = k_core_keep(ev, cfg.k_core)
+    if keep is not None:  # filtered column by column, releasing each input column
+        ev = _renumber(take_rows(ev, keep))
+    del keep
     steps.append(_counts(f"k_core({cfg.k_core})", ev))
     if ev.height == 0:
         raise DataError(f"{where}: no events left after {cfg.k_core}-core filtering (users and "
@@ -177,29 +200,41 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
                         "k_core=0 to disable it")
     step(f"split ({cfg.protocol})")
     split = _split(ev, cfg)
-    steps.append(_counts(f"split({cfg.protocol})", split.events))
-    if split.events.height == 0:
+    del ev
+    split_info, ev = split.info, split.events.with_columns(pl.col("split").cast(scan.SPLIT))
+    del split
+    steps.append(_counts(f"split({cfg.protocol})", ev))
+    if ev.height == 0:
         raise DataError(f"{where}: no users with >= 3 item events; nothing to split (set "
                         "drop_short_users = false to keep short users in train)")
-    remapped = remap_ids(split.events, raw.items)
+    remapped = remap_ids(ev, raw.items, encoded.user_names, encoded.item_names)
+    del ev, encoded
     ev = remapped.events
+    remapped = dataclasses.replace(remapped, events=None)
     items = remapped.items.join(item_first_split(ev), on="item", how="left", maintain_order="left")
     items = items.select("item", pl.col("first_split").fill_null("train"), *ITEM_SCHEMA)
 
     seeds = cfg.seeds()
     step("weak queries")
-    train_reviews = ev.filter((pl.col("split") == "train") & IS_ITEM_EVENT
-                              & pl.col("review").is_not_null())
+    train_reviews = ev.select("user", "position", "item", "review").filter(
+        (ev["split"] == "train") & ev.select(IS_ITEM_EVENT).to_series()
+        & pl.col("review").is_not_null()) if "review" in ev.columns else None
+    ev = ev.drop("review", strict=False)  # nothing reads review text after weak queries
     queries = build_item_queries(items, train_reviews, cfg.queries)
     real = search_pairs(ev, "train")
     real = real.with_columns(normalize_series(real["query"]).alias("query"))
     queries = split_queries(queries, cfg.queries, seeds["query_split"], real)
     step("joint sessions")
-    sessions = make_joint_sessions(ev, queries, cfg.search_share, seeds["sessions"])
+    sessions = make_joint_sessions(ev, queries, cfg.search_share, seeds["sessions"],
+                                   scan.chunk_rows(cfg.memory_budget_gib), consume=True)
+    del ev, train_reviews, real
     ev = sessions.events
     queries = remap_evidence(queries, sessions.position_map)
+    sessions = dataclasses.replace(sessions, events=None, position_map=None)
     evq, eval_stats = eval_queries(ev, queries, seeds["eval_queries"])
     _warn_thin_search(evq, queries, cfg)
+    final = _final_events(ev, text=False)  # leakage checks read the one-byte Enum columns
+    del ev
 
     manifest: dict[str, Any] = {
         "name": cfg.name,
@@ -215,12 +250,12 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
         "validation": report.as_dict(),
         "filters": {"dedup": cfg.dedup, "k_core": cfg.k_core, "k_core_rounds": rounds,
                     "steps": steps},
-        "split": split.info,
+        "split": split_info,
         "items_without_metadata": remapped.items_without_metadata,
         "metadata_items_without_events": remapped.metadata_items_without_events,
         "counts": {"users": remapped.users.height, "items": items.height,
-                   "events": ev.height, "item_events": ev.filter(IS_ITEM_EVENT).height,
-                   "events_by_split_behaviour": _event_stats(ev),
+                   "events": final.height, "item_events": final.filter(IS_ITEM_EVENT).height,
+                   "events_by_split_behaviour": _event_stats(final),
                    "items_by_first_split": dict(items.group_by("first_split").len().iter_rows())},
         "queries": query_stats(queries, items.height),
         "eval_queries": eval_stats,
@@ -228,7 +263,7 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
         "item_table_sha256": leakage.item_table_hash(items),
         "config": config_mod.to_dict(cfg),
     }
-    ds = Dataset(events=_final_events(ev), items=items, users=remapped.users,
+    ds = Dataset(events=final, items=items, users=remapped.users,
                  queries=queries, eval_queries=evq.select(
                      [pl.col(c).cast(t) for c, t in EVAL_QUERY_SCHEMA.items()]),
                  manifest=manifest)
@@ -238,7 +273,8 @@ def prepare(cfg: PrepareConfig, raw: RawData | None = None,
     failures = [f for f in results.values() if f is not None]
     if failures:
         raise LeakageError(failures)
-    return ds
+    del final
+    return dataclasses.replace(ds, events=_final_events(ds.events))  # behaviour, split as text
 
 
 def _warn_thin_search(evq: pl.DataFrame, queries: pl.DataFrame, cfg: PrepareConfig) -> None:

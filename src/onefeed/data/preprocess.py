@@ -140,12 +140,38 @@ def drop_duplicates(events: pl.DataFrame) -> pl.DataFrame:
     Rows without a timestamp are never duplicates of each other: an order-only source gives
     no evidence that two identical rows are the same event rather than a repeat.
     """
-    key = pl.struct(["user_id", "item_id", "behaviour", "query", "timestamp"])
-    ev = events.filter(pl.col("timestamp").is_null() | key.is_first_distinct())
+    drop = _repeats(events, ["user_id", "item_id", "behaviour", "query", "timestamp"],
+                    pl.col("timestamp").is_not_null())
+    ev = events.filter(~drop) if drop.any() else events
     timed_item = pl.col("timestamp").is_not_null() & pl.col("item_id").is_not_null() & \
         pl.col("behaviour").is_in(["rec_click", "search_click"])
-    first = pl.struct(["user_id", "item_id", "timestamp"]).is_first_distinct()
-    return ev.filter(~timed_item | first)
+    # an earlier row of any behaviour with the same (user, item, time) counts, as it always did
+    drop = _repeats(ev, ["user_id", "item_id", "timestamp"], pl.lit(True)) \
+        & ev.select(timed_item).to_series()
+    return ev.filter(~drop) if drop.any() else ev
+
+
+def _repeats(frame: pl.DataFrame, key: list[str], among: pl.Expr) -> pl.Series:
+    """Rows matching ``among`` whose ``key`` equals an earlier such row's (exactly).
+
+    A 64-bit hash of the key finds the candidates; only rows whose hash repeats (the true
+    repeats and rare collisions) are compared column by column, so the full key is hashed once
+    and never materialised as a struct over every row.
+    """
+    h = frame.select(pl.when(among).then(pl.struct(key).hash(0)).alias("_h")).to_series()
+    # repeated hash values by a sort (several times faster than a hash table at 10M rows)
+    hs = h.drop_nulls().sort()
+    repeated = hs.filter(hs == hs.shift(1)).unique()
+    del hs
+    cand = (h.to_frame().with_row_index("_row")
+            .filter(pl.col("_h").is_in(repeated.implode()))["_row"]) if repeated.len() else \
+        pl.Series("_row", [], dtype=pl.UInt32)
+    out = pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True)
+    if cand.len():
+        sub = frame.select(key).gather(cand)
+        repeat = cand.filter(~sub.select(pl.struct(key).is_first_distinct()).to_series())
+        out = out.scatter(repeat, True) if repeat.len() else out
+    return out
 
 
 def keep_first_per_user_item(events: pl.DataFrame) -> pl.DataFrame:
@@ -164,10 +190,17 @@ def chronological(events: pl.DataFrame) -> pl.DataFrame:
     Users keep their order of first appearance in the source. Sources without timestamps
     (null) are ordered by ``order`` alone; nothing invents a time for them.
     """
-    ev = events.rename({"user_id": "user", "item_id": "item"}).with_row_index("_row")
-    ev = ev.with_columns(pl.col("_row").min().over("user").alias("_user_rank"))
-    ev = ev.sort(["_user_rank", "timestamp", "order", "_row"], nulls_last=True, maintain_order=True)
-    return _renumber(ev.drop("_row", "_user_rank"))
+    ev = events.rename({"user_id": "user", "item_id": "item"})
+    keys = ev.select("timestamp", "order").with_row_index("_row").with_columns(
+        pl.col("_row").min().over(ev["user"]).alias("_user_rank"))
+    # The order as a permutation of narrow keys; logs that already are in it (grouped by user
+    # in time order, as most exports are) skip the copy of every column.
+    perm = keys.select(pl.arg_sort_by(["_user_rank", "timestamp", "order", "_row"],
+                                      nulls_last=True, maintain_order=True))["_user_rank"]
+    del keys
+    if not perm.equals(pl.int_range(ev.height, dtype=perm.dtype, eager=True), check_names=False):
+        ev = ev.select(pl.all().gather(perm))
+    return _renumber(ev)
 
 
 def _renumber(events: pl.DataFrame) -> pl.DataFrame:
@@ -183,18 +216,28 @@ def k_core(events: pl.DataFrame, k: int, max_rounds: int = 100) -> tuple[pl.Data
     loses their ``search_query`` events, and a query that led straight to a removed click goes
     with it. Returns the filtered frame and one record per round.
     """
+    keep, rounds = k_core_keep(events, k, max_rounds)
+    return (events if keep is None else _renumber(events.filter(keep))), rounds
+
+
+def k_core_keep(events: pl.DataFrame, k: int, max_rounds: int = 100
+                ) -> tuple[pl.Series | None, list[dict]]:
+    """``k_core``'s row mask (None: every row stays) and rounds, computed on narrow frames;
+    ``_renumber(take_rows(events, keep))`` is ``k_core(events, k)[0]``."""
     rounds: list[dict] = []
     if k <= 0:
-        return events, rounds
-    # Integer codes for the loop: hashing strings every round is the slow part at 10M events.
-    ev = events.with_columns(
-        _leads_to_click().alias("_led"),
-        USER_RUN.alias("_u"),  # rows are grouped by user: the run id is the user
-        pl.col("item").cast(pl.Utf8).cast(pl.Categorical).to_physical().alias("_i"))
+        return None, rounds
+    # The loop runs on a narrow integer frame (user run id, item code, is-item flag) and the wide
+    # frame is filtered once at the end: each round copies three columns, not every column.
+    item_code = (pl.col("item").to_physical() if events.schema["item"].is_integer()
+                 else pl.col("item").cast(pl.Utf8).cast(pl.Categorical).to_physical())
+    ev = events.select(USER_RUN.alias("_u"), item_code.alias("_i"),
+                       IS_ITEM_EVENT.alias("_is_item"), pl.int_range(pl.len()).alias("_row"))
     for _ in range(max_rounds):
-        items_ev = ev.filter(IS_ITEM_EVENT)
+        items_ev = ev.filter(pl.col("_is_item"))
         item_n = items_ev.group_by("_i").len()
         user_n = items_ev.group_by("_u").len()
+        del items_ev
         good_items = item_n.filter(pl.col("len") >= k)["_i"]
         good_users = user_n.filter(pl.col("len") >= k)["_u"]
         n_users = ev["_u"].n_unique()  # users with no item event at all count as dropped
@@ -204,12 +247,32 @@ def k_core(events: pl.DataFrame, k: int, max_rounds: int = 100) -> tuple[pl.Data
         if good_items.len() == item_n.height and good_users.len() == n_users:
             break
         ev = ev.filter(pl.col("_u").is_in(good_users.implode())
-                       & (~IS_ITEM_EVENT | pl.col("_i").is_in(good_items.implode())))
+                       & (~pl.col("_is_item") | pl.col("_i").is_in(good_items.implode())))
     else:
         raise DataError(f"k_core(k={k}) did not converge in {max_rounds} rounds")
+    if ev.height == events.height:  # nothing dropped: no copy, and no orphaned query
+        return None, rounds
+    keep = pl.repeat(False, events.height, dtype=pl.Boolean, eager=True).scatter(
+        ev["_row"], True) if ev.height else pl.repeat(False, events.height, eager=True)
+    del ev
     # A query whose click was filtered away would look like an abandoned search: drop it too.
-    orphan = pl.col("_led") & ~_leads_to_click()
-    return _renumber(ev.filter(~orphan).drop("_led", "_u", "_i")), rounds
+    narrow = events.select("user", "behaviour")
+    led = narrow.select(_leads_to_click()).to_series().filter(keep)
+    orphan = led & ~narrow.filter(keep).select(_leads_to_click()).to_series()
+    if orphan.any():
+        keep = keep.scatter(keep.arg_true().filter(orphan), False)
+    return keep, rounds
+
+
+def take_rows(frame: pl.DataFrame, keep: pl.Series) -> pl.DataFrame:
+    """``frame.filter(keep)`` column by column, taking each column out of ``frame`` first, so
+    beside the result only one input column is alive; ``frame`` is left empty."""
+    out = []
+    for name in list(frame.columns):
+        col = frame.drop_in_place(name)
+        out.append(col.filter(keep))
+        del col
+    return pl.DataFrame(out)
 
 
 def _leads_to_click() -> pl.Expr:
@@ -232,10 +295,12 @@ class Remapped:
     metadata_items_without_events: int  # raw item rows dropped (no surviving event)
 
 
-def remap_ids(events: pl.DataFrame, items: pl.DataFrame) -> Remapped:
+def remap_ids(events: pl.DataFrame, items: pl.DataFrame, user_names: pl.Series | None = None,
+              item_names: pl.Series | None = None) -> Remapped:
     """Map users and items to 0..n-1 in order of first appearance; keep the source ids.
 
-    ``events`` is a working frame (string ``user``/``item``); ``items`` the raw item table.
+    ``events`` is a working frame (string ``user``/``item``, or integer codes into
+    ``user_names``/``item_names``, see ``scan.encode_ids``); ``items`` the raw item table.
     Items appear in the item table iff some event names them.
     """
     user_map = (events.select(pl.col("user").unique(maintain_order=True).alias("user_id"))
@@ -248,6 +313,10 @@ def remap_ids(events: pl.DataFrame, items: pl.DataFrame) -> Remapped:
           .join(item_map, on="item_id", how="left", maintain_order="left")
           .drop("user_id", "item_id"))
     ev = _renumber(ev)
+    if user_names is not None:
+        user_map = user_map.with_columns(user_names.gather(user_map["user_id"]).alias("user_id"))
+    if item_names is not None:
+        item_map = item_map.with_columns(item_names.gather(item_map["item_id"]).alias("item_id"))
     meta = items.select([c for c in ITEM_SCHEMA if c in items.columns])
     table = item_map.join(meta, on="item_id", how="left", maintain_order="left")
     for name, dtype in ITEM_SCHEMA.items():

@@ -47,7 +47,8 @@ def leave_one_out(events: pl.DataFrame, drop_short_users: bool = True) -> SplitR
     ev = events.with_columns(IS_ITEM_EVENT.alias("_is_item"))
     ev = ev.with_columns(n_item.alias("_n_items"))
     short = ev.filter(pl.col("_n_items") < 3).select(pl.col("user").n_unique()).item()
-    if drop_short_users:
+    drop = drop_short_users and short > 0  # nothing to drop: no copy of every column
+    if drop:
         ev = ev.filter(pl.col("_n_items") >= 3)
     # k-th item event from the end, counted from the event itself onwards (reverse cumsum).
     from_end = pl.col("_is_item").cast(pl.Int32).cum_sum(reverse=True).over(USER_RUN)
@@ -59,7 +60,7 @@ def leave_one_out(events: pl.DataFrame, drop_short_users: bool = True) -> SplitR
              .when(pl.col("_from_end") == 2).then(pl.lit("valid"))
              .otherwise(pl.lit("train")))
     ev = ev.with_columns(split.alias("split")).drop("_is_item", "_n_items", "_from_end")
-    if drop_short_users:
+    if drop:
         ev = _renumber(ev)
     info = {"protocol": "leave_one_out", "short_users": int(short),
             "short_users_policy": "dropped" if drop_short_users else "kept train-only",
@@ -126,7 +127,9 @@ def _users_without_train(ev: pl.DataFrame) -> int:
 
 def item_first_split(events: pl.DataFrame) -> pl.DataFrame:
     """Per item, the earliest split it occurs in: ``item``, ``first_split`` (train|valid|test)."""
-    rank = pl.col("split").replace_strict(SPLIT_RANK, return_dtype=pl.Int8)
+    rank = (pl.col("split").to_physical().cast(pl.Int8)  # the Enum of SPLITS' order
+            if isinstance(events.schema["split"], pl.Enum)
+            else pl.col("split").replace_strict(SPLIT_RANK, return_dtype=pl.Int8))
     names = {v: k for k, v in SPLIT_RANK.items()}
     return (events.filter(IS_ITEM_EVENT).group_by("item", maintain_order=True)
             .agg(rank.min().alias("_r"))

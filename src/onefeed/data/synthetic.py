@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -40,6 +41,7 @@ TOPIC_NAMES: dict[str, list[str]] = {
 }
 _SYLLABLES = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]  # 70 syllables
 TITLE_SLOTS, DESC_SLOTS, TAG_SLOTS, QUERY_SLOTS = 5, 12, 2, 3
+BLOCK_USERS = 50_000  # users simulated together from one random stream (see ``simulate``)
 
 
 @dataclass
@@ -297,10 +299,27 @@ def _strength(rng: np.random.Generator, on_interest: np.ndarray,
     return np.where(is_query, np.nan, 1 + rng.binomial(4, p)).astype(np.float32)
 
 
-def simulate(world: SyntheticWorld) -> pl.DataFrame:
-    """Events (RAW_EVENT_SCHEMA) of all users, grouped by user, in time order."""
+def simulate(world: SyntheticWorld, block: int | None = None) -> pl.DataFrame:
+    """Events (RAW_EVENT_SCHEMA) of all users, grouped by user, in time order.
+
+    ``block=b``: only users ``[b * BLOCK_USERS, (b + 1) * BLOCK_USERS)``, from that block's own
+    random stream. A world of more than ``BLOCK_USERS`` users is always simulated block by
+    block (``write_parquet`` writes one block at a time), so its events do not depend on how
+    they are written; a world of one block is drawn exactly as before blocks existed.
+    """
     cfg = world.config
-    rng = np.random.default_rng([cfg.seed, 1])
+    n_blocks = -(-cfg.n_users // BLOCK_USERS)
+    if block is None and n_blocks > 1:
+        return pl.concat([simulate(world, b) for b in range(n_blocks)])
+    block = block or 0
+    lo, hi = block * BLOCK_USERS, min(cfg.n_users, (block + 1) * BLOCK_USERS)
+    if not 0 <= lo < hi:
+        raise ValueError(f"block {block} is outside 0..{n_blocks - 1}")
+    rng = np.random.default_rng([cfg.seed, 1] if block == 0 else [cfg.seed, 1, block])
+    world = dataclasses.replace(world, config=dataclasses.replace(cfg, n_users=hi - lo),
+                                user_interests=world.user_interests[lo:hi],
+                                user_weights=world.user_weights[lo:hi])
+    cfg = world.config
     clicks = _clicks(rng, world)
     ts = _timestamps(rng, clicks, cfg)
     search = rng.random(len(ts)) < cfg.search_rate
@@ -313,7 +332,7 @@ def simulate(world: SyntheticWorld) -> pl.DataFrame:
     query = pl.repeat(None, len(src), dtype=pl.Utf8, eager=True).scatter(
         np.flatnonzero(is_query), _queries(rng, world, clicks["item"][search]))
     events = pl.DataFrame({
-        "user_id": "u" + pl.Series(user).cast(pl.Utf8),
+        "user_id": "u" + pl.Series(user + lo).cast(pl.Utf8),
         "item_id": "i" + pl.Series(clicks["item"][src]).cast(pl.Utf8),
         "timestamp": ts[src] - is_query * rng.integers(1, 6, len(src)),
         "order": order,
@@ -342,11 +361,38 @@ def generate(cfg: SyntheticConfig, progress: bool | None = None) -> tuple[Synthe
         bar.update(task, advance=1, description=f"synthetic events: ~{expected:,} clicks")
         events = simulate(world)
         bar.advance(task)
-    source = {"name": "synthetic", "files": {}, "has_timestamps": True,
-              "config": dataclasses.asdict(cfg),
-              "notes": ["Built-in synthetic world (onefeed.data.synthetic); no download. Queries "
-                        "are content-induced from the clicked item's title and leaf words."]}
-    return world, RawData(events, world.items, source)
+    return world, RawData(events, world.items, _source(cfg))
+
+
+def write_parquet(cfg: SyntheticConfig, folder: str | Path, row_group_rows: int = 250_000
+                  ) -> dict:
+    """Generate the world into ``folder`` one user block at a time (memory: one block):
+    ``events/part-NNNNN.parquet`` (RAW_EVENT_SCHEMA, the same events as ``generate``),
+    ``items.parquet`` and ``source.json``; ``load_raw("raw-files", folder)`` scans it lazily.
+    Returns the source record (with the number of events written)."""
+    import json
+
+    folder = Path(folder)
+    (folder / "events").mkdir(parents=True, exist_ok=True)
+    world = make_world(cfg)
+    world.items.write_parquet(folder / "items.parquet")
+    n_events = 0
+    for b in range(-(-cfg.n_users // BLOCK_USERS)):
+        events = simulate(world, b)
+        n_events += events.height
+        events.write_parquet(folder / "events" / f"part-{b:05d}.parquet",
+                             row_group_size=row_group_rows)
+        del events
+    source = dict(_source(cfg), events_written=n_events)
+    (folder / "source.json").write_text(json.dumps(source, indent=1) + "\n")
+    return source
+
+
+def _source(cfg: SyntheticConfig) -> dict:
+    return {"name": "synthetic", "files": {}, "has_timestamps": True,
+            "config": dataclasses.asdict(cfg),
+            "notes": ["Built-in synthetic world (onefeed.data.synthetic); no download. Queries "
+                      "are content-induced from the clicked item's title and leaf words."]}
 
 
 def load_synthetic(**options) -> RawData:

@@ -324,7 +324,8 @@ def eval_queries(events: pl.DataFrame, queries: pl.DataFrame,
     """
     targets = (events.filter(IS_ITEM_EVENT & pl.col("split").is_in(["valid", "test"]))
                .sort(["user", "position"])
-               .group_by(["user", "split"], maintain_order=True).agg(pl.col("item").first()))
+               .group_by(["user", "split"], maintain_order=True).agg(pl.col("item").first())
+               .with_columns(pl.col("split").cast(pl.Utf8)))  # sorted below as text
     held = queries.filter(pl.col("split") == "test").select("item", "query")
     cand = targets.join(held, on="item", how="inner").sort(["user", "split", "query"])
     rng = np.random.default_rng(seed)

@@ -16,6 +16,9 @@ files each loader expects and where to put them.
     lcrec         <Name>.inter.json [+ <Name>.item.json] (LC-Rec / LETTER)       prefix
     generic       your CSV/TSV/JSONL/Parquet, named by a TOML mapping            config
     synthetic     none (generated, onefeed.data.synthetic)                       SyntheticConfig
+    raw-files     FOLDER/events.* or events/*.parquet|csv|jsonl in RAW_EVENT_     none
+                  SCHEMA columns [+ items.parquet|jsonl, source.json]; scanned
+                  lazily (onefeed.data.scan, out-of-core prepare)
 """
 
 from __future__ import annotations
@@ -58,6 +61,12 @@ def _synthetic(path: str | Path | None = None, **options: Any) -> RawData:
     return load_synthetic(**options)
 
 
+def _raw_files(path: str | Path | None = None) -> RawData:
+    from onefeed.data.scan import load_raw_files
+
+    return load_raw_files(path)
+
+
 LOADERS: dict[str, Callable[..., RawData]] = {
     "ml-100k": _movielens(load_ml100k, "ml-100k"),
     "ml-1m": _movielens(load_ml1m, "ml-1m"),
@@ -67,6 +76,7 @@ LOADERS: dict[str, Callable[..., RawData]] = {
     "lcrec": load_lcrec,
     "generic": load_generic,
     "synthetic": _synthetic,
+    "raw-files": _raw_files,
 }
 
 

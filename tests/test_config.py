@@ -18,6 +18,7 @@ from onefeed.data.datasets.generic import GenericMapping
 from onefeed.data.prepare import PrepareConfig, load_config
 from onefeed.bench.runner import SuiteConfig, load_suite
 from onefeed.bench.auto import load_config as load_auto_config
+from onefeed.bench.closed_loop import load_config as load_closed_loop_config
 from onefeed.paths import REPO
 from onefeed.sid.build import SidConfig
 from onefeed.training import RunConfig
@@ -125,7 +126,9 @@ def test_defaults_and_every_shipped_config_pass_validation():
         config.load(JointRunConfig if joint else RunConfig, path)
     auto = REPO / "configs" / "bench" / "auto"  # `onefeed bench auto`: its own config + templates
     for path in (REPO / "configs" / "bench").rglob("*.toml"):
-        if path.parent != auto:
+        if path.name == "closed-loop.toml":  # `onefeed bench closed-loop`'s own config
+            load_closed_loop_config(path)
+        elif path.parent != auto:
             load_suite(path)
     auto_config = load_auto_config(auto / "default.toml")
     load_suite(auto / "suite.toml")

@@ -67,6 +67,7 @@ def train_cmd(
 
 def _load(run: Path) -> Any:
     """The run as a :class:`onefeed.predict.Predictor` (the one the bench and the service use)."""
+    from onefeed.artifacts import ArtifactError
     from onefeed.cli.model import manifest_json
     from onefeed.predict import PredictError, Predictor
 
@@ -79,7 +80,7 @@ def _load(run: Path) -> Any:
                                  "'joint-generative' (train with onefeed joint train)")
     try:
         return Predictor.from_run(run)
-    except PredictError as exc:
+    except (PredictError, ArtifactError) as exc:  # e.g. the data was re-prepared since
         raise typer.BadParameter(str(exc)) from None
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ def bench_serve_cmd(
     from onefeed.serve.loadgen import Server, drive
 
     levels = _levels(concurrency)
+    load_before = os.getloadavg()[0]  # what else the 2 cores were doing when the run started
     payloads = _payloads(run, seed, k)
     common = [f"beam={beam}", f"suggest_beam={beam}"]
     modes = {"batched": common + ["batching=true"], "unbatched": common + ["batching=false"]}
@@ -66,7 +68,7 @@ def bench_serve_cmd(
                                / max(results["unbatched"][e]["concurrency"][str(c)]["rps"], 1e-9),
                                2) for c in levels} for e in ENDPOINTS}
     doc = {"name": "serve", "run": str(run), "seed": seed, "commit": git_commit(),
-           "machine": machine_info(),
+           "machine": machine_info(), "load_average_1min_at_start": round(load_before, 2),
            "config": {"beam": beam, "suggest_beam": beam, "k": k, "suggest_k": 5,
                       "requests_per_level": requests, "concurrency": levels,
                       "batched": modes["batched"], "unbatched": modes["unbatched"],
@@ -138,8 +140,9 @@ def _markdown(doc: dict, levels: list[int]) -> str:
     m = doc["machine"]
     lines = ["# onefeed serve: batched vs one-request-at-a-time", "",
              f"- run `{doc['run']}`, commit `{doc['commit']}`, seed {doc['seed']}",
-             f"- CPU {m.get('cpu_model', '?')} ({m.get('cpu_count')} cores, shared with other "
-             "jobs); server: 1 uvicorn worker, torch 1 thread, loopback",
+             f"- CPU {m.get('cpu_model', '?')} ({m.get('cpu_count')} cores; 1-min load average "
+             f"{doc.get('load_average_1min_at_start', '?')} when the run started); server: 1 "
+             "uvicorn worker, torch 1 thread, loopback; the load client runs on the same cores",
              f"- beam {doc['config']['beam']}, k {doc['config']['k']} (suggest k 5), "
              f"{doc['config']['requests_per_level']}+ requests per cell", "",
              "| endpoint | c | batched p50 / p95 / p99 ms | batched req/s | unbatched p50 / p95 "

@@ -1,0 +1,34 @@
+"""``onefeed bench serve``'s record: targets computed from the measured numbers only, and the
+markdown states the machine's load instead of assuming it."""
+
+from onefeed.cli.bench_serve import ENDPOINTS, _markdown, _targets
+
+
+def _cell(p99, rps):
+    return {"p50_ms": p99 / 2, "p95_ms": p99 * 0.9, "p99_ms": p99, "rps": rps}
+
+
+def test_targets_and_markdown_from_the_numbers():
+    levels = [1, 32]
+    batched = {e: {"concurrency": {"1": _cell(20.0 if e != "suggest" else 31.0, 80),
+                                   "32": _cell(300.0, 600 if e == "recommend" else 200)}}
+               for e in ENDPOINTS}
+    unbatched = {e: {"concurrency": {"1": _cell(15.0, 90), "32": _cell(400.0, 100)}}
+                 for e in ENDPOINTS}
+    ratio = {e: {c: round(batched[e]["concurrency"][c]["rps"]
+                          / unbatched[e]["concurrency"][c]["rps"], 2) for c in ("1", "32")}
+             for e in ENDPOINTS}
+    targets = _targets({"batched": batched}, ratio, levels)
+    assert targets["recommend_p99_ms_c1"]["met"] and not targets["suggest_p99_ms_c1"]["met"]
+    assert targets["recommend_rps_ratio_c32"] == {"value": 6.0, "target": 5.0, "met": True}
+    assert not targets["search_rps_ratio_c32"]["met"]  # 2.0x
+    doc = {"run": "r", "commit": "abc", "seed": 0, "load_average_1min_at_start": 0.42,
+           "machine": {"cpu_model": "cpu", "cpu_count": 2},
+           "config": {"beam": 20, "k": 10, "requests_per_level": 300},
+           "endpoints": batched, "unbatched": {"endpoints": unbatched},
+           "ratio_rps_batched_vs_unbatched": ratio, "targets": targets, "command": "c"}
+    md = _markdown(doc, levels)
+    assert "1-min load average 0.42 when the run started" in md
+    assert "shared with other jobs" not in md
+    assert "| /recommend | 32 | 150.0 / 270.0 / 300.0 | 600 | 200.0 / 360.0 / 400.0 | 100 | 6.00x |" in md
+    assert "- suggest_p99_ms_c1: 31.0 (target 30.0) — NOT met" in md

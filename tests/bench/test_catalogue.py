@@ -7,7 +7,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from onefeed.bench import catalogue
-from onefeed.bench.catalogue import (GIB, CatalogueBenchConfig, markdown, measured, run,
+from onefeed.bench.catalogue import (GIB, CatalogueBenchConfig, markdown, run,
                                      synthetic_embeddings, targets)
 
 TINY = dict(scales=(3000,), compare_at=(3000,), levels=2, codebook_size=16, fit_sample=1000,

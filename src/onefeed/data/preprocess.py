@@ -78,6 +78,29 @@ def _first_bad_row(frame: pl.DataFrame, mask: pl.Expr) -> tuple[int, int]:
     return bad.height, (int(bad["_row"][0]) if bad.height else -1)
 
 
+
+def row_checks(events: pl.DataFrame, where: str) -> list[tuple[str, pl.Expr, str]]:
+    """The per-row checks of raw events as (column, bad-row mask, what is wrong), shared by the
+    in-memory ``validate`` and the streaming ``scan.validate_and_users`` (an empty frame with
+    the scan's schema is enough); a missing required column is a ``DataError`` here."""
+    missing = [c for c in ("user_id", "item_id", "behaviour", "order")
+               if c not in events.columns]
+    if missing:
+        raise DataError(f"{where}: missing column(s) {missing}")
+    checks = [
+        ("user_id", pl.col("user_id").is_null(), "is null"),
+        ("behaviour", pl.col("behaviour").is_null() | ~pl.col("behaviour").is_in(BEHAVIOURS),
+         f"is not one of {BEHAVIOURS}"),
+        ("order", pl.col("order").is_null(), "is null"),
+        ("item_id", IS_ITEM_EVENT & pl.col("item_id").is_null(), "is null for an item event"),
+    ]
+    checks += value_checks(events)
+    if "query" in events.columns:
+        checks.append(("query", (pl.col("behaviour") == "search_query")
+                       & (pl.col("query").is_null() | (pl.col("query").str.strip_chars() == "")),
+                       "is empty for a search_query event"))
+    return checks
+
 def validate(raw: RawData) -> ValidationReport:
     """Check the loader contract; raise ``DataError`` naming the first offending row/column.
 
@@ -87,23 +110,9 @@ def validate(raw: RawData) -> ValidationReport:
     """
     where = f"{raw.source.get('name', 'raw data')} events"
     ev = raw.events
-    missing = [c for c in ("user_id", "item_id", "behaviour", "order") if c not in ev.columns]
-    if missing:
-        raise DataError(f"{where}: missing column(s) {missing}")
+    checks = row_checks(ev, where)
     if ev.height == 0:
         raise DataError(f"{where}: no events (empty dataset)")
-    checks = [
-        ("user_id", pl.col("user_id").is_null(), "is null"),
-        ("behaviour", pl.col("behaviour").is_null() | ~pl.col("behaviour").is_in(BEHAVIOURS),
-         f"is not one of {BEHAVIOURS}"),
-        ("order", pl.col("order").is_null(), "is null"),
-        ("item_id", IS_ITEM_EVENT & pl.col("item_id").is_null(), "is null for an item event"),
-    ]
-    checks += value_checks(ev)
-    if "query" in ev.columns:
-        checks.append(("query", (pl.col("behaviour") == "search_query")
-                       & (pl.col("query").is_null() | (pl.col("query").str.strip_chars() == "")),
-                       "is empty for a search_query event"))
     for column, mask, what in checks:
         n_bad, row = _first_bad_row(ev, mask)
         if n_bad:

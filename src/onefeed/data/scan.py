@@ -21,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
-from onefeed.data.preprocess import IS_ITEM_EVENT, ValidationReport, show, value_checks
+from onefeed.data.preprocess import ValidationReport, row_checks, show
 from onefeed.data.schemas import (BEHAVIOURS, ITEM_SCHEMA, RAW_EVENT_SCHEMA, SPLITS, DataError,
                                   RawData, conform)
 
@@ -91,21 +91,7 @@ def validate_and_users(events: pl.LazyFrame, items: pl.DataFrame, source: str
     """``validate_lazy`` + the distinct user ids in first-appearance order (for ``encode_ids``)."""
     where = f"{source} events"
     schema = events.collect_schema()
-    missing = [c for c in ("user_id", "item_id", "behaviour", "order") if c not in schema]
-    if missing:
-        raise DataError(f"{where}: missing column(s) {missing}")
-    checks = [
-        ("user_id", pl.col("user_id").is_null(), "is null"),
-        ("behaviour", pl.col("behaviour").is_null() | ~pl.col("behaviour").is_in(BEHAVIOURS),
-         f"is not one of {BEHAVIOURS}"),
-        ("order", pl.col("order").is_null(), "is null"),
-        ("item_id", IS_ITEM_EVENT & pl.col("item_id").is_null(), "is null for an item event"),
-    ]
-    checks += value_checks(pl.DataFrame(schema=schema))
-    if "query" in schema:
-        checks.append(("query", (pl.col("behaviour") == "search_query")
-                       & (pl.col("query").is_null() | (pl.col("query").str.strip_chars() == "")),
-                       "is empty for a search_query event"))
+    checks = row_checks(pl.DataFrame(schema=schema), where)
     has_ts = "timestamp" in schema
     aggs = [pl.len().alias("_n")]
     for j, (_, mask, _) in enumerate(checks):

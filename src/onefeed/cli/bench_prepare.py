@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -44,14 +45,10 @@ def run_case(config: Path, overrides: list[str]) -> dict:
     return rec
 
 
-def _child(argv: list[str]) -> None:
-    """Inside the subprocess: load + prepare + save; print one JSON line."""
-    import resource
+def timed_prepare(cfg: Any) -> tuple[Any, Any, dict[str, float]]:
+    """load + prepare + save (to a temporary dir) of ``cfg``: (raw, dataset, seconds per step)."""
+    from onefeed.data.prepare import load_raw_for, prepare
 
-    from onefeed.data.prepare import load_config, load_raw_for, prepare
-
-    config, overrides = argv[0], argv[1:]
-    cfg = load_config(config, overrides)
     t0 = time.perf_counter()
     raw = load_raw_for(cfg)
     t1 = time.perf_counter()
@@ -60,13 +57,24 @@ def _child(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ds.save(Path(tmp) / "data")
     t3 = time.perf_counter()
+    return raw, ds, {"load_s": round(t1 - t0, 2), "prepare_s": round(t2 - t1, 2),
+                     "save_s": round(t3 - t2, 2), "total_s": round(t3 - t0, 2)}
+
+
+def _child(argv: list[str]) -> None:
+    """Inside the subprocess: load + prepare + save; print one JSON line."""
+    import resource
+
+    from onefeed.data.prepare import load_config
+
+    config, overrides = argv[0], argv[1:]
+    raw, ds, seconds = timed_prepare(load_config(config, overrides))
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     c = ds.manifest["counts"]
     print(json.dumps({
         "raw_events": raw.events.height, "users": c["users"], "items": c["items"],
-        "events": c["events"], "item_events": c["item_events"],
-        "load_s": round(t1 - t0, 2), "prepare_s": round(t2 - t1, 2), "save_s": round(t3 - t2, 2),
-        "total_s": round(t3 - t0, 2), "peak_rss_gib": round(peak_kib / 2**20, 3),
+        "events": c["events"], "item_events": c["item_events"], **seconds,
+        "peak_rss_gib": round(peak_kib / 2**20, 3),
         "leakage": ds.manifest["leakage"], "config": ds.manifest["config"]}))
 
 

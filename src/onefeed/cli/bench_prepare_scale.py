@@ -272,24 +272,18 @@ def _child(argv: list[str]) -> None:
         print(json.dumps({"events_written": src["events_written"],
                           "self_peak_rss_gib": _self_peak_gib()}))
         return
-    from onefeed.data.prepare import load_config, load_raw_for, prepare
+    from onefeed.cli.bench_prepare import timed_prepare
+    from onefeed.data.prepare import load_config
 
     folder, overrides = argv[1], argv[2:]
     cfg = load_config(None, ["dataset=raw-files", f"path={folder}", "max_history=50",
                              *overrides])
-    t0 = time.perf_counter()
-    raw = load_raw_for(cfg)
-    t1 = time.perf_counter()
-    ds = prepare(cfg, raw)
-    t2 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        ds.save(Path(tmp) / "data")
-    t3 = time.perf_counter()
+    _, ds, seconds = timed_prepare(cfg)
+    seconds.pop("total_s")  # the scale record times the whole process instead
     c = ds.manifest["counts"]
     print(json.dumps({
         "raw_events": ds.manifest["validation"]["n_events"], "users": c["users"],
-        "items": c["items"], "events": c["events"], "item_events": c["item_events"],
-        "load_s": round(t1 - t0, 2), "prepare_s": round(t2 - t1, 2), "save_s": round(t3 - t2, 2),
+        "items": c["items"], "events": c["events"], "item_events": c["item_events"], **seconds,
         "leakage": ds.manifest["leakage"], "self_peak_rss_gib": _self_peak_gib()}))
 
 

@@ -24,11 +24,13 @@ def test_targets_and_markdown_from_the_numbers():
     assert not targets["search_rps_ratio_c32"]["met"]  # 2.0x
     doc = {"run": "r", "commit": "abc", "seed": 0, "load_average_1min_at_start": 0.42,
            "machine": {"cpu_model": "cpu", "cpu_count": 2},
-           "config": {"beam": 20, "k": 10, "requests_per_level": 300},
+           "config": {"beam": 20, "k": 10, "requests_per_level": 300,
+                      "client": "wrk (...)", "seconds_per_level": 5.0},
            "endpoints": batched, "unbatched": {"endpoints": unbatched},
            "ratio_rps_batched_vs_unbatched": ratio, "targets": targets, "command": "c"}
     md = _markdown(doc, levels)
     assert "1-min load average 0.42 when the run started" in md
     assert "shared with other jobs" not in md
+    assert "- client: wrk (...); 5 s per cell" in md
     assert "| /recommend | 32 | 150.0 / 270.0 / 300.0 | 600 | 200.0 / 360.0 / 400.0 | 100 | 6.00x |" in md
     assert "- suggest_p99_ms_c1: 31.0 (target 30.0) — NOT met" in md

@@ -20,6 +20,8 @@ from typing import Any
 import typer
 
 ENDPOINTS = ("recommend", "search", "suggest")
+CLIENTS = {"wrk": "wrk (onefeed.serve.wrk.drive_wrk: 1 thread, c keep-alive connections)",
+           "httpx": "onefeed.serve.loadgen.drive (asyncio + httpx, bounded)"}
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +37,10 @@ def bench_serve_cmd(
     beam: int = typer.Option(20, min=1, help="beam of every endpoint"),
     k: int = typer.Option(10, min=1, max=100, help="items per /recommend and /search"),
     seed: int = typer.Option(0, help="which users and queries the client sends"),
+    client: str = typer.Option("wrk", help="load client: wrk (C, Debian's package: little of "
+                               "the 2 cores) or httpx (the asyncio client, no install)"),
+    seconds: float = typer.Option(5.0, min=1.0, help="seconds per (endpoint, concurrency) "
+                                  "with wrk (httpx sends --requests instead)"),
     out: Path = typer.Option(None, help="JSON path (default bench/results/serve.json)"),
 ) -> None:
     """Batched vs one-at-a-time server: p50/p95/p99 and requests/s per endpoint."""
@@ -43,6 +49,22 @@ def bench_serve_cmd(
     from onefeed.serve.loadgen import Server, drive
 
     levels = _levels(concurrency)
+    if client not in CLIENTS:
+        raise typer.BadParameter(f"--client {client!r}: one of {', '.join(CLIENTS)}")
+    if client == "wrk":
+        from onefeed.serve.wrk import drive_wrk, wrk_binary
+
+        try:
+            wrk_binary()
+        except RuntimeError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    def measure(url: str, endpoint: str, c: int) -> dict[str, Any]:
+        if client == "wrk":
+            return drive_wrk(url, f"/{endpoint}", payloads[endpoint], c, seconds)
+        return asyncio.run(drive(url, f"/{endpoint}", payloads[endpoint], c,
+                                 max(requests, 8 * c)))
+
     load_before = os.getloadavg()[0]  # what else the 2 cores were doing when the run started
     payloads = _payloads(run, seed, k)
     common = [f"beam={beam}", f"suggest_beam={beam}"]
@@ -56,9 +78,7 @@ def bench_serve_cmd(
             for endpoint in ENDPOINTS:
                 res[endpoint] = {"concurrency": {}}
                 for c in levels:
-                    n = max(requests, 8 * c)
-                    stats = asyncio.run(drive(server.url, f"/{endpoint}", payloads[endpoint],
-                                              c, n))
+                    stats = measure(server.url, endpoint, c)
                     res[endpoint]["concurrency"][str(c)] = stats
                     typer.echo(f"{mode:>9} /{endpoint:<9} c={c:<3} p50 {stats['p50_ms']:7.2f} "
                                f"p99 {stats['p99_ms']:7.2f} ms  {stats['rps']:8.1f} req/s  "
@@ -73,9 +93,10 @@ def bench_serve_cmd(
                       "requests_per_level": requests, "concurrency": levels,
                       "batched": modes["batched"], "unbatched": modes["unbatched"],
                       "server": "onefeed serve, 1 uvicorn worker, torch 1 thread, loopback",
-                      "client": "onefeed.serve.loadgen.drive (asyncio + httpx, bounded)"},
+                      "client": CLIENTS[client], "seconds_per_level": seconds},
            "command": f"onefeed bench serve --run {run} --concurrency {concurrency} "
-                      f"--requests {requests} --beam {beam} --k {k} --seed {seed}",
+                      f"--requests {requests} --beam {beam} --k {k} --seed {seed} "
+                      f"--client {client} --seconds {seconds:g}",
            "endpoints": results["batched"], "unbatched": {"endpoints": results["unbatched"]},
            "ratio_rps_batched_vs_unbatched": ratio,
            "targets": _targets(results, ratio, levels)}
@@ -136,6 +157,12 @@ def _targets(results: dict, ratio: dict, levels: list[int]) -> dict[str, Any]:
     return out
 
 
+def _per_cell(config: dict) -> str:
+    if config.get("client", "").startswith("wrk"):
+        return f"{config['seconds_per_level']:g} s per cell"
+    return f"{config['requests_per_level']}+ requests per cell"
+
+
 def _markdown(doc: dict, levels: list[int]) -> str:
     m = doc["machine"]
     lines = ["# onefeed serve: batched vs one-request-at-a-time", "",
@@ -143,8 +170,8 @@ def _markdown(doc: dict, levels: list[int]) -> str:
              f"- CPU {m.get('cpu_model', '?')} ({m.get('cpu_count')} cores; 1-min load average "
              f"{doc.get('load_average_1min_at_start', '?')} when the run started); server: 1 "
              "uvicorn worker, torch 1 thread, loopback; the load client runs on the same cores",
-             f"- beam {doc['config']['beam']}, k {doc['config']['k']} (suggest k 5), "
-             f"{doc['config']['requests_per_level']}+ requests per cell", "",
+             f"- client: {doc['config']['client']}; {_per_cell(doc['config'])}",
+             f"- beam {doc['config']['beam']}, k {doc['config']['k']} (suggest k 5)", "",
              "| endpoint | c | batched p50 / p95 / p99 ms | batched req/s | unbatched p50 / p95 "
              "/ p99 ms | unbatched req/s | ratio |", "|---|---|---|---|---|---|---|"]
     for e in ENDPOINTS:

@@ -12,6 +12,10 @@ from typing import Optional
 
 import typer
 
+# uvloop's event loop and httptools' parser, not asyncio + h11: measured, the event loop's share
+# of each request is what limits the batched server (docs/SERVING.md "Latency and throughput").
+UVICORN = {"loop": "uvloop", "http": "httptools"}
+
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve_cmd)
@@ -43,7 +47,7 @@ def serve_cmd(
             app = create_app(run, settings)
         except PredictError as exc:
             raise typer.BadParameter(str(exc)) from None
-        uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1, **UVICORN)
         return
     if set_:
         raise typer.BadParameter("--set with --workers > 1: put the settings in --config (or "
@@ -52,4 +56,4 @@ def serve_cmd(
     if config is not None:
         os.environ["ONEFEED_SERVE_CONFIG"] = str(config.resolve())
     uvicorn.run("onefeed.serve.app:app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level)
+                workers=workers, log_level=log_level, **UVICORN)

@@ -22,7 +22,7 @@ ENV_PREFIX = "ONEFEED_SERVE_"
 @dataclass(frozen=True)
 class ServeSettings:
     batching: bool = True  # False: one request at a time (the comparison server)
-    max_wait_ms: float = 2.0  # how long the first request of a batch waits for company
+    max_wait_ms: float = 0.0  # extra wait for company; 0 = greedy: what queued meanwhile
     max_batch: int = 64  # rows per batched beam search
     beam: int = 20  # beam of /recommend and /search (widened to at least k)
     suggest_beam: int = 20  # beam of /suggest (next-query generation)

@@ -3,10 +3,11 @@
 Items (embedding): 0 red shoe (1, 0), 1 red shoe (0.9, 0.1), 2 blue boot (0, 1),
 3 blue boot (0.1, 0.9), 4 hat (0.7, 0.7), 5 "weapon" replica (-1, 0).
 
-Positions per user (train, then valid at 6, test at 7)::
+Positions per user (train | valid | test, leave-one-out: a query takes its click's split)::
 
     u0: rec 0, q "red shoe", click 1, rec 2, q "blue boot", click 3 | rec 4 | rec 0
-    u1: rec 0, q "Red  Shoe", click 1, rec 1, q "red sneaker", click 0 | rec 2 | rec 3
+    u1: rec 0, q "Red  Shoe", click 1, rec 1, q "red sneaker", click 0 | rec 2
+        | q "blue rain boot", click 3
     u2: rec 2, q "blue boot", click 3, rec 5, q "replica", click 5 | rec 4 | rec 1
 
 Train trigger -> query pairs: 0 -> red shoe (x2), 2 -> blue boot (x2), 1 -> red sneaker,
@@ -27,7 +28,7 @@ from onefeed.onebar.config import OneBarConfig
 EMB = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0.7, 0.7], [-1, 0]], dtype=np.float32)
 SESSIONS = {
     0: [0, "red shoe", 1, 2, "blue boot", 3, 4, 0],
-    1: [0, "Red  Shoe", 1, 1, "red sneaker", 0, 2, 3],
+    1: [0, "Red  Shoe", 1, 1, "red sneaker", 0, 2, "blue rain boot", 3],
     2: [2, "blue boot", 3, 5, "replica", 5, 4, 1],
 }
 
@@ -35,8 +36,10 @@ SESSIONS = {
 def make_world() -> Dataset:
     rows = []
     for user, seq in SESSIONS.items():
+        items = [p for p, step in enumerate(seq) if not isinstance(step, str)]
         for pos, step in enumerate(seq):
-            split = "test" if pos == 7 else "valid" if pos == 6 else "train"
+            nxt = min(p for p in items if p >= pos)  # a query belongs to the click after it
+            split = "test" if nxt == items[-1] else "valid" if nxt == items[-2] else "train"
             if isinstance(step, str):
                 rows.append((user, None, pos, None, "search_query", step, None, split))
             elif pos > 0 and isinstance(seq[pos - 1], str):

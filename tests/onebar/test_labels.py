@@ -63,6 +63,8 @@ def test_examples_follow_the_split_protocol(world, index, make_cfg):
         Example(2, 5, REJECT, True, "valid", ("blue boot", "replica"), "hat"),
         Example(0, 4, "red shoe classic", False, "test", ("red shoe", "blue boot"),
                 "red shoe classic"),
+        # not "blue rain boot": u1 searched it after watching the trigger, on the way to the
+        # test target (it would leak the answer)
         Example(1, 2, "blue boot rain", False, "test", ("red shoe", "red sneaker"),
                 "blue boot rain"),
     ]

@@ -38,7 +38,7 @@ class Example:
     target: str  # the next query, or REJECT
     reject: bool
     split: str  # train | valid | test
-    history: tuple[str, ...] = ()  # the user's queries before this one, most recent last
+    history: tuple[str, ...] = ()  # the user's queries before the trigger, most recent last
     query: str = ""  # the observed next query (also kept when the target is REJECT)
 
 
@@ -58,10 +58,15 @@ def safe_suggestions(queries: Sequence[str], block_list: Sequence[str], k: int) 
     if not queries or queries[0] == REJECT:
         return [REJECT]
     out: list[str] = []
-    for q in filter_blocked([q for q in queries if q != REJECT], block_list):
-        if normalise_query(q) and normalise_query(q) not in map(normalise_query, out):
+    seen: set[str] = set()
+    for q in queries:
+        key = normalise_query(q)
+        if len(out) == k:
+            break
+        if key and q != REJECT and key not in seen and not blocked(q, block_list):
             out.append(q)
-    return out[:k] or [REJECT]
+            seen.add(key)
+    return out or [REJECT]
 
 
 def blocked_items(ds: Dataset, block_list: Sequence[str]) -> np.ndarray:
@@ -104,10 +109,12 @@ def build_examples(ds: Dataset, index: EvidenceIndex, cfg: OneBarConfig,
     out: list[Example] = []
     for split in splits:
         pairs = session_pairs(ds, "train") if split == "train" else eval_pairs(ds, split)
-        for user, pos, trigger, query, _ in pairs.sort(["user", "position"]).iter_rows():
+        for user, _, trigger, trigger_pos, query, _ in pairs.sort(["user", "position"]
+                                                                  ).iter_rows():
             rej = bool(reject[trigger])
+            history = users.before(user, trigger_pos, cfg.history_window)  # pairs.py docstring
             out.append(Example(user, trigger, REJECT if rej else query, rej, split,
-                               tuple(users.before(user, pos, cfg.history_window)), query))
+                               tuple(history), query))
     return out
 
 

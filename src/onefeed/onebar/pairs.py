@@ -8,6 +8,10 @@
   ``views.rec_cases``).
 * ``UserQueries``   — each user's issued queries in order, to cut the history before a pair.
 
+A pair's history ends before its trigger (``trigger_position``), never between trigger and
+query: in a valid/test case that gap holds the real search that led to the target item (the
+synthetic world and real logs search in valid/test too), which would leak the answer.
+
 Queries are compared in ``normalise_query`` form (lowercase, single spaces).
 """
 
@@ -20,7 +24,7 @@ import polars as pl
 from onefeed.data.schemas import Dataset
 from onefeed.data.views import ITEM_BEHAVIOURS, item_events
 
-PAIR_COLUMNS = ("user", "position", "trigger", "query", "split")
+PAIR_COLUMNS = ("user", "position", "trigger", "trigger_position", "query", "split")
 
 
 def _normalised(col: str) -> pl.Expr:
@@ -29,19 +33,25 @@ def _normalised(col: str) -> pl.Expr:
 
 
 def session_pairs(ds: Dataset, split: str | None = "train") -> pl.DataFrame:
-    """user, position (of the query), trigger, query, split — one row per search_query event
-    with a preceding item event; with ``split`` only queries and triggers of that split."""
+    """``PAIR_COLUMNS`` (``position`` is the query's) — one row per search_query event with a
+    preceding item event; with ``split`` only queries and triggers of that split."""
     is_item = pl.col("behaviour").is_in(ITEM_BEHAVIOURS)
+
+    def last_item(col: str) -> pl.Expr:
+        return pl.when(is_item).then(pl.col(col)).forward_fill().over("user")
+
     ev = ds.events.sort(["user", "position"]).with_columns(
-        pl.when(is_item).then(pl.col("item")).forward_fill().over("user").alias("trigger"),
-        pl.when(is_item).then(pl.col("split")).forward_fill().over("user").alias("_tsplit"))
+        last_item("item").alias("trigger"), last_item("position").alias("trigger_position"),
+        last_item("split").alias("_tsplit"))
     pairs = ev.filter((pl.col("behaviour") == "search_query") & pl.col("query").is_not_null()
                       & pl.col("trigger").is_not_null())
     if split is not None:
         pairs = pairs.filter((pl.col("split") == split) & (pl.col("_tsplit") == split))
     pairs = pairs.with_columns(_normalised("query")).filter(pl.col("query") != "")
     return pairs.select(pl.col("user").cast(pl.Int64), pl.col("position").cast(pl.Int64),
-                        pl.col("trigger").cast(pl.Int64), "query", pl.col("split").cast(pl.Utf8))
+                        pl.col("trigger").cast(pl.Int64),
+                        pl.col("trigger_position").cast(pl.Int64), "query",
+                        pl.col("split").cast(pl.Utf8))
 
 
 def eval_pairs(ds: Dataset, split: str) -> pl.DataFrame:
@@ -53,13 +63,17 @@ def eval_pairs(ds: Dataset, split: str) -> pl.DataFrame:
     first = (ev.filter(pl.col("split") == split).group_by("user", maintain_order=True)
              .agg(pl.col("position").first().alias("target_pos")))
     trigger = (ev.join(first, on="user").filter(pl.col("position") < pl.col("target_pos"))
-               .group_by("user", maintain_order=True).agg(pl.col("item").last().alias("trigger")))
+               .group_by("user", maintain_order=True)
+               .agg(pl.col("item").last().alias("trigger"),
+                    pl.col("position").last().alias("trigger_position")))
     eq = ds.eval_queries.filter(pl.col("split") == split).unique("user", keep="first")
     out = (eq.join(first, on="user").join(trigger, on="user")
            .with_columns(_normalised("query")).sort("user"))
     return out.select(pl.col("user").cast(pl.Int64),
                       pl.col("target_pos").cast(pl.Int64).alias("position"),
-                      pl.col("trigger").cast(pl.Int64), "query", pl.lit(split).alias("split"))
+                      pl.col("trigger").cast(pl.Int64),
+                      pl.col("trigger_position").cast(pl.Int64), "query",
+                      pl.lit(split).alias("split"))
 
 
 class UserQueries:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from onefeed.onebar.evaluate import evaluate, exposed, score
+from onefeed.onebar.evaluate import evaluate, exposed, paired, score
 from onefeed.onebar.labels import REJECT, Example
 
 EXAMPLES = [Example(0, 0, "red shoe", False, "test"), Example(1, 1, "blue boot", False, "test"),
@@ -56,3 +56,15 @@ def test_evaluate_calls_the_suggester_with_trigger_history_and_k(make_cfg):
     ex = [Example(0, 3, "red shoe", False, "test", ("a", "b"))]
     assert evaluate(suggest, ex, make_cfg())["metrics"]["hr@1"] == 1.0
     assert seen == [(3, ["a", "b"], 8)]
+
+
+def test_paired_matches_cases_by_user_and_trigger(make_cfg):
+    ex = [Example(u, u, "q", False, "test") for u in range(6)]
+    good = score([["q"]] * 6, ex, make_cfg())
+    bad = score([["q"], ["x"], ["x"], ["x"], ["x"], ["x"]], ex, make_cfg())
+    out = paired(good, bad, "hr@1")
+    assert (out["n"], out["mean_a"], out["mean_b"]) == (6, 1.0, pytest.approx(1 / 6))
+    assert out["ttest_p"] < 0.05 and 0 < out["bootstrap_p"] < 0.1
+    assert paired(good, good, "hr@1")["ttest_p"] == 1.0
+    half = score([["q"]] * 3, ex[:3], make_cfg())
+    assert paired(half, bad, "hr@1")["n"] == 3

@@ -21,6 +21,7 @@ import numpy as np
 from onefeed.evaluation.metrics import hit_at_k, mrr_at_k
 from onefeed.evaluation.query_metrics import (blocked_exposed, query_ranks,
                                               reject_precision_recall, retrievable)
+from onefeed.evaluation.significance import paired_bootstrap, paired_ttest
 from onefeed.evaluation.text_metrics import distinct_n
 from onefeed.onebar.config import OneBarConfig
 from onefeed.onebar.labels import REJECT, Example
@@ -72,3 +73,18 @@ def evaluate(suggest_fn: SuggestFn, examples: Sequence[Example], cfg: OneBarConf
     """``score`` of ``suggest_fn(trigger, list(history), cfg.k)`` on every example."""
     suggestions = [suggest_fn(ex.trigger, list(ex.history), cfg.k) for ex in examples]
     return score(suggestions, examples, cfg, n_matches)
+
+
+def paired(a: dict[str, Any], b: dict[str, Any], metric: str = "hr@8") -> dict[str, float]:
+    """Paired tests of two ``score`` results on ``metric``, cases matched by (user, trigger):
+    {"n", "mean_a", "mean_b", "ttest_p", "bootstrap_p"}."""
+    def keyed(r: dict[str, Any]) -> dict[tuple[int, int], float]:
+        pc = r["per_case"]
+        return dict(zip(zip(pc["user"].tolist(), pc["trigger"].tolist()), pc[metric].tolist()))
+
+    ka, kb = keyed(a), keyed(b)
+    common = sorted(set(ka) & set(kb))
+    x, y = np.array([ka[c] for c in common]), np.array([kb[c] for c in common])
+    return {"n": len(common), "mean_a": float(x.mean()) if common else 0.0,
+            "mean_b": float(y.mean()) if common else 0.0, "ttest_p": paired_ttest(x, y),
+            "bootstrap_p": paired_bootstrap(x, y)}

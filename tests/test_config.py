@@ -19,6 +19,7 @@ from onefeed.data.prepare import PrepareConfig, load_config
 from onefeed.bench.runner import SuiteConfig, load_suite
 from onefeed.bench.auto import load_config as load_auto_config
 from onefeed.bench.closed_loop import load_config as load_closed_loop_config
+from onefeed.onebar.config import OneBarConfig, load_config as load_onebar_config
 from onefeed.paths import REPO
 from onefeed.sid.build import SidConfig
 from onefeed.training import RunConfig
@@ -115,7 +116,7 @@ def test_unreadable_config_files_say_what_and_where(tmp_path):
 
 
 def test_defaults_and_every_shipped_config_pass_validation():
-    for cls in (PrepareConfig, SidConfig, RunConfig, JointRunConfig, SuiteConfig):
+    for cls in (PrepareConfig, SidConfig, RunConfig, JointRunConfig, SuiteConfig, OneBarConfig):
         config.load(cls)
     for path in (REPO / "configs" / "prepare").glob("*.toml"):
         load_config(path)
@@ -124,6 +125,8 @@ def test_defaults_and_every_shipped_config_pass_validation():
     for path in (REPO / "configs" / "model").glob("*.toml"):
         joint = tomllib.loads(path.read_text()).get("model", {}).get("arch") == "joint"
         config.load(JointRunConfig if joint else RunConfig, path)
+    for path in (REPO / "configs" / "onebar").glob("*.toml"):
+        load_onebar_config(path)
     auto = REPO / "configs" / "bench" / "auto"  # `onefeed bench auto`: its own config + templates
     for path in (REPO / "configs" / "bench").rglob("*.toml"):
         if path.name == "closed-loop.toml":  # `onefeed bench closed-loop`'s own config

@@ -58,3 +58,38 @@ def test_most_frequent_counts_normalised_queries_and_breaks_ties_alphabetically(
     qs = ["Red  Lipstick", "red lipstick", "blue", "alpha", "blue", "zeta", "red lipstick", " "]
     assert most_frequent(qs, 3) == ["red lipstick", "blue", "alpha"]
     assert most_frequent(qs, 10) == ["red lipstick", "blue", "alpha", "zeta"]
+
+
+def test_hr_and_mrr_at_k_of_query_lists_exact_and_edit_tolerant():
+    from onefeed.evaluation.query_metrics import hr_at_k, mrr_at_k
+
+    gen = [["a b", "red shoe"], ["blue boots", "x"], []]
+    refs = ["Red  Shoe", "blue boot", "hat"]
+    assert hr_at_k(gen, refs, 1).tolist() == [0.0, 0.0, 0.0]
+    assert hr_at_k(gen, refs, 2).tolist() == [1.0, 0.0, 0.0]
+    assert mrr_at_k(gen, refs, 8).tolist() == [0.5, 0.0, 0.0]
+    assert hr_at_k(gen, refs, 1, max_distance=2).tolist() == [0.0, 1.0, 0.0]
+    assert mrr_at_k(gen, refs, 4, max_distance=2).tolist() == [0.5, 1.0, 0.0]
+
+
+def test_reject_precision_recall_hand_computed_and_empty_cases():
+    from onefeed.evaluation.query_metrics import reject_precision_recall
+
+    # predicted [T, T, F, F], true [T, F, T, F]: 1 hit of 2 predicted, of 2 true
+    assert reject_precision_recall([1, 1, 0, 0], [1, 0, 1, 0]) == (0.5, 0.5)
+    assert reject_precision_recall([1, 1, 1], [1, 0, 0]) == (1 / 3, 1.0)
+    assert reject_precision_recall([0, 0], [1, 0]) == (0.0, 0.0)  # never abstains
+    assert reject_precision_recall([0, 0], [0, 0]) == (1.0, 1.0)  # nothing to reject
+    with pytest.raises(ValueError, match="predictions but"):
+        reject_precision_recall([1], [1, 0])
+
+
+def test_blocked_terms_are_whole_words_and_exposure_share_skips_rejects():
+    from onefeed.evaluation.query_metrics import blocked, blocked_exposed
+
+    assert blocked("Buy a GUN now", ["gun"]) and not blocked("shotgun shells", ["gun"])
+    assert blocked("cheap fire-arm", ["fire arm"]) and not blocked("fire", ["fire arm"])
+    assert not blocked("anything", ["", "  "])
+    lists = [["red shoe", "gun case"], ["[REJECT]"], [], ["gun"]]
+    assert blocked_exposed(lists, ["gun"]) == pytest.approx(2 / 3)
+    assert blocked_exposed([["[REJECT]"], []], ["gun"]) == 0.0

@@ -11,9 +11,6 @@ Both use only train-split weak queries / item text, never held-out (test) querie
 
 from __future__ import annotations
 
-import math
-import re
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,15 +18,9 @@ import polars as pl
 
 from onefeed.data.schemas import Dataset
 from onefeed.data.views import RecCases
+from onefeed.search.keywords import STOPWORDS, idf_weights, keyword_query, words
 
-_WORD = re.compile(r"[a-z][a-z0-9'&-]*[a-z0-9]|[a-z]")
-STOPWORDS = frozenset("a an and the of for with in on to by from at or oz ounce fl fluid pack "
-                      "count ml new set size inch x pcs piece pieces".split())
-
-
-def words(text: str | None) -> list[str]:
-    """Lowercase word tokens of ``text`` without stopwords or single characters."""
-    return [w for w in _WORD.findall((text or "").lower()) if w not in STOPWORDS and len(w) > 1]
+__all__ = ["STOPWORDS", "KeywordQueries", "PopularQueryPrior", "query_cases", "words"]
 
 
 def _dedupe_top(candidates: list[str], k: int) -> list[str]:
@@ -63,15 +54,11 @@ class KeywordQueries:
         self.titles = [words(t) for t in items["title"].to_list()]
         cats = items["categories"].to_list() if "categories" in items.columns else []
         self.leaf = [(c[-1].lower() if c else "") for c in cats] or [""] * items.height
-        df = Counter(w for t in self.titles for w in set(t))
-        n = max(len(self.titles), 1)
-        self.idf = {w: math.log((n + 1) / (c + 1)) + 1.0 for w, c in df.items()}
+        self.idf = idf_weights(self.titles)
 
     def item_query(self, item: int) -> str:
         """The ``words_per_query`` highest-idf title words of ``item``, in title order."""
-        toks = list(dict.fromkeys(self.titles[item]))
-        keep = set(sorted(toks, key=lambda w: -self.idf.get(w, 0.0))[:self.cfg.words_per_query])
-        return " ".join(w for w in toks if w in keep)
+        return keyword_query(self.titles[item], self.idf, self.cfg.words_per_query)
 
     def generate(self, cases: RecCases, k: int) -> list[list[str]]:
         out = []

@@ -7,15 +7,19 @@ OneFeed §4.5), pure functions.
   reference counts as a hit.
 * retrievability: a generated query retrieves at least one item of the fixed corpus (OneFeed
   §4.5); computed from the number of BM25-matching items per query.
+* abstention (OneBar §3.3): reject precision / recall of [REJECT] decisions, and the share of
+  exposed suggestions containing a blocked term (must be 0).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
 
-from onefeed.evaluation.metrics import hit_at_k, mrr_at_k
+from onefeed.evaluation import metrics as rank_metrics
+from onefeed.evaluation.metrics import hit_at_k
 
 
 def normalise_query(text: str) -> str:
@@ -66,7 +70,7 @@ def query_per_case(generated: Sequence[Sequence[str]], references: Sequence[str]
     out: dict[str, np.ndarray] = {}
     for k in ks:
         out[f"hr@{k}"] = hit_at_k(exact, k)
-        out[f"mrr@{k}"] = mrr_at_k(exact, k)
+        out[f"mrr@{k}"] = rank_metrics.mrr_at_k(exact, k)
         out[f"ed_hr@{k}"] = hit_at_k(tolerant, k)
     return out
 
@@ -95,3 +99,52 @@ def most_frequent(queries: Sequence[str], n: int) -> list[str]:
         if key:
             counts[key] = counts.get(key, 0) + 1
     return [q for q, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+
+
+def hr_at_k(generated: Sequence[Sequence[str]], references: Sequence[str], k: int,
+            max_distance: int = 0) -> np.ndarray:
+    """(n,) 1.0 where a top-``k`` generated query matches the reference (exact, or within
+    Levenshtein ``max_distance``: OneBar's ED-HR@K uses 2)."""
+    return hit_at_k(query_ranks(generated, references, max_distance), k)
+
+
+def mrr_at_k(generated: Sequence[Sequence[str]], references: Sequence[str], k: int,
+             max_distance: int = 0) -> np.ndarray:
+    """(n,) 1 / (1 + rank) of the first matching generated query within the top ``k``, else 0
+    (not ``metrics.mrr_at_k``, which takes ranks)."""
+    return rank_metrics.mrr_at_k(query_ranks(generated, references, max_distance), k)
+
+
+def query_tokens(text: str) -> list[str]:
+    """Lowercased word tokens (punctuation dropped): the form blocked terms are matched in."""
+    return re.findall(r"\w+", text.lower())
+
+
+def blocked(text: str, block_list: Sequence[str]) -> bool:
+    """True when ``text`` contains a blocked word or phrase as whole word tokens (case-
+    insensitive: "Gun" blocks "gun shop", not "shotgun")."""
+    padded = f" {' '.join(query_tokens(text))} "
+    return any(f" {' '.join(query_tokens(b))} " in padded for b in block_list if query_tokens(b))
+
+
+def reject_precision_recall(predicted_reject: Sequence[bool], true_reject: Sequence[bool]
+                            ) -> tuple[float, float]:
+    """(precision, recall) of abstentions. With no predicted rejects precision is 1.0 when
+    there is nothing to reject, else 0.0; with nothing to reject recall is 1.0."""
+    pred, true = np.asarray(predicted_reject, dtype=bool), np.asarray(true_reject, dtype=bool)
+    if pred.shape != true.shape:
+        raise ValueError(f"{pred.shape} predictions but {true.shape} labels")
+    hits = int((pred & true).sum())
+    precision = hits / pred.sum() if pred.any() else float(not true.any())
+    recall = hits / true.sum() if true.any() else 1.0
+    return float(precision), float(recall)
+
+
+def blocked_exposed(suggestions: Sequence[Sequence[str]], block_list: Sequence[str],
+                    reject: str = "[REJECT]") -> float:
+    """Share of exposed suggestions (every query of every list, ``reject`` excluded) that
+    contain a blocked term; 0.0 when nothing is exposed."""
+    exposed = [q for s in suggestions for q in s if q != reject]
+    if not exposed:
+        return 0.0
+    return sum(blocked(q, block_list) for q in exposed) / len(exposed)

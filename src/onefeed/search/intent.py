@@ -14,13 +14,14 @@ Pure: the retriever comes in as a function ``n_matches(queries) -> (n,) int``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
+from onefeed.evaluation.query_metrics import blocked, query_tokens as tokens  # one rule for
+# blocked terms, shared with OneBar's exposure metric (evaluation.query_metrics.blocked_exposed)
 
 
 @dataclass
@@ -33,11 +34,6 @@ class IntentConfig:
     blocklist: list[str] = field(default_factory=list)  # blocked words or phrases
 
 
-def tokens(query: str) -> list[str]:
-    """Lowercased word tokens (punctuation dropped): the form queries are compared in."""
-    return re.findall(r"\w+", query.lower())
-
-
 def words(query: str) -> frozenset[str]:
     return frozenset(tokens(query))
 
@@ -45,12 +41,6 @@ def words(query: str) -> frozenset[str]:
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     union = len(a | b)
     return len(a & b) / union if union else 1.0
-
-
-def blocked(query: str, blocklist: Sequence[str]) -> bool:
-    """True when ``query`` contains a blocked word or phrase (as whole word tokens)."""
-    text = f" {' '.join(tokens(query))} "
-    return any(f" {' '.join(tokens(b))} " in text for b in blocklist if tokens(b))
 
 
 def select_intents(hypotheses: Sequence[Sequence[str]], cfg: IntentConfig,

@@ -52,8 +52,9 @@ class TextHead(nn.Module):
         t = x.shape[1]
         x = x + self.pos(torch.arange(t, device=x.device))
         mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()[None, None]
-        for block in self.blocks:
-            x = block(x, mask)
+        for i, block in enumerate(self.blocks):
+            # decoding needs the last position only: the last block computes just that one
+            x = block(x, mask, last_only=last_only and i == len(self.blocks) - 1)
         if last_only:
             x = x[:, -1]
         elif keep is not None:

@@ -95,6 +95,10 @@ def test_a_plugged_in_row_runs_every_seed_and_keeps_the_earlier_rows(suite, monk
     sig = doc["models"]["onebar"]["significance"]["hr@8"]
     assert sig["mean_a"] == pytest.approx(hr["mean"]) and sig["ttest_p"] < 0.05
     assert doc["models"]["onebar"]["metrics_query"]["blocked_exposed"]["mean"] == 0.0
+    alone = onebar.run_suite(cfg, root / "alone", rows=["onebar"], progress=lambda s: None)
+    doc = json.loads((alone / "results.json").read_text())
+    assert list(doc["models"]) == ["onebar"] and doc["best_baseline"] is None
+    assert "no baseline row" in (alone / "report.md").read_text()
 
 
 def test_latency_cycles_triggers_and_reports_quantiles():

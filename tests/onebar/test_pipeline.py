@@ -80,3 +80,17 @@ def test_read_embeddings_checks_the_row_count(built, tmp_path):
         pipeline.read_embeddings(tmp_path / "bad.npy", run.index.n_items)
     x, info = pipeline.read_embeddings(emb, run.index.n_items)
     assert x.dtype == np.float32 and info["source"] == str(emb)
+
+
+def test_example_texts_are_the_examples_serialised_evidence_and_target(built):
+    _, _, _, cfg, run = built
+    from onefeed.onebar.labels import example_evidence
+
+    train = run.examples("train")
+    pairs = run.example_texts("train")
+    assert len(pairs) == len(train)
+    for (text, target), ex in list(zip(pairs, train))[:50]:
+        assert text == serialise(example_evidence(run.index, ex, cfg))
+        assert target == ex.target
+    assert any(t == "[REJECT]" for _, t in pairs)
+    assert run.example_texts("test", "verbose")[0][0].startswith("You are the search assistant")

@@ -64,3 +64,10 @@ def test_baseline_suggester_is_the_baseline_per_trigger(world, index, make_cfg):
     b.fit(world, index, make_cfg())
     got = BaselineSuggester(b).suggest([0, 5], [[], []], 8)
     assert got == [b.suggest(0, [], 8), b.suggest(5, [], 8)] and got[1] == [REJECT]
+
+
+def test_model_suggester_accepts_query_score_pairs(index, make_cfg):
+    model = FakeModel({})
+    model.suggest = lambda texts, k, beam: [[("red shoe", -0.1), (REJECT, -2.0)] for _ in texts]
+    assert ModelSuggester(model, index, make_cfg()).suggest([0], [[]], 8) == [["red shoe",
+                                                                                REJECT]]

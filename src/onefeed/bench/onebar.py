@@ -362,9 +362,12 @@ def markdown(doc: dict[str, Any]) -> str:
              "over all cases; blocked_exposed = share of shown suggestions with a blocked term "
              "(every row passes labels.safe_suggestions).",
              f"- Latency: one suggest call per trigger, {doc['config']['latency_triggers']} "
-             "triggers, evidence cached, 1 thread.",
-             f"- p: paired t-test over cases vs the best baseline "
-             f"`{doc.get('best_baseline')}` (bootstrap p in results.json).", "",
+             "triggers after the scoring pass filled every per-item cache, guard included, "
+             f"{doc['config']['threads']} torch thread(s), Python GC on (its pauses set the "
+             "baselines' p99).",
+             (f"- p: paired t-test over answerable cases vs the best baseline (by hr@8) "
+              f"`{doc['best_baseline']}` (bootstrap p in results.json)."
+              if doc.get("best_baseline") else "- p: no baseline row, no paired tests."), "",
              f"Commit `{doc['commit']}`, {doc['created']}, machine "
              f"{m.get('cpu_model', m.get('processor'))} ({m.get('cpu_count')} cores). "
              f"Seeds {doc['seeds']}.", "", "## Results", ""]

@@ -29,8 +29,8 @@ import polars as pl
 from onefeed import config as config_mod
 from onefeed.data.schemas import Dataset, dataset_fingerprint
 from onefeed.onebar.config import OneBarConfig
-from onefeed.onebar.evidence import EvidenceIndex
-from onefeed.onebar.labels import Example, build_examples, plant_unsafe
+from onefeed.onebar.evidence import EvidenceIndex, serialise
+from onefeed.onebar.labels import Example, build_examples, example_evidence, plant_unsafe
 
 KIND = "onebar"
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
@@ -58,6 +58,13 @@ class OneBarRun:
 
     def examples(self, split: str) -> list[Example]:
         return load_examples(self.directory / "examples" / f"{split}.parquet")
+
+    def example_texts(self, split: str, fmt: str | None = None) -> list[tuple[str, str]]:
+        """(serialised evidence, target) per example of ``split``: a model's training or
+        evaluation pairs (``labels.example_evidence``: leave-one-out RAG on train,
+        decontaminated eval inputs when configured). ``fmt`` overrides ``cfg.format``."""
+        return [(serialise(example_evidence(self.index, ex, self.cfg), fmt or self.cfg.format),
+                 ex.target) for ex in self.examples(split)]
 
     def model_dir(self) -> Path:
         """Where a trained ``onebar.model.QuerySuggester`` checkpoint of this run lives."""

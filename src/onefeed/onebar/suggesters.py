@@ -28,9 +28,11 @@ class Suggester(Protocol):
 
 
 class QueryModel(Protocol):
-    """What ``ModelSuggester`` needs of a model (``onebar.model.QuerySuggester``)."""
+    """What ``ModelSuggester`` needs of a model (``onebar.model.QuerySuggester``): per text a
+    ranked list of queries, or of (query, log-prob) pairs."""
 
-    def suggest(self, evidence_texts: list[str], k: int, beam: int) -> list[list[str]]: ...
+    def suggest(self, evidence_texts: list[str], k: int, beam: int
+                ) -> list[list[str]] | list[list[tuple[str, float]]]: ...
 
 
 class BaselineSuggester:
@@ -74,7 +76,7 @@ class ModelSuggester:
         out = self.model.suggest(self.texts(triggers, histories), k, max(self.beam, k))
         if len(out) != len(triggers):
             raise ValueError(f"model returned {len(out)} lists for {len(triggers)} triggers")
-        return [list(q) for q in out]
+        return [[q if isinstance(q, str) else q[0] for q in row] for row in out]
 
 
 class SafeSuggester:

@@ -363,8 +363,9 @@ def markdown(doc: dict[str, Any]) -> str:
              "(every row passes labels.safe_suggestions).",
              f"- Latency: one suggest call per trigger, {doc['config']['latency_triggers']} "
              "triggers after the scoring pass filled every per-item cache, guard included, "
-             f"{doc['config']['threads']} torch thread(s), Python GC on (its pauses set the "
-             "baselines' p99).",
+             f"{doc['config']['threads']} torch thread(s), Python GC on (a collection "
+             "falling in the window adds ~4 ms to one call: a baseline's p99 varies 0.1-4 ms "
+             "between runs).",
              (f"- p: paired t-test over answerable cases vs the best baseline (by hr@8) "
               f"`{doc['best_baseline']}` (bootstrap p in results.json)."
               if doc.get("best_baseline") else "- p: no baseline row, no paired tests."), "",

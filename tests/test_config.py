@@ -19,6 +19,7 @@ from onefeed.data.prepare import PrepareConfig, load_config
 from onefeed.bench.runner import SuiteConfig, load_suite
 from onefeed.bench.auto import load_config as load_auto_config
 from onefeed.bench.closed_loop import load_config as load_closed_loop_config
+from onefeed.bench.onebar import load_config as load_onebar_suite
 from onefeed.onebar.config import OneBarConfig, load_config as load_onebar_config
 from onefeed.paths import REPO
 from onefeed.sid.build import SidConfig
@@ -127,10 +128,13 @@ def test_defaults_and_every_shipped_config_pass_validation():
         config.load(JointRunConfig if joint else RunConfig, path)
     for path in (REPO / "configs" / "onebar").glob("*.toml"):
         load_onebar_config(path)
+    onebar = REPO / "configs" / "bench" / "onebar"
     auto = REPO / "configs" / "bench" / "auto"  # `onefeed bench auto`: its own config + templates
     for path in (REPO / "configs" / "bench").rglob("*.toml"):
         if path.name == "closed-loop.toml":  # `onefeed bench closed-loop`'s own config
             load_closed_loop_config(path)
+        elif path.parent == onebar:  # `onefeed bench beauty-onebar [--dataset ...]`
+            load_onebar_suite(path)
         elif path.parent != auto:
             load_suite(path)
     auto_config = load_auto_config(auto / "default.toml")

@@ -27,6 +27,7 @@ _SUBAPPS = [
     ("onefeed.cli.run", None),
     ("onefeed.cli.serve", None),
     ("onefeed.cli.feedback", "feedback"),
+    ("onefeed.cli.onebar", None),  # onefeed onebar build, onefeed suggest
 ]
 
 for _module, _name in _SUBAPPS:

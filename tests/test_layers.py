@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("onefeed.search",),
     ("onefeed.train", "onefeed.training", "onefeed.training_joint", "onefeed.checkpoint"),
     ("onefeed.predict",),  # one predictor over any run: loads checkpoints
+    ("onefeed.onebar",),  # content-grounded query suggestion (OneBar): evidence, labels, eval
     ("onefeed.baselines", "onefeed.export"),
     ("onefeed.bench",),
     ("onefeed.pipeline",),

@@ -340,7 +340,7 @@ class QuerySuggester(nn.Module):
         y = self.decode(memory.select(rows), prefix)[:, -1]
         return constrain(y @ self.out_weight().t() + self.out_bias, prefix)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def suggest(self, evidence: Sequence[str], k: int = 8, beam: int = 8,
                 length_penalty: float = 0.0) -> list[list[tuple[str, float]]]:
         """Top-``k`` (query, log-prob) per evidence by batched beam search; a "[REJECT]"

@@ -167,3 +167,15 @@ def test_divergence_loss_terms_and_weights():
     torch.testing.assert_close(both["fkl"], 0.5 * fkl)
     torch.testing.assert_close(both["rkl"], 0.7 * rkl)
     assert set(divergence_loss(s, t, mask, PiopdConfig(divergence="jsd"))) == {"jsd"}
+
+
+def test_piopd_divergence_is_zero_for_a_teacher_equal_to_the_student():
+    """[REJECT] pairs have no posterior, so the teacher reads the student's own prompt."""
+    model = fresh(["red shoes"])
+    pairs = [Pair(f"video {i} [SEP] tag", REJECT) for i in range(5)]
+    for batch_size in (2, 64):
+        got = piopd_divergence(model, frozen_copy(model), pairs, PiopdConfig(), seed=1,
+                               batch_size=batch_size)
+        assert got == pytest.approx(0.0, abs=1e-6)
+    other = frozen_copy(fresh(["red shoes"], seed=3))
+    assert piopd_divergence(model, other, pairs, PiopdConfig(), seed=1, batch_size=2) > 1e-4

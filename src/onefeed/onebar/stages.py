@@ -243,9 +243,10 @@ class PiopdTask(_StageTask):
         self.targets = student.encode_targets([p.target for p in pairs])
 
     def rollout_terms(self, student: QuerySuggester, rows: np.ndarray, seed: int
-                      ) -> dict[str, torch.Tensor]:
-        """Sample the student's rollouts and match the teacher on them: the divergence terms
-        and the student's logits' negative entropy, all averaged over rollout tokens."""
+                      ) -> tuple[dict[str, torch.Tensor], int]:
+        """Sample the student's rollouts and match the teacher on them: (the divergence terms
+        and the student's negative entropy, each averaged over rollout tokens; the number of
+        rollout tokens)."""
         cfg, evidence = self.cfg, [self.pairs[i].evidence for i in rows]
         gen = torch.Generator().manual_seed(seed)
         roll = student.sample(evidence, cfg.rollouts, cfg.sample_temperature, gen)
@@ -259,12 +260,12 @@ class PiopdTask(_StageTask):
                                 mask, cfg)
         if cfg.entropy_weight:
             terms["neg_entropy"] = cfg.entropy_weight * neg_entropy(student_logits, mask)
-        return terms
+        return terms, int(mask.sum())
 
     def loss(self, model: QuerySuggester, batch: tuple[np.ndarray, int]
              ) -> tuple[torch.Tensor, dict[str, float]]:
         rows, seed = batch
-        terms = self.rollout_terms(model, rows, seed)
+        terms, _ = self.rollout_terms(model, rows, seed)
         if self.cfg.sft_weight:
             targets = self.targets[torch.from_numpy(rows)]
             targets = targets[:, : int((targets != IGNORE).sum(1).max())]
@@ -319,10 +320,15 @@ def train_piopd(student: QuerySuggester, teacher: QuerySuggester, examples: Sequ
 
 @torch.no_grad()
 def piopd_divergence(student: QuerySuggester, teacher: QuerySuggester, examples: Sequence[Pair],
-                     cfg: PiopdConfig, seed: int = 0) -> float:
-    """The PIOPD divergence (``cfg.divergence``, without SFT and entropy) on the student's
-    rollouts of every example, rollouts drawn with ``seed`` (a diagnostic, e.g. before/after)."""
+                     cfg: PiopdConfig, seed: int = 0, batch_size: int = 64) -> float:
+    """The PIOPD divergence (``cfg.divergence``, without SFT and entropy) per token of the
+    student's rollouts of every example, drawn with ``seed`` (a diagnostic: before / after)."""
     task = PiopdTask(student, teacher, examples, cfg, None)
+    total, tokens = 0.0, 0
     with eval_mode(student):
-        terms = task.rollout_terms(student, np.arange(len(examples)), seed)
-    return math.fsum(v.item() for k, v in terms.items() if k != "neg_entropy")
+        for start in range(0, len(examples), batch_size):
+            rows = np.arange(start, min(start + batch_size, len(examples)))
+            terms, n = task.rollout_terms(student, rows, seed + start)
+            total += n * math.fsum(v.item() for k, v in terms.items() if k != "neg_entropy")
+            tokens += n
+    return total / max(tokens, 1)

@@ -1,19 +1,19 @@
 """OneBar generator latency (issue 15): one trigger at a time, beam 8, top 8, one CPU thread.
 
-    OMP_NUM_THREADS=1 nice -n 19 python bench/onebar_latency.py [--triggers 300] [--out-vocab 6000]
+    OMP_NUM_THREADS=1 nice -n 19 python bench/onebar_latency.py [--triggers 300] [--set k=v]
 
-OneBar §1/§3.3 budgets 20-30 ms per bottom-bar request. An untrained model of the default size
-(``SuggesterConfig()``) is timed; its near-uniform next-token distribution makes the beam stop
-after ~3 steps (no live beam can beat 8 finished 1-2 word queries), which flatters it, so
-``--no-eos`` (the default) pushes EOS's bias to -1e4: no hypothesis ends before the length
-limit and every request runs all max_query_len + 1 decoder steps, the worst case of any
-trained model. Evidence strings are ``--evidence-pieces`` random word pieces in 4 [SEP]
-fields; the output vocabulary is ``--out-vocab`` random word pieces. ``--trained-steps N``
-times instead a default-size model after N SFT steps on a copy task (queries of 2-4 words),
-whose beams stop where its queries end: the typical case. Prints p50 / p90 / p99 / max in ms and
-writes them as JSON with ``--json``, for wall time and for the process's CPU time (on a shared
-machine the wall time includes waiting for a core; the CPU time is what one thread spends).
-Not a test: both depend on the machine.
+OneBar §1/§3.3 budgets 20-30 ms per bottom-bar request. The worst case is timed: an untrained
+model of the default size (``SuggesterConfig()``, or ``--set key=value`` overrides, e.g.
+``--set dec_layers=1`` or ``--set max_query_len=8``) with EOS's bias pushed to -1e4, so no
+hypothesis ends before the length limit and every request runs all max_query_len + 1 decoder
+steps, the most any trained model of that config can run. ``--no-no-eos`` times the plain
+untrained model instead, whose near-uniform next-token distribution lets the beam stop after
+~3 steps (no live beam can beat 8 finished 1-2 word queries): roughly a model that writes
+2-word queries. Evidence strings are ``--evidence-pieces`` random word pieces in 4 [SEP]
+fields; the output vocabulary is ``--out-vocab`` random words. Prints p50 / p90 / p99 / max
+in ms, for wall time and for the process's CPU time (on a shared machine the wall time
+includes waiting for a core; the CPU time is what one thread spends), and writes them as
+JSON with ``--json``. Not a test: both depend on the machine.
 """
 
 from __future__ import annotations
@@ -23,15 +23,13 @@ import json
 import os
 import platform
 import random
-import tempfile
 import time
 
 import numpy as np
 import torch
 
+from onefeed import config as config_lib
 from onefeed.onebar.model import QuerySuggester, SuggesterConfig
-from onefeed.onebar.stages import Pair, train_sft
-from onefeed.training import TrainConfig
 from onefeed.tokens import wordpiece_tokenizer
 
 
@@ -46,23 +44,6 @@ def percentiles(name: str, times: list[float]) -> dict[str, float]:
             } | {f"{name}_max_ms": float(ms.max())}
 
 
-def trained_model(rng: random.Random, words: list[str], pieces: int, steps: int
-                  ) -> tuple[QuerySuggester, list[str]]:
-    """The default model after ``steps`` SFT steps on a copy task (the query is 2-4 words of
-    the evidence's first field), so its beams end where real queries end; -> (model, held-out
-    evidence)."""
-    pool = rng.sample(words, 3000)
-    evidence = [random_evidence(rng, pool, pieces) for _ in range(4000)]
-    targets = [" ".join(rng.sample(e.split(" [SEP] ")[0].split(), rng.randint(2, 4)))
-               for e in evidence]
-    model = QuerySuggester.build(pool, SuggesterConfig())
-    cfg = TrainConfig(lr=2e-3, batch_size=32, epochs=1000, max_steps=steps, warmup_steps=20,
-                      eval_every=1000)
-    with tempfile.TemporaryDirectory() as out:
-        train_sft(model, [Pair(e, t) for e, t in zip(evidence[:3500], targets[:3500])], cfg, out)
-    return model.eval(), evidence[3500:]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--triggers", type=int, default=300)
@@ -72,26 +53,21 @@ def main() -> None:
     ap.add_argument("--beam", type=int, default=8)
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--no-eos", action=argparse.BooleanOptionalAction, default=True)
-    ap.add_argument("--trained-steps", type=int, default=0,
-                    help="> 0: time a model trained this many SFT steps on a copy task instead")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="SuggesterConfig override, e.g. --set dec_layers=1")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     rng = random.Random(0)
+    cfg = config_lib.load(SuggesterConfig, None, args.set)
     vocab = [w for w in wordpiece_tokenizer().get_vocab() if w.isalpha() and w.islower()]
-    targets = [" ".join(rng.sample(vocab, 1)) for _ in range(args.out_vocab)]
-    if args.trained_steps:
-        model, evidence = trained_model(rng, vocab, args.evidence_pieces, args.trained_steps)
-        evidence = (evidence * (1 + (args.warmup + args.triggers) // len(evidence)))[
-            : args.warmup + args.triggers]
-    else:
-        model = QuerySuggester.build(targets, SuggesterConfig()).eval()
-        if args.no_eos:
-            with torch.no_grad():
-                model.out_bias[0] = -1e4  # local 0 = EOS: every beam runs to the length limit
-        evidence = [random_evidence(rng, vocab, args.evidence_pieces)
-                    for _ in range(args.warmup + args.triggers)]
+    model = QuerySuggester.build([rng.choice(vocab) for _ in range(args.out_vocab)], cfg).eval()
+    if args.no_eos:
+        with torch.no_grad():
+            model.out_bias[0] = -1e4  # local 0 = EOS: every beam runs to the length limit
+    evidence = [random_evidence(rng, vocab, args.evidence_pieces)
+                for _ in range(args.warmup + args.triggers)]
     wall, cpu = [], []
     for i, ev in enumerate(evidence):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -103,12 +79,12 @@ def main() -> None:
     res = {**percentiles("wall", wall), **percentiles("cpu", cpu),
            "triggers": args.triggers, "beam": args.beam, "k": args.k,
            "n_out": model.cfg.n_out, "evidence_pieces": args.evidence_pieces,
-           "no_eos": args.no_eos and not args.trained_steps,
-           "trained_steps": args.trained_steps,
-           "decoder_steps": model.cfg.max_query_len + 1, "threads": torch.get_num_threads(),
+           "no_eos": args.no_eos, "decoder_steps_max": model.cfg.max_query_len + 1,
+           "threads": torch.get_num_threads(),
            "params": sum(p.numel() for p in model.parameters()),
-           "config": model.config_json()["model"], "machine": platform.processor() or
-           platform.machine(), "load_avg_1min": os.getloadavg()[0]}
+           "config": model.config_json()["model"],
+           "machine": platform.processor() or platform.machine(),
+           "load_avg_1min": os.getloadavg()[0]}
     print(json.dumps(res, indent=2))
     if args.json:
         with open(args.json, "w") as f:

@@ -80,7 +80,8 @@ def test_sequence_logp_is_the_sum_of_plain_step_log_probs(model):
         row = [int(x) for x in tgt[n] if x != IGNORE]
         total = 0.0
         for t, tok in enumerate(row):
-            y = model.decode(memory.select(torch.tensor([n])), torch.tensor([row[:t]], dtype=torch.long))[:, -1]
+            prefix = torch.tensor([row[:t]], dtype=torch.long)
+            y = model.decode(memory.select(torch.tensor([n])), prefix)[:, -1]
             logp = torch.log_softmax(y @ model.out_weight().t() + model.out_bias, -1)
             total += logp[0, tok].item()
         assert got[n].item() == pytest.approx(total, abs=1e-4)

@@ -18,7 +18,8 @@ from onefeed.training import TrainConfig
 TINY = SuggesterConfig(d_model=32, n_heads=2, d_ff=64, enc_layers=1, dec_layers=1, dropout=0.0,
                        max_evidence_len=32, max_query_len=8)
 WORLD = [Pair("red running shoe [SEP] a video about jogging [SEP] ", "red running shoes"),
-         Pair("lipstick tutorial [SEP] matte look [SEP] lipstick dry", "matte lipstick for dry lips"),
+         Pair("lipstick tutorial [SEP] matte look [SEP] lipstick dry",
+              "matte lipstick for dry lips"),
          Pair("family vlog [SEP]  [SEP] smoking", REJECT),
          Pair("cfmoto 675 [SEP] motorbike [SEP] 675nk exhaust", "cfmoto 675nk"),
          Pair("garden tools [SEP] pruning roses [SEP] ", "rose pruning shears"),

@@ -90,8 +90,8 @@ class DecoderBlock(CrossBlock):
         return tuple(z.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)
                      for z in (k, v))  # type: ignore[return-value]
 
-    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor],  # type: ignore[override]
-                mem_valid: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor,  # type: ignore[override]
+                kv: tuple[torch.Tensor, torch.Tensor], mem_valid: torch.Tensor) -> torch.Tensor:
         """x (N, S, d), kv per ``memory_kv`` (N rows), mem_valid (N, T) -> (N, S, d)."""
         s = x.shape[1]
         x = self.self_block(x, torch.ones(s, s, dtype=torch.bool, device=x.device).tril())

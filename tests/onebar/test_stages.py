@@ -112,10 +112,16 @@ def test_listwise_dpo_raises_the_clicked_candidate_against_the_reference(tmp_pat
     assert all(not p.requires_grad for p in ref.parameters())
 
 
-def test_listwise_rejects_a_bad_clicked_index(tmp_path):
+def test_listwise_rejects_bad_lists_and_references(tmp_path):
     model = fresh(["a", "b"])
     with pytest.raises(ValueError, match="clicked index 2 outside"):
         train_listwise(model, frozen_copy(model), [CandidateList("e", ("a", "b"), 2)],
+                       ListwiseConfig(), tmp_path)
+    with pytest.raises(ValueError, match="repeats a query"):
+        train_listwise(model, frozen_copy(model), [CandidateList("e", ("a", "b", "a"), 0)],
+                       ListwiseConfig(), tmp_path)
+    with pytest.raises(ValueError, match="share the model's output vocabulary"):
+        train_listwise(model, frozen_copy(fresh(["a", "c"])), [CandidateList("e", ("a", "b"), 0)],
                        ListwiseConfig(), tmp_path)
 
 

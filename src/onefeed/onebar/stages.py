@@ -171,10 +171,15 @@ class ListwiseTask(_StageTask):
                  lists: Sequence[CandidateList], cfg: ListwiseConfig,
                  validate: Validator | None) -> None:
         super().__init__(len(lists), cfg.train.batch_size, validate)
+        if not torch.equal(model.out_tokens, ref.out_tokens):
+            raise ValueError("Stage II: the reference must share the model's output vocabulary "
+                             "(use frozen_copy of the Stage I model)")
         for cl in lists:
             if not 0 <= cl.clicked < len(cl.candidates) or len(cl.candidates) < 2:
                 raise ValueError(f"candidate list {cl.candidates!r}: clicked index "
                                  f"{cl.clicked} outside, or fewer than 2 candidates")
+            if len(set(cl.candidates)) < len(cl.candidates):
+                raise ValueError(f"candidate list {cl.candidates!r} repeats a query")
         self.lists, self.cfg = list(lists), cfg
         self.ref_logp = [torch.zeros(0)] * len(lists)
         with torch.no_grad(), eval_mode(ref):

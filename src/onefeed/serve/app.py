@@ -82,6 +82,7 @@ class ServeState:
                  predictor: Predictor | None = None) -> None:
         self.run_dir, self.settings = Path(run_dir), settings
         self.predictor = predictor or self.load(self.run_dir)
+        self.trigger = self.load_trigger() if settings.onebar else None
         self.metrics = Metrics()
         self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="onefeed-model")
         self.io_thread = ThreadPoolExecutor(1, thread_name_prefix="onefeed-feedback")
@@ -93,6 +94,16 @@ class ServeState:
         self.started, self.reloads = time.time(), 0
         self.reload_lock = threading.Lock()
         self._log: Any = None
+
+    def load_trigger(self) -> Any:
+        """The OneBar suggester of ``settings.onebar`` (loaded once; a bad path or method
+        stops the start with the reason)."""
+        from onefeed.onebar.serving import SuggestError, TriggerSuggester
+
+        try:
+            return TriggerSuggester.from_dir(self.settings.onebar, self.settings.onebar_method)
+        except (SuggestError, FileNotFoundError, ValueError) as exc:
+            raise PredictError(f"onebar {self.settings.onebar!r}: {exc}", "onebar") from None
 
     def load(self, run_dir: Path) -> Predictor:
         pred = Predictor.from_run(run_dir, threads=self.settings.threads)
@@ -226,6 +237,26 @@ _KNOWN = frozenset({"recommend", "search", "suggest", "feed", "feedback", "items
                     "metrics", "admin", "docs", "openapi.json", "static", "root", "users"})
 
 
+async def _trigger_suggest(state: ServeState, req: S.SuggestRequest) -> S.SuggestResponse:
+    """OneBar: queries grounded in the watched item's evidence, or a reject ([REJECT])."""
+    from onefeed.onebar.serving import SuggestError
+
+    if req.history:
+        raise ServeError(422, "history: not used with a trigger_item (the OneBar suggester "
+                         "reads the user's logged queries); give user and trigger_item", "history")
+    trigger = state.trigger
+    loop = asyncio.get_running_loop()
+    try:
+        out = await loop.run_in_executor(state.model_thread, trigger.suggest, req.trigger_item,
+                                         req.user, req.k)
+    except SuggestError as exc:
+        msg = str(exc)
+        field = "user" if msg.startswith("user") else "trigger_item"
+        raise ServeError(404 if "not found" in msg else 422, msg, field) from None
+    return S.SuggestResponse(queries=out.queries, rejected=out.reject,
+                             request_id=_request_id(), source=f"onebar:{out.method}")
+
+
 # ---- routes --------------------------------------------------------------------------------------
 def _who(state: ServeState, req: S.WhoRequest, extra: list[Event] | None = None) -> Any:
     """Check the request's user / history against the catalogue now (a 4xx before batching)."""
@@ -313,9 +344,11 @@ def _routes(app: FastAPI, state: ServeState) -> None:
     @app.post("/suggest", response_model=S.SuggestResponse, responses=ERRORS)
     async def suggest(req: S.SuggestRequest) -> S.SuggestResponse:
         """Queries the user is likely to search next (NSQP), after ``trigger_item`` if given."""
-        if state.predictor.kind != "joint":
+        if state.predictor.kind != "joint" and not (req.trigger_item and state.trigger):
             raise Unsupported("suggest: this run is recommendation-only (onefeed train) and "
                               "cannot generate queries; serve a joint run", "user")
+        if req.trigger_item is not None and state.trigger is not None:
+            return await _trigger_suggest(state, req)
         extra = [Event("rec_click", req.trigger_item)] if req.trigger_item else []
         row = {"who": _who(state, req, extra), "k": req.k}
         queries = await state.batcher.submit("suggest", (), row)

@@ -96,9 +96,12 @@ class FeedResponse(ItemsResponse):
 
 class SuggestResponse(BaseModel):
     queries: list[str]
-    rejected: bool = Field(False, description="the model chose [REJECT] (no suggestion); "
-                           "always false until the query-suggestion issue lands")
+    rejected: bool = Field(False, description="the content-grounded suggester abstained "
+                           "([REJECT]: nothing safe and grounded for the trigger item); "
+                           "queries is then empty")
     request_id: str
+    source: str = Field("nsqp", description="nsqp (next query from the history) or "
+                        "onebar:<method> (content-grounded, for the trigger_item)")
 
 
 class FeedbackIn(Strict):

@@ -37,6 +37,8 @@ class ServeSettings:
     threads: int = 1  # torch threads per worker
     feedback: str = ""  # SQLite path or postgresql:// URL; "" = <run>.feedback.sqlite
     catalogue: str = ""  # item journal; "" = <run>.catalogue.jsonl (beside the run)
+    onebar: str = ""  # OneBar artifact (onefeed onebar build): /suggest with a trigger_item
+    onebar_method: str = "anchor-cascade"  # its suggester: a baseline name or "model"
 
     RANGES: ClassVar[dict[str, str]] = {
         "max_wait_ms": "[0, 1000]", "max_batch": "[1, 4096]", "beam": "[1, 1000]",

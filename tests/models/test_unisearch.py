@@ -1,0 +1,106 @@
+import pytest
+import torch
+
+from onefeed.models.unisearch import SearchBatch, UniSearch, UniSearchConfig
+
+CFG = UniSearchConfig(d_model=16, n_heads=2, d_ff=32, query_layers=1, item_layers=1,
+                      decoder_layers=1, n_levels=3, codebook_size=5, max_query_words=4,
+                      max_item_words=5, n_words=50, dropout=0.0)
+
+
+def batch(n_hard: int = 0) -> SearchBatch:
+    g = torch.Generator().manual_seed(0)
+    qw = torch.randint(1, 51, (4, 4), generator=g)
+    qw[0, 2:] = 0
+    iw = torch.randint(1, 51, (4, 5), generator=g)
+    hard = torch.randint(1, 51, (4, 2, n_hard, 5), generator=g) if n_hard else None
+    return SearchBatch(qw, iw, torch.tensor([0, 1, 2, 1]), hard)
+
+
+@pytest.mark.parametrize("update", ["ema", "grad", "simvq"])
+def test_loss_parts_and_gradients_reach_every_tower(update):
+    torch.manual_seed(0)
+    model = UniSearch(UniSearchConfig(**{**CFG.__dict__, "codebook_update": update}))
+    parts = model.loss(batch(n_hard=2))
+    assert set(parts) == {"loss", "rcl", "codebook", "commit", "nll", "rcl_l0", "rcl_l1",
+                          "rcl_l2"}
+    want = (CFG.rcl * parts["rcl"] + CFG.commit * parts["commit"] + CFG.nll * parts["nll"]
+            + (0 if update == "ema" else CFG.codebook * parts["codebook"]))
+    assert parts["loss"].item() == pytest.approx(want.item(), rel=1e-6)
+    parts["loss"].backward()
+    for name in ("query_blocks.0.qkv.weight", "item_blocks.0.qkv.weight", "item_tokens",
+                 "dec_blocks.0.q.weight", "out", "words.weight"):
+        assert model.get_parameter(name).grad.abs().sum() > 0, name
+    if update != "ema":
+        book = model.codebooks if update == "grad" else model.simvq
+        assert book.grad.abs().sum() > 0
+
+
+def test_first_training_batch_initialises_the_codebook_and_ema_moves_it():
+    torch.manual_seed(0)
+    model = UniSearch(CFG)
+    assert not model.initialised
+    model.loss(batch())
+    assert model.initialised
+    before = model.ema_embed.clone()
+    model.loss(batch())
+    assert not torch.equal(before, model.ema_embed)
+    model.eval()
+    frozen = model.ema_embed.clone()
+    model.loss(batch())  # no update outside training
+    assert torch.equal(frozen, model.ema_embed)
+
+
+def test_item_latents_are_causal_across_levels_and_ignore_padding():
+    torch.manual_seed(0)
+    model = UniSearch(CFG).eval()
+    words = torch.tensor([[3, 4, 5, 0, 0]])
+    lat = model.encode_items(words)
+    more_pad = model.encode_items(torch.tensor([[3, 4, 5, 0, 0, 0]])[:, :5])
+    assert torch.allclose(lat, more_pad)
+    # changing the last learnable token cannot change the earlier levels
+    with torch.no_grad():
+        model.item_tokens[2] += 1.0
+    lat2 = model.encode_items(words)
+    assert torch.allclose(lat[:, :2], lat2[:, :2]) and not torch.allclose(lat[:, 2], lat2[:, 2])
+
+
+def test_quantise_picks_the_nearest_code_per_level():
+    model = UniSearch(CFG)
+    books = model.codebook_vectors()
+    lat = torch.stack([books[0, 3], books[1, 1], books[2, 4]]).unsqueeze(0) + 1e-4
+    codes, q = model.quantise(lat)
+    assert codes.tolist() == [[3, 1, 4]]
+    assert torch.allclose(q[0], torch.stack([books[0, 3], books[1, 1], books[2, 4]]))
+
+
+def test_step_matches_teacher_forced_log_probs():
+    torch.manual_seed(0)
+    model = UniSearch(CFG).eval()
+    state = model.search_state(batch().query_words)
+    codes = torch.tensor([[1, 2, 3], [0, 0, 4], [4, 3, 2], [2, 2, 2]])
+    tf = model.code_log_probs(state, codes)
+    for level in range(3):
+        logp, _ = model.step(state, codes[:, :level], level)
+        assert torch.allclose(logp.gather(1, codes[:, level:level + 1])[:, 0], tf[:, level],
+                              atol=1e-5)
+
+
+def test_assign_codes_is_deterministic_and_batch_independent():
+    torch.manual_seed(0)
+    model = UniSearch(CFG)
+    model.loss(batch())  # initialise the codebook from data
+    words = torch.randint(1, 51, (7, 5))
+    a = model.assign_codes(words)
+    b = model.assign_codes(words, batch_size=2)
+    assert a.shape == (7, 3) and (a == b).all() and model.training
+
+
+def test_minilm_initialisation_copies_the_word_table():
+    from onefeed.models.unisearch import minilm_word_embeddings
+
+    model = UniSearch(UniSearchConfig(**{**CFG.__dict__, "n_words": 30522, "minilm_init": True,
+                                         "freeze_words": True}))
+    table = minilm_word_embeddings()
+    assert torch.equal(model.words.weight[1:], table) and not model.words.weight.requires_grad
+    assert model.encode_items(torch.tensor([[2001, 2002, 0, 0, 0]])).shape == (1, 3, 16)

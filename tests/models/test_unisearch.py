@@ -104,3 +104,20 @@ def test_minilm_initialisation_copies_the_word_table():
     table = minilm_word_embeddings()
     assert torch.equal(model.words.weight[1:], table) and not model.words.weight.requires_grad
     assert model.encode_items(torch.tensor([[2001, 2002, 0, 0, 0]])).shape == (1, 3, 16)
+
+
+@pytest.mark.parametrize("update", ["ema", "grad"])
+def test_an_unused_code_restarts_at_the_worst_quantised_latent(update):
+    torch.manual_seed(0)
+    model = UniSearch(UniSearchConfig(**{**CFG.__dict__, "codebook_update": update,
+                                         "dead_code": 0.5}))
+    model.initialised.fill_(True)
+    books = model.codebook_vectors().detach().clone()
+    latents = books[:, :1].transpose(0, 1).repeat(4, 1, 1)  # every row sits on code 0
+    latents[2, 1] += 3.0  # row 2 is level 1's worst-quantised latent
+    codes, quantised = model.quantise(latents)
+    model.usage.fill_(1.0)
+    model.usage[1, 4] = 0.01  # level 1, code 4: dead (< 0.5 x 4 / 5)
+    model.update_codebooks(latents, codes, quantised)
+    assert torch.allclose(model.codebook_vectors()[1, 4], latents[2, 1])
+    assert model.usage[1, 4].item() == pytest.approx(4 / 5)

@@ -119,8 +119,10 @@ def test_dataset_search_data_reads_train_clicks_and_valid_queries():
     from unisearch_toy import CFG
 
     ds = make_world(n_users=5)
-    data = dataset_search_data(ds, CFG)
+    data = dataset_search_data(ds, CFG, item_queries=False)
     assert len(data.items) == 15 and data.n_items == 12  # 3 search clicks per user
+    both = dataset_search_data(ds, CFG)  # + one weak title query per item
+    assert len(both.items) == 15 + 12 and both.queries[15:] == ds.queries["query"].to_list()
     assert len(data.valid_items) == 5
     assert data.queries[0] in {"red lipstick", "red polish", "red cream", "blue lipstick",
                                "blue polish", "blue cream"}

@@ -6,13 +6,12 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tasks"))
-from unisearch_toy import CFG, PAIRS, TASK, TEXTS, toy_data, trained  # noqa: E402
+from unisearch_toy import CFG, PAIRS, TASK, TEXTS, toy_data, trained  # noqa: E402, I001
 
-from onefeed.tasks.unisearch import build_index, load_frozen, search  # noqa: E402
+from onefeed.tasks.unisearch import build_index, load_frozen, search, word_ids  # noqa: E402
 from onefeed.train.unisearch import (SPOConfig, UniSearchRunConfig, candidate_log_probs,  # noqa: E402
                                      reference_copy, spo_step)
 from onefeed.training import TrainConfig  # noqa: E402
-from onefeed.tasks.unisearch import word_ids  # noqa: E402
 
 
 def test_train_unisearch_through_the_loop_freezes_best_codes(tmp_path):
@@ -67,3 +66,39 @@ def test_spo_with_a_flat_reward_changes_nothing_but_the_kl_is_zero():
                    lambda qs, items: np.ones(items.shape), SPOConfig(group=4, beta=0.1), opt)
     assert out["loss"] == pytest.approx(0.0, abs=1e-7)
     assert all(torch.allclose(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_click_reward_and_post_train_spo_raise_the_clicked_items():
+    from onefeed.train.unisearch import click_reward, post_train_spo
+
+    reward = click_reward([("a", 1), ("a", 2), ("b", 0)], miss=-1.0)
+    assert reward(["a", "b", "c"], np.array([[2, 0], [0, 1], [5, 6]])).tolist() == \
+        [[1.0, -1.0], [1.0, -1.0], [-1.0, -1.0]]
+    model, task = trained(epochs=10)
+    index = build_index(model, task.data.item_words, spare=2)
+    queries = [q for q, _ in PAIRS]
+    targets = torch.as_tensor(index.table.codes[[i for _, i in PAIRS]]).unsqueeze(1)
+    words = torch.as_tensor(word_ids(queries, CFG.max_query_words))
+
+    def mean_logp() -> float:
+        with torch.no_grad():
+            return float(candidate_log_probs(model, words, targets).sum(-1).mean())
+
+    before = mean_logp()
+    hist = post_train_spo(model, index, queries, click_reward(PAIRS),
+                          SPOConfig(group=8, beta=0.01, lr=1e-3, steps=6, batch_queries=8))
+    assert len(hist) == 6 and mean_logp() > before
+
+
+def test_run_config_overrides_and_ranges():
+    from onefeed import config
+    from onefeed.config import ConfigError
+
+    cfg = config.load(UniSearchRunConfig, None, ["model.codebook_size=16", "task.hard_negatives=3"])
+    assert (cfg.model.codebook_size, cfg.task.hard_negatives) == (16, 3)
+    assert config.from_dict(UniSearchRunConfig, config.to_dict(cfg)) == cfg
+    with pytest.raises(ConfigError, match="shrink"):
+        config.load(UniSearchRunConfig, None, ["task.shrink=0"])
+    with pytest.raises(ConfigError, match="not one of"):
+        config.load(UniSearchRunConfig, None, ["model.codebook_update=kmeans"])
+    config.load(SPOConfig)

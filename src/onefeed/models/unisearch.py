@@ -10,8 +10,9 @@ trained together by one loss (Eq. 5).
   ``d^(1..L)`` are built level by level (§3.1).
 * **Codebook**: one codebook of ``K`` codes per level quantises ``d^(n)`` to ``e^(n)`` /
   code ``s^(n)`` (nearest neighbour). Updated by gradient (Eq. 3), by SimVQ's learned linear
-  map of a frozen random basis (Zhu et al. 2024, which UniSearch uses), or by EMA with dead-code
-  restarts (``codebook_update``); initialised from the first training batch's latents.
+  map of a frozen random basis (Zhu et al. 2024, which UniSearch uses), or by EMA
+  (``codebook_update``); initialised from the first training batch's latents; rarely used
+  codes restart at the worst-quantised latent (ema / grad).
 * **Decoder**: a causal transformer with cross-attention to the query memory that generates
   ``s^(1..L)`` (teacher forcing on the items' current codes; Eq. 4).
 
@@ -45,6 +46,7 @@ class UniSearchConfig:
         "decoder_layers": ">= 1", "n_levels": ">= 1", "codebook_size": ">= 2",
         "max_query_words": ">= 1", "max_item_words": ">= 1", "n_words": ">= 1",
         "history_items": ">= 0", "temperature": "> 0", "ema_decay": "(0, 1)",
+        "dead_code": "[0, 1)",
         "rcl": ">= 0", "codebook": ">= 0", "commit": ">= 0", "nll": ">= 0"}
     d_model: int = 64
     n_heads: int = 2
@@ -66,7 +68,8 @@ class UniSearchConfig:
     rcl_target: Literal["latent", "quantised"] = "latent"  # Eq. 1 contrasts d; "quantised":
     # the straight-through e of each level instead
     codebook_update: Literal["ema", "grad", "simvq"] = "ema"
-    ema_decay: float = 0.95
+    ema_decay: float = 0.95  # of the EMA codebook and of the code-usage counts
+    dead_code: float = 0.03  # restart codes used less than this x the mean (0 = never)
     rcl: float = 1.0  # lambda_1 of Eq. 5
     codebook: float = 1.0  # alpha_1 of Eq. 3 (grad / simvq only)
     commit: float = 0.25  # alpha_2 of Eq. 3
@@ -118,8 +121,8 @@ class UniSearch(nn.Module):
             self.simvq = nn.Parameter(torch.eye(d).repeat(n_levels, 1, 1))
         else:
             self.register_buffer("ema_embed", torch.randn(n_levels, k, d) * 0.1)
-            self.register_buffer("ema_size", torch.ones(n_levels, k))
             self.register_buffer("ema_sum", self.ema_embed.clone())
+        self.register_buffer("usage", torch.ones(n_levels, k))  # EMA of each code's batch count
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
         self.code_tok = nn.Embedding(1 + n_levels * k, d)  # 0 = BOS; level n code c: 1 + nK + c
         self.dec_pos = nn.Embedding(n_levels, d)
@@ -215,25 +218,37 @@ class UniSearch(nn.Module):
         else:
             self.ema_embed.copy_(rows)
             self.ema_sum.copy_(rows)
-            self.ema_size.fill_(1.0)
+        self.usage.fill_(n / k)
         self.initialised.fill_(True)
 
     @torch.no_grad()
-    def ema_update(self, latents: torch.Tensor, codes: torch.Tensor) -> None:
-        """EMA codebook step (VQ-VAE-2) with dead-code restart: a code whose EMA count falls
-        below 1e-2 is moved to a random latent of the batch."""
-        decay, k = self.cfg.ema_decay, self.cfg.codebook_size
-        for j in range(self.cfg.n_levels):
+    def update_codebooks(self, latents: torch.Tensor, codes: torch.Tensor,
+                         quantised: torch.Tensor) -> None:
+        """One training step's codebook bookkeeping: the EMA of code counts (``usage``),
+        the EMA codebook step (VQ-VAE-2) under ``codebook_update = "ema"``, and dead-code
+        restarts (ema / grad): a code whose usage falls below ``dead_code`` x the mean count
+        moves to the batch latent its level quantises worst (splitting the widest cluster)."""
+        cfg = self.cfg
+        decay, k, n = cfg.ema_decay, cfg.codebook_size, len(latents)
+        err = (latents - quantised).pow(2).sum(-1)  # (N, L)
+        for j in range(cfg.n_levels):
             one_hot = F.one_hot(codes[:, j], k).float()  # (N, K)
-            self.ema_size[j].mul_(decay).add_(one_hot.sum(0), alpha=1 - decay)
-            self.ema_sum[j].mul_(decay).add_(one_hot.t() @ latents[:, j].float(), alpha=1 - decay)
-            self.ema_embed[j].copy_(self.ema_sum[j] / self.ema_size[j].clamp(min=1e-5)[:, None])
-            dead = self.ema_size[j] < 1e-2
-            if dead.any():
-                pick = torch.randint(len(latents), (int(dead.sum()),))
-                self.ema_embed[j, dead] = latents[pick, j].float()
-                self.ema_sum[j, dead] = latents[pick, j].float()
-                self.ema_size[j, dead] = 1.0
+            self.usage[j].mul_(decay).add_(one_hot.sum(0), alpha=1 - decay)
+            if cfg.codebook_update == "ema":
+                self.ema_sum[j].mul_(decay).add_(one_hot.t() @ latents[:, j].float(),
+                                                 alpha=1 - decay)
+                self.ema_embed[j].copy_(self.ema_sum[j] / self.usage[j].clamp(min=1e-5)[:, None])
+            dead = (self.usage[j] < cfg.dead_code * n / k).nonzero()[:, 0]
+            if not len(dead) or cfg.codebook_update == "simvq":
+                continue
+            worst = err[:, j].argsort(descending=True)[torch.arange(len(dead)) % n]
+            rows = latents[worst, j].float()
+            if cfg.codebook_update == "ema":
+                self.ema_embed[j, dead] = rows
+                self.ema_sum[j, dead] = rows * (n / k)
+            else:
+                self.codebooks.data[j, dead] = rows
+            self.usage[j, dead] = n / k
 
     # ---- generator ----------------------------------------------------------------------------
     def decode(self, memory: torch.Tensor, valid: torch.Tensor, prefix: torch.Tensor
@@ -274,8 +289,8 @@ class UniSearch(nn.Module):
         if self.training and not bool(self.initialised):
             self.init_codebooks(latents.detach())
         codes, quantised = self.quantise(latents)
-        if self.training and cfg.codebook_update == "ema":
-            self.ema_update(latents.detach(), codes)
+        if self.training:
+            self.update_codebooks(latents.detach(), codes, quantised.detach())
         target = latents if cfg.rcl_target == "latent" else straight_through(latents, quantised)
         hard = None
         if batch.hard_words is not None:

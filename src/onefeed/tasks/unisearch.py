@@ -88,15 +88,21 @@ def search_data(pairs: Sequence[tuple[str, int]], item_texts: Sequence[str],
                       np.array([i for _, i in valid], dtype=np.int64), queries)
 
 
-def dataset_search_data(ds: Any, cfg: UniSearchConfig) -> SearchData:
-    """A prepared ``Dataset``'s train search clicks (``weak_queries.search_pairs``), its
-    valid held-out queries (``eval_queries``) and item texts (``tasks.joint.item_texts``)."""
+def dataset_search_data(ds: Any, cfg: UniSearchConfig, item_queries: bool = True
+                        ) -> SearchData:
+    """A prepared ``Dataset``'s train search clicks (``weak_queries.search_pairs``), with
+    ``item_queries`` also its train-split weak item queries (``ds.queries``), its valid
+    held-out queries (``eval_queries``) and item texts (``tasks.joint.item_texts``)."""
     import polars as pl
 
     from onefeed.data.weak_queries import search_pairs
     from onefeed.tasks.joint import item_texts
 
     train = search_pairs(ds.events, "train")
+    if item_queries and ds.queries.height:
+        weak = ds.queries.filter(pl.col("split") == "train").select("item", "query")
+        train = pl.concat([train.select("item", "query"),
+                           weak.with_columns(pl.col("item").cast(train["item"].dtype))])
     valid = ds.eval_queries.filter(pl.col("split") == "valid")
     return search_data(list(zip(train["query"].to_list(), train["item"].to_list())),
                        item_texts(ds), cfg,

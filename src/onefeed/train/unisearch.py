@@ -39,10 +39,15 @@ class UniSearchRunConfig:
 
 @dataclass
 class SPOConfig:
-    RANGES: ClassVar[dict[str, str]] = {"group": ">= 2", "beta": ">= 0", "clip": ">= 0"}
+    RANGES: ClassVar[dict[str, str]] = {"group": ">= 2", "beta": ">= 0", "clip": ">= 0",
+        "lr": "> 0", "steps": ">= 0", "batch_queries": ">= 1"}
     group: int = 8  # G: candidates beam-searched per query
     beta: float = 0.04  # KL weight to the reference (Eq. 8)
     clip: float = 0.0  # PPO clip of the ratio (0 = none, as Eq. 8)
+    lr: float = 1e-4  # post_train_spo's Adam learning rate
+    steps: int = 100  # post_train_spo's SPO steps
+    batch_queries: int = 32  # queries per SPO step
+    seed: int = 0
 
 
 def train_unisearch(data: Any, cfg: UniSearchRunConfig, out: str | Path,
@@ -110,3 +115,33 @@ def spo_step(model: UniSearch, ref: UniSearch, index: LearnedIndex, queries: Seq
     optimizer.step()
     return {"loss": float(loss.detach()), "reward": float(rewards[present].mean()),
             "kl": float(token_kl(logp.detach(), ref_logp)[mask].mean())}
+
+
+def post_train_spo(model: UniSearch, index: LearnedIndex, queries: Sequence[str],
+                   reward_fn: RewardFn, cfg: SPOConfig) -> list[dict[str, float]]:
+    """SPO post-training (UniSearch §3.3): ``cfg.steps`` :func:`spo_step` s on random batches
+    of ``queries`` against a frozen copy of the starting model. The codes stay frozen (the
+    generator's decoder and query encoder move). -> per-step stats."""
+    ref = reference_copy(model)
+    rng = np.random.default_rng(cfg.seed)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    history = []
+    for _ in range(cfg.steps):
+        pick = rng.choice(len(queries), min(cfg.batch_queries, len(queries)), replace=False)
+        history.append(spo_step(model, ref, index, [queries[i] for i in pick], reward_fn, cfg,
+                                opt))
+    return history
+
+
+def click_reward(pairs: Sequence[tuple[str, int]], miss: float = 0.0) -> RewardFn:
+    """A reward from logged clicks: 1 for an item clicked after the query in ``pairs``
+    (query, item), ``miss`` otherwise (the R_interaction part of UniSearch Eq. 6)."""
+    clicked: dict[str, set[int]] = {}
+    for q, item in pairs:
+        clicked.setdefault(q, set()).add(int(item))
+
+    def reward(queries: Sequence[str], items: np.ndarray) -> np.ndarray:
+        return np.array([[1.0 if int(i) in clicked.get(q, ()) else miss for i in row]
+                         for q, row in zip(queries, items)], dtype=np.float32)
+
+    return reward

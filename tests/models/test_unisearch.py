@@ -121,3 +121,22 @@ def test_an_unused_code_restarts_at_the_worst_quantised_latent(update):
     model.update_codebooks(latents, codes, quantised)
     assert torch.allclose(model.codebook_vectors()[1, 4], latents[2, 1])
     assert model.usage[1, 4].item() == pytest.approx(4 / 5)
+
+
+def test_catalogue_items_join_the_codebook_update_and_eq3():
+    torch.manual_seed(0)
+    model = UniSearch(UniSearchConfig(**{**CFG.__dict__, "ema_decay": 0.5, "dead_code": 0.0}))
+    b = batch()
+    model.loss(b)  # initialise
+    cat = torch.randint(1, 51, (6, 5), generator=torch.Generator().manual_seed(1))
+    model.usage.fill_(0.0)
+    model.eval()  # Eq. 3 without the EMA step, to compare with the pairs alone
+    alone = model.loss(b)["commit"].item()
+    both = model.loss(b._replace(catalogue_words=cat))["commit"].item()
+    lat = model.encode_items(torch.cat([b.item_words, cat]))
+    _, q = model.quantise(lat)
+    assert both == pytest.approx((lat - q).pow(2).sum((1, 2)).mean().item(), rel=1e-5)
+    assert both != pytest.approx(alone)
+    model.train()
+    model.loss(b._replace(catalogue_words=cat))
+    assert model.usage.sum(1).tolist() == pytest.approx([0.5 * (4 + 6)] * 3)  # 4 pairs + 6

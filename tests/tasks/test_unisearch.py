@@ -30,7 +30,14 @@ def test_batches_cover_each_pair_once_with_hard_negatives(model_task):
     assert sorted(torch.cat([b.items for b in rows]).tolist()) == sorted(i for _, i in PAIRS)
     b = rows[0]
     assert b.hard_words.shape == (16, 1, 2, 6)  # (B, L - 1, H, Wi)
+    assert b.catalogue_words is None
+    task.cfg.catalogue_items = 5
+    try:
+        cat = next(task.batches(0, np.random.default_rng(1), 0, 1)).catalogue_words
+    finally:
+        task.cfg.catalogue_items = 0
     ids = {tuple(w) for w in task.data.item_words.tolist()}
+    assert cat.shape == (5, 6) and all(tuple(w) in ids for w in cat.tolist())
     assert all(tuple(w) in ids for w in b.hard_words.reshape(-1, 6).tolist())
     pos = [tuple(w) for w in b.item_words.tolist()]
     assert all(tuple(w) != p for p, negs in zip(pos, b.hard_words[:, 0].tolist()) for w in negs)

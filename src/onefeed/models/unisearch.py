@@ -90,6 +90,9 @@ class SearchBatch(NamedTuple):
     hard_words: torch.Tensor | None = None  # (B, L - 1, H, Wi) hard negatives of levels 1..L-1
     weights: torch.Tensor | None = None  # (B,) w_i of Eq. 4 (None = 1)
     history: torch.Tensor | None = None  # (B, T) item ids of the user's history, -1 = pad
+    catalogue_words: torch.Tensor | None = None  # (M, Wi) items drawn uniformly from the
+    # catalogue: their latents join the codebook update and Eq. 3 (clicks are Zipf-skewed,
+    # so a codebook fitted to clicked items alone crowds the tail into few codes)
 
 
 class UniSearch(nn.Module):
@@ -289,8 +292,14 @@ class UniSearch(nn.Module):
         if self.training and not bool(self.initialised):
             self.init_codebooks(latents.detach())
         codes, quantised = self.quantise(latents)
+        vq_lat, vq_codes, vq_q = latents, codes, quantised
+        if batch.catalogue_words is not None:
+            cat = self.encode_items(batch.catalogue_words)
+            cat_codes, cat_q = self.quantise(cat)
+            vq_lat, vq_codes, vq_q = (torch.cat([latents, cat]), torch.cat([codes, cat_codes]),
+                                      torch.cat([quantised, cat_q]))
         if self.training:
-            self.update_codebooks(latents.detach(), codes, quantised.detach())
+            self.update_codebooks(vq_lat.detach(), vq_codes, vq_q.detach())
         target = latents if cfg.rcl_target == "latent" else straight_through(latents, quantised)
         hard = None
         if batch.hard_words is not None:
@@ -302,7 +311,7 @@ class UniSearch(nn.Module):
             hard = [None] + [hl[:, j] for j in range(n_hard_levels)]
         same = batch.items[:, None] == batch.items[None, :]
         rcl, levels = rcl_loss(q, target, cfg.temperature, hard, same, kind=cfg.similarity)
-        book, commit = codebook_losses(latents, quantised)
+        book, commit = codebook_losses(vq_lat, vq_q)
         logits = self.code_logits(memory, valid, codes)  # (B, L, K)
         token_nll = F.cross_entropy(logits.flatten(0, 1).float(), codes.flatten(),
                                     reduction="none").view(codes.shape).sum(1)

@@ -36,7 +36,8 @@ NEG_INF = float("-inf")
 class UniSearchTaskConfig:
     RANGES: ClassVar[dict[str, str]] = {"batch_size": ">= 2", "hard_negatives": ">= 0",
         "neighbours": ">= 1", "shrink": "(0, 1]", "refresh_every": ">= 1",
-        "valid_pairs": ">= 0", "eval_beam": ">= 1", "eval_k": ">= 1", "spare_codes": ">= 0"}
+        "valid_pairs": ">= 0", "eval_beam": ">= 1", "eval_k": ">= 1", "spare_codes": ">= 0",
+        "catalogue_items": ">= 0"}
     batch_size: int = 128
     hard_negatives: int = 0  # per pair and level >= 1 (coarse-to-fine); 0 = in-batch only
     neighbours: int = 32  # P: each item's nearest items (learned space) to draw them from
@@ -46,6 +47,7 @@ class UniSearchTaskConfig:
     eval_beam: int = 20
     eval_k: int = 10  # validation score: Recall@eval_k
     spare_codes: int = 4  # free slots of the disambiguation level (cold-start items)
+    catalogue_items: int = 0  # uniformly drawn items per batch for the codebook (0 = none)
 
 
 # ---- text ----------------------------------------------------------------------------------------
@@ -312,18 +314,23 @@ class UniSearchTask:
             self.neighbours = item_neighbours(self.model, self.data.item_words,
                                               self.cfg.neighbours)
         for start in range(0, len(rows), self.cfg.batch_size):
-            yield self.batch(rows[start:start + self.cfg.batch_size], rng if hard else None)
+            yield self.batch(rows[start:start + self.cfg.batch_size], rng, bool(hard))
 
-    def batch(self, rows: np.ndarray, rng: np.random.Generator | None) -> SearchBatch:
+    def batch(self, rows: np.ndarray, rng: np.random.Generator, hard: bool = False
+              ) -> SearchBatch:
         d = self.data
         items = d.items[rows]
-        hard = None
-        if rng is not None and self.neighbours is not None:
+        hard_words = catalogue = None
+        if hard and self.neighbours is not None:
             negs = coarse_to_fine_negatives(self.neighbours, items, self.model.cfg.n_levels,
                                             self.cfg.hard_negatives, rng, self.cfg.shrink)[1:]
-            hard = torch.as_tensor(d.item_words[np.stack(negs, 1)])  # (B, L-1, H, Wi)
+            hard_words = torch.as_tensor(d.item_words[np.stack(negs, 1)])  # (B, L-1, H, Wi)
+        if self.cfg.catalogue_items:
+            catalogue = torch.as_tensor(d.item_words[rng.integers(d.n_items,
+                                                                  size=self.cfg.catalogue_items)])
         return SearchBatch(torch.as_tensor(d.query_words[rows]),
-                           torch.as_tensor(d.item_words[items]), torch.as_tensor(items), hard)
+                           torch.as_tensor(d.item_words[items]), torch.as_tensor(items),
+                           hard_words, catalogue_words=catalogue)
 
     def loss(self, model: torch.nn.Module, batch: SearchBatch
              ) -> tuple[torch.Tensor, dict[str, float]]:

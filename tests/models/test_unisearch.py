@@ -69,7 +69,7 @@ def test_quantise_picks_the_nearest_code_per_level():
     model = UniSearch(CFG)
     books = model.codebook_vectors()
     lat = torch.stack([books[0, 3], books[1, 1], books[2, 4]]).unsqueeze(0) + 1e-4
-    codes, q = model.quantise(lat)
+    codes, q, _ = model.quantise(lat)
     assert codes.tolist() == [[3, 1, 4]]
     assert torch.allclose(q[0], torch.stack([books[0, 3], books[1, 1], books[2, 4]]))
 
@@ -115,7 +115,7 @@ def test_an_unused_code_restarts_at_the_worst_quantised_latent(update):
     books = model.codebook_vectors().detach().clone()
     latents = books[:, :1].transpose(0, 1).repeat(4, 1, 1)  # every row sits on code 0
     latents[2, 1] += 3.0  # row 2 is level 1's worst-quantised latent
-    codes, quantised = model.quantise(latents)
+    codes, quantised, _ = model.quantise(latents)
     model.usage.fill_(1.0)
     model.usage[1, 4] = 0.01  # level 1, code 4: dead (< 0.5 x 4 / 5)
     model.update_codebooks(latents, codes, quantised)
@@ -134,9 +134,36 @@ def test_catalogue_items_join_the_codebook_update_and_eq3():
     alone = model.loss(b)["commit"].item()
     both = model.loss(b._replace(catalogue_words=cat))["commit"].item()
     lat = model.encode_items(torch.cat([b.item_words, cat]))
-    _, q = model.quantise(lat)
+    _, q, _ = model.quantise(lat)
     assert both == pytest.approx((lat - q).pow(2).sum((1, 2)).mean().item(), rel=1e-5)
     assert both != pytest.approx(alone)
     model.train()
     model.loss(b._replace(catalogue_words=cat))
     assert model.usage.sum(1).tolist() == pytest.approx([0.5 * (4 + 6)] * 3)  # 4 pairs + 6
+
+
+def test_residual_quantiser_codes_what_the_earlier_levels_missed():
+    cfg = UniSearchConfig(**{**CFG.__dict__, "n_levels": 2, "codebook_size": 2, "d_model": 2,
+                             "n_heads": 1, "quantiser": "residual", "codebook_update": "grad"})
+    model = UniSearch(cfg)
+    with torch.no_grad():
+        model.codebooks.copy_(torch.tensor([[[0.0, 0.0], [4.0, 0.0]],
+                                            [[1.0, 0.0], [-1.0, 0.0]]]))
+    lat = torch.tensor([[[3.0, 0.0], [0.5, 0.0]]])  # cumulative: 3 then 3.5
+    codes, e, inputs = model.quantise(lat)
+    assert codes.tolist() == [[1, 1]]  # 3 -> 4; 3.5 - 4 = -0.5 -> -1
+    assert inputs[0, :, 0].tolist() == [3.0, -0.5] and e[0, :, 0].tolist() == [4.0, -1.0]
+    per_level = UniSearch(UniSearchConfig(**{**cfg.__dict__, "quantiser": "per_level"}))
+    per_level.codebooks.data.copy_(model.codebooks.data)
+    assert per_level.quantise(lat)[0].tolist() == [[1, 0]]  # 0.5 -> 1 on its own
+
+
+@pytest.mark.parametrize("update", ["ema", "grad", "simvq"])
+def test_residual_quantiser_trains_and_initialises_every_level(update):
+    torch.manual_seed(0)
+    model = UniSearch(UniSearchConfig(**{**CFG.__dict__, "quantiser": "residual",
+                                         "codebook_update": update}))
+    parts = model.loss(batch(n_hard=1))
+    parts["loss"].backward()
+    assert torch.isfinite(parts["loss"]) and model.initialised
+    assert model.get_parameter("item_tokens").grad.abs().sum() > 0

@@ -67,6 +67,7 @@ class UniSearchConfig:
     temperature: float = 1.0  # tau of Eq. 2
     rcl_target: Literal["latent", "quantised"] = "latent"  # Eq. 1 contrasts d; "quantised":
     # the straight-through e of each level instead
+    quantiser: Literal["per_level", "residual"] = "per_level"  # see UniSearch.quantise
     codebook_update: Literal["ema", "grad", "simvq"] = "ema"
     ema_decay: float = 0.95  # of the EMA codebook and of the code-usage counts
     dead_code: float = 0.03  # restart codes used less than this x the mean (0 = never)
@@ -200,27 +201,51 @@ class UniSearch(nn.Module):
             return self.basis @ self.simvq
         return self.ema_embed
 
-    def quantise(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, L, d) latents -> (codes (N, L), quantised (N, L, d)): nearest code per level."""
+    def quantise(self, latents: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, L, d) latents -> (codes (N, L), quantised e (N, L, d), inputs (N, L, d)): level n's
+        codebook quantises ``inputs[:, n]`` to its nearest code.
+
+        ``quantiser = "per_level"`` (UniSearch §3.2): the inputs are the latents d^(n).
+        ``"residual"`` (RQ-VAE): what the codes so far miss of the cumulative representation,
+        ``sum_{m<=n} d^(m) - sg[sum_{m<n} e^(m)]``, so the deep levels see the earlier levels'
+        quantisation error as well as their own small residual latents."""
         books = self.codebook_vectors()
-        dist = torch.cdist(latents.transpose(0, 1).float(), books.float())  # (L, N, K)
-        codes = dist.argmin(-1).t()  # (N, L)
-        quantised = torch.stack([books[j, codes[:, j]] for j in range(books.shape[0])], 1)
-        return codes, quantised
+        if self.cfg.quantiser == "per_level":
+            dist = torch.cdist(latents.transpose(0, 1).float(), books.float())  # (L, N, K)
+            codes = dist.argmin(-1).t()  # (N, L)
+            quantised = torch.stack([books[j, codes[:, j]] for j in range(books.shape[0])], 1)
+            return codes, quantised, latents
+        total = torch.cumsum(latents, 1)
+        done = torch.zeros_like(total[:, 0])
+        codes, quantised, inputs = [], [], []
+        for j in range(books.shape[0]):
+            r = total[:, j] - done
+            c = torch.cdist(r.float(), books[j].float()).argmin(-1)
+            e = books[j, c]
+            done = done + e.detach()
+            codes.append(c)
+            quantised.append(e)
+            inputs.append(r)
+        return torch.stack(codes, 1), torch.stack(quantised, 1), torch.stack(inputs, 1)
 
     @torch.no_grad()
     def init_codebooks(self, latents: torch.Tensor) -> None:
-        """Data-dependent initialisation: every level's codes = batch latents (+ small noise)."""
+        """Data-dependent initialisation: level by level, the codes = the batch's quantiser
+        inputs at that level (+ small noise); under "residual" those depend on the levels
+        already set."""
         n, k = latents.shape[0], self.cfg.codebook_size
-        rows = latents[torch.arange(k) % n].transpose(0, 1)  # (L, K, d)
-        rows = rows + 0.01 * rows.std() * torch.randn_like(rows)
-        if self.cfg.codebook_update == "grad":
-            self.codebooks.copy_(rows)
-        elif self.cfg.codebook_update == "simvq":
-            self.simvq.copy_(torch.linalg.pinv(self.basis) @ rows)
-        else:
-            self.ema_embed.copy_(rows)
-            self.ema_sum.copy_(rows)
+        pick = torch.arange(k) % n
+        for j in range(self.cfg.n_levels):
+            rows = self.quantise(latents)[2][pick, j]  # (K, d)
+            rows = rows + 0.01 * rows.std() * torch.randn_like(rows)
+            if self.cfg.codebook_update == "grad":
+                self.codebooks[j] = rows
+            elif self.cfg.codebook_update == "simvq":
+                self.simvq[j] = torch.linalg.pinv(self.basis[j]) @ rows
+            else:
+                self.ema_embed[j] = rows
+                self.ema_sum[j] = rows
         self.usage.fill_(n / k)
         self.initialised.fill_(True)
 
@@ -291,27 +316,27 @@ class UniSearch(nn.Module):
         latents = self.encode_items(batch.item_words)  # (B, L, d)
         if self.training and not bool(self.initialised):
             self.init_codebooks(latents.detach())
-        codes, quantised = self.quantise(latents)
-        vq_lat, vq_codes, vq_q = latents, codes, quantised
+        codes, quantised, inputs = self.quantise(latents)
+        vq_in, vq_codes, vq_q = inputs, codes, quantised
         if batch.catalogue_words is not None:
-            cat = self.encode_items(batch.catalogue_words)
-            cat_codes, cat_q = self.quantise(cat)
-            vq_lat, vq_codes, vq_q = (torch.cat([latents, cat]), torch.cat([codes, cat_codes]),
-                                      torch.cat([quantised, cat_q]))
+            cat_codes, cat_q, cat_in = self.quantise(self.encode_items(batch.catalogue_words))
+            vq_in, vq_codes, vq_q = (torch.cat([inputs, cat_in]), torch.cat([codes, cat_codes]),
+                                     torch.cat([quantised, cat_q]))
         if self.training:
-            self.update_codebooks(vq_lat.detach(), vq_codes, vq_q.detach())
-        target = latents if cfg.rcl_target == "latent" else straight_through(latents, quantised)
+            self.update_codebooks(vq_in.detach(), vq_codes, vq_q.detach())
+        target = latents if cfg.rcl_target == "latent" else straight_through(inputs, quantised)
         hard = None
         if batch.hard_words is not None:
             b, n_hard_levels, h, w = batch.hard_words.shape
             hl = self.encode_items(batch.hard_words.reshape(-1, w))
             if cfg.rcl_target == "quantised":
-                hl = straight_through(hl, self.quantise(hl)[1])
+                _, hq, hin = self.quantise(hl)
+                hl = straight_through(hin, hq)
             hl = hl.view(b, n_hard_levels, h, cfg.n_levels, -1)
             hard = [None] + [hl[:, j] for j in range(n_hard_levels)]
         same = batch.items[:, None] == batch.items[None, :]
         rcl, levels = rcl_loss(q, target, cfg.temperature, hard, same, kind=cfg.similarity)
-        book, commit = codebook_losses(vq_lat, vq_q)
+        book, commit = codebook_losses(vq_in, vq_q)
         logits = self.code_logits(memory, valid, codes)  # (B, L, K)
         token_nll = F.cross_entropy(logits.flatten(0, 1).float(), codes.flatten(),
                                     reduction="none").view(codes.shape).sum(1)

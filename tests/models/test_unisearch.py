@@ -29,7 +29,7 @@ def test_loss_parts_and_gradients_reach_every_tower(update):
     assert parts["loss"].item() == pytest.approx(want.item(), rel=1e-6)
     parts["loss"].backward()
     for name in ("query_blocks.0.qkv.weight", "item_blocks.0.qkv.weight", "item_tokens",
-                 "dec_blocks.0.q.weight", "out", "words.weight"):
+                 "dec_blocks.0.q.weight", "out", "word_tok.weight"):
         assert model.get_parameter(name).grad.abs().sum() > 0, name
     if update != "ema":
         book = model.codebooks if update == "grad" else model.simvq
@@ -102,7 +102,7 @@ def test_minilm_initialisation_copies_the_word_table():
     model = UniSearch(UniSearchConfig(**{**CFG.__dict__, "n_words": 30522, "minilm_init": True,
                                          "freeze_words": True}))
     table = minilm_word_embeddings()
-    assert torch.equal(model.words.weight[1:], table) and not model.words.weight.requires_grad
+    assert torch.equal(model.word_tok.weight[1:], table) and not model.word_tok.weight.requires_grad
     assert model.encode_items(torch.tensor([[2001, 2002, 0, 0, 0]])).shape == (1, 3, 16)
 
 
@@ -167,3 +167,18 @@ def test_residual_quantiser_trains_and_initialises_every_level(update):
     parts["loss"].backward()
     assert torch.isfinite(parts["loss"]) and model.initialised
     assert model.get_parameter("item_tokens").grad.abs().sum() > 0
+
+
+def test_history_token_changes_the_query_state_only_when_present():
+    torch.manual_seed(0)
+    model = UniSearch(UniSearchConfig(**{**CFG.__dict__, "history_items": 10})).eval()
+    words = batch().query_words[:2]
+    q0, _, ok0 = model.encode_query(words)
+    q_pad, _, ok_pad = model.encode_query(words, torch.full((2, 3), -1))
+    q_hist, _, ok = model.encode_query(words, torch.tensor([[1, 2, -1], [3, -1, -1]]))
+    assert ok.shape[1] == ok0.shape[1] + 1 and ok[:, 1].all() and not ok_pad[:, 1].any()
+    assert torch.allclose(q0, q_pad, atol=1e-6)  # an empty history is masked out
+    assert not torch.allclose(q0, q_hist)
+    parts = model.train().loss(batch()._replace(history=torch.tensor([[1, -1]] * 4)))
+    parts["loss"].backward()
+    assert model.history_tok.weight.grad[1].abs().sum() > 0

@@ -104,11 +104,11 @@ class UniSearch(nn.Module):
         self.cfg = cfg
         d, n_levels, k = cfg.d_model, cfg.n_levels, cfg.codebook_size
         d_word = MINILM_DIM if cfg.minilm_init else d
-        self.words = nn.Embedding(cfg.n_words + 1, d_word, padding_idx=0)
+        self.word_tok = nn.Embedding(cfg.n_words + 1, d_word, padding_idx=0)  # "tok": no decay
         self.word_proj = nn.Linear(d_word, d) if d_word != d else nn.Identity()
         self.pos = nn.Embedding(max(cfg.max_query_words + 2, cfg.max_item_words + n_levels), d)
         self.cls = nn.Parameter(torch.zeros(d))
-        self.history = nn.Embedding(cfg.history_items + 1, d, padding_idx=cfg.history_items) \
+        self.history_tok = nn.Embedding(cfg.history_items + 1, d, padding_idx=cfg.history_items) \
             if cfg.history_items else None
         bc = cfg.blocks()
         self.query_blocks = nn.ModuleList(Block(bc) for _ in range(cfg.query_layers))
@@ -137,8 +137,8 @@ class UniSearch(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.apply(self._init)
         if cfg.minilm_init:
-            self.words.weight.data[1:] = minilm_word_embeddings()
-        self.words.weight.requires_grad_(not cfg.freeze_words)
+            self.word_tok.weight.data[1:] = minilm_word_embeddings()
+        self.word_tok.weight.requires_grad_(not cfg.freeze_words)
 
     @staticmethod
     def _init(module: nn.Module) -> None:
@@ -150,7 +150,7 @@ class UniSearch(nn.Module):
     # ---- towers -----------------------------------------------------------------------------
     def embed_words(self, words: torch.Tensor) -> torch.Tensor:
         """(B, W) word ids -> (B, W, d) word + position embeddings."""
-        x = self.word_proj(self.words(words))
+        x = self.word_proj(self.word_tok(words))
         return x + self.pos.weight[: words.shape[1]]
 
     def encode_query(self, words: torch.Tensor, history: torch.Tensor | None = None
@@ -159,9 +159,9 @@ class UniSearch(nn.Module):
         b = words.shape[0]
         parts = [self.cls.expand(b, 1, -1)]
         valid = [words.new_ones(b, 1, dtype=torch.bool)]
-        if self.history is not None and history is not None:
+        if self.history_tok is not None and history is not None:
             known = history >= 0
-            h = self.history(torch.where(known, history, self.cfg.history_items)).sum(1)
+            h = self.history_tok(torch.where(known, history, self.cfg.history_items)).sum(1)
             parts.append((h / known.sum(1, keepdim=True).clamp(min=1)).unsqueeze(1))
             valid.append(known.any(1, keepdim=True))
         parts.append(self.embed_words(words))

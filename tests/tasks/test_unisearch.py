@@ -50,9 +50,9 @@ def test_trained_model_finds_the_clicked_item_far_above_chance(model_task):
     targets = np.array([i for _, i in PAIRS])
     res = search(model, index, queries, k=5, beam=8)
     r1, mrr = recall_mrr(res.items.numpy(), targets, 1)
-    assert r1 >= 0.5 > 1 / 16  # chance is 1/16
+    assert r1 >= 0.75 > 1 / 16  # chance is 1/16 (seeds 0-2 give 1.0, 0.78, 0.81)
     assert (res.items >= 0).all() and set(res.items.flatten().tolist()) <= set(range(16))
-    assert task.validate(model, 0, 1)["score"] >= 0.5
+    assert task.validate(model, 0, 1)["score"] >= 0.75
 
 
 def test_beam_over_learned_codes_matches_the_reference_search(model_task):

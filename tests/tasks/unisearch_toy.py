@@ -17,7 +17,7 @@ PAIRS = [(f"{c} {k}", i) for i, (c, k) in enumerate(PAIRS_OF)] + \
     [(f"{k} {c}", i) for i, (c, k) in enumerate(PAIRS_OF)]
 CFG = UniSearchConfig(d_model=32, n_heads=2, d_ff=64, query_layers=1, item_layers=1,
                       decoder_layers=1, n_levels=2, codebook_size=8, max_query_words=4,
-                      max_item_words=6, dropout=0.0)
+                      max_item_words=6, dropout=0.0, ema_decay=0.8)  # few steps: fast EMA
 TASK = UniSearchTaskConfig(batch_size=16, hard_negatives=2, neighbours=4, eval_k=1)
 
 

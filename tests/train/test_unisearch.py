@@ -25,7 +25,7 @@ def test_train_unisearch_through_the_loop_freezes_best_codes(tmp_path):
     assert np.array_equal(loaded.table.codes, index.table.codes)
     res = search(again, loaded, [q for q, _ in PAIRS], k=1, beam=8)
     hits = (res.items[:, 0].numpy() == np.array([i for _, i in PAIRS])).mean()
-    assert hits >= 0.4  # chance 1/16
+    assert hits >= 0.75  # chance 1/16 (seeds 0, 1 give 0.94, 0.88)
 
 
 def test_spo_raises_the_log_prob_of_the_rewarded_item():

@@ -67,7 +67,7 @@ class UniSearchConfig:
     temperature: float = 1.0  # tau of Eq. 2
     rcl_target: Literal["latent", "quantised"] = "latent"  # Eq. 1 contrasts d; "quantised":
     # the straight-through e of each level instead
-    quantiser: Literal["per_level", "residual"] = "per_level"  # see UniSearch.quantise
+    quantiser: Literal["per_level", "residual"] = "residual"  # see UniSearch.quantise
     codebook_update: Literal["ema", "grad", "simvq"] = "ema"
     ema_decay: float = 0.95  # of the EMA codebook and of the code-usage counts
     dead_code: float = 0.03  # restart codes used less than this x the mean (0 = never)

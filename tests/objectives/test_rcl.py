@@ -88,3 +88,12 @@ def test_codebook_losses_and_straight_through():
     y = straight_through(x, torch.tensor([1.0]))
     y.backward()
     assert y.item() == 1.0 and x.grad.item() == 1.0
+
+
+def test_cosine_contrastive_equals_the_alignment_info_nce():
+    from onefeed.objectives.alignment import info_nce
+
+    g = torch.Generator().manual_seed(0)
+    q, d = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
+    assert contrastive(q, d, 0.1, kind="cosine").item() == pytest.approx(
+        info_nce(q, d, 0.1).item(), rel=1e-5)

@@ -71,7 +71,7 @@ def test_freeze_load_round_trip_reproduces_codes_and_search(model_task, tmp_path
     index = freeze(model, task.data.item_words, tmp_path, spare=2)
     table = SidTable.load(tmp_path)  # a plain SidTable artifact
     assert table.is_unique() and np.array_equal(table.codes, index.table.codes)
-    assert table.codebook_sizes[-1] == int(index.table.codes[:, -1].max()) + 1 + 2
+    assert table.codebook_sizes == (8, 8, int(index.table.codes[:, -1].max()) + 1 + 2)
     again, loaded = load_frozen(tmp_path)
     assert np.array_equal(again.assign_codes(torch.as_tensor(task.data.item_words)),
                           table.codes[:, :2])
@@ -103,6 +103,8 @@ def test_index_refuses_a_cold_start_item_past_its_spare_slots():
         index.add(6, [0, 0])
     with pytest.raises(ValueError, match="unseen code"):
         index.add(7, [1, 0])
+    roomy = LearnedIndex.build(codes, spare=1, sizes=(4, 4))  # the model's codebook sizes
+    assert roomy.table.codebook_sizes == (4, 4, 2) and roomy.add(7, [3, 0]) == (3, 0, 0)
 
 
 def test_colliding_codes_get_distinct_rows():

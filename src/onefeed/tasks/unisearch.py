@@ -137,12 +137,16 @@ class LearnedIndex:
 
     @classmethod
     def build(cls, codes: np.ndarray, spare: int, meta: dict[str, Any] | None = None,
-              vectors: torch.Tensor | None = None) -> "LearnedIndex":
-        """(n, L) learned codes -> unique (n, L + 1) rows (``sid.collisions.disambiguate``)."""
+              vectors: torch.Tensor | None = None, sizes: Sequence[int] | None = None
+              ) -> "LearnedIndex":
+        """(n, L) learned codes -> unique (n, L + 1) rows (``sid.collisions.disambiguate``).
+        ``sizes``: the L codebook sizes (default: the largest code seen + 1 per level; pass
+        the model's so a cold-start item may use a code no current item has)."""
         rows, size = disambiguate(codes)
-        sizes = tuple(int(s) for s in codes.max(0, initial=0) + 1) if len(codes) else ()
-        return cls(SidTable(rows, (*sizes, size + spare), dict(meta or {})), codes.shape[1],
-                   vectors)
+        if sizes is None:
+            sizes = codes.max(0, initial=0) + 1 if len(codes) else np.ones(codes.shape[1])
+        return cls(SidTable(rows, (*(int(s) for s in sizes), size + spare), dict(meta or {})),
+                   codes.shape[1], vectors)
 
     def add(self, item: int, codes: Sequence[int], vector: torch.Tensor | None = None
             ) -> tuple[int, ...]:
@@ -217,7 +221,8 @@ def build_index(model: UniSearch, item_words: np.ndarray, spare: int) -> Learned
     codes = model.assign_codes(words)
     return LearnedIndex.build(codes, spare, {"kind": "unisearch",
                                              "collision_rate": collision_rate(codes)},
-                              model.item_vectors(words))
+                              model.item_vectors(words),
+                              (model.cfg.codebook_size,) * model.cfg.n_levels)
 
 
 def freeze(model: UniSearch, item_words: np.ndarray, directory: str | Path, spare: int = 4

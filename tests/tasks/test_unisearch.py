@@ -165,3 +165,21 @@ def test_items_sharing_learned_codes_are_ranked_by_query_similarity():
     assert res.items[0, :3].tolist() == [2, 4, 1]
     with pytest.raises(ValueError, match="pass its vector"):
         index.add(5, [1, 0])
+
+
+def test_unconstrained_search_reports_invalid_generations(model_task):
+    from onefeed.tasks.unisearch import unconstrained_search
+
+    model, task = model_task
+    index = build_index(model, task.data.item_words, spare=2)
+    queries = [q for q, _ in PAIRS]
+    items, valid = unconstrained_search(model, index, queries, k=4, beam=8)
+    assert items.shape == (len(queries), 4) and 0 < valid <= 1
+    assert valid == pytest.approx((items >= 0).mean())
+    assert set(items[items >= 0].tolist()) <= set(range(len(TEXTS)))
+    constrained = search(model, index, queries, k=4, beam=8).items
+    assert (constrained >= 0).all()  # the trie never generates an invalid path
+    # drop every item but one from the index: most unconstrained tuples become invalid
+    sparse = LearnedIndex.build(index.table.codes[:1, :2], spare=0, sizes=(8, 8))
+    _, valid_sparse = unconstrained_search(model, sparse, queries, k=4, beam=8)
+    assert valid_sparse < valid

@@ -285,6 +285,41 @@ def search(model: UniSearch, index: LearnedIndex, query_texts: Sequence[str], k:
                         max(beam, k))
 
 
+@torch.no_grad()
+def unconstrained_search(model: UniSearch, index: LearnedIndex, query_texts: Sequence[str],
+                         k: int = 10, beam: int = 20) -> tuple[np.ndarray, float]:
+    """The same beam without the trie (UniSearch §4.3 "Impact of the Trie Constraint"):
+    top-``k`` learned code tuples per query, each mapped to the best-matching item that has
+    it, or -1 when no item does. -> (items (Q, k), share of the Q x k generations that are
+    valid)."""
+    was = model.training
+    model.eval()
+    state = model.search_state(torch.as_tensor(word_ids(query_texts, model.cfg.max_query_words)))
+    n = len(query_texts)
+    beam = max(beam, k)
+    scores, prefix, width = torch.zeros(n, 1), torch.zeros(n, 0, dtype=torch.long), 1
+    for level in range(index.n_levels):
+        logp, state = model.step(state, prefix, level)
+        v = logp.shape[1]
+        scores, top = (scores.view(-1, 1) + logp).view(n, width * v).topk(min(beam, width * v), 1)
+        parent = (torch.arange(n).unsqueeze(1) * width + top // v).view(-1)
+        prefix = torch.cat([prefix[parent], (top % v).view(-1, 1)], 1)
+        width = scores.shape[1]
+        state = tuple(x[parent] for x in state)
+    model.train(was)
+    prefix = prefix.view(n, width, -1)[:, :k]
+    items = np.full((n, prefix.shape[1]), -1, dtype=np.int64)
+    for qi in range(n):
+        for j, codes in enumerate(prefix[qi].tolist()):
+            group = index.members.get(tuple(codes))
+            if group:
+                best = 0 if index.vectors is None or len(group) == 1 else int(
+                    model.match_scores(state[2][qi * width:qi * width + 1],
+                                       index.vectors[group].unsqueeze(0)).argmax())
+                items[qi, j] = group[best]
+    return items, float((items >= 0).mean()) if items.size else 1.0
+
+
 def recall_mrr(items: np.ndarray, targets: np.ndarray, k: int) -> tuple[float, float]:
     """Recall@k and MRR@k of ranked ``items`` (Q, >= k) against one target each (Q,)."""
     hit = items[:, :k] == targets[:, None]

@@ -183,3 +183,16 @@ def test_unconstrained_search_reports_invalid_generations(model_task):
     sparse = LearnedIndex.build(index.table.codes[:1, :2], spare=0, sizes=(8, 8))
     _, valid_sparse = unconstrained_search(model, sparse, queries, k=4, beam=8)
     assert valid_sparse < valid
+
+
+def test_item_neighbours_are_nearest_first_by_item_vector(model_task):
+    from onefeed.tasks.unisearch import item_neighbours
+
+    model, task = model_task
+    nn_ids = item_neighbours(model, task.data.item_words, 3)
+    vec = model.item_vectors(torch.as_tensor(task.data.item_words))
+    dist = torch.cdist(vec, vec)
+    assert nn_ids.shape == (len(TEXTS), 4)
+    assert (nn_ids[:, 0] == np.arange(len(TEXTS))).all()  # itself first (texts are distinct)
+    want = dist.argsort(1)[:, :4].numpy()
+    assert (np.sort(nn_ids, 1) == np.sort(want, 1)).all()

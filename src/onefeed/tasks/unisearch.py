@@ -336,7 +336,8 @@ class UniSearchTask:
 
     With ``hard_negatives`` each level n >= 1 gets coarse-to-fine negatives drawn from each
     positive's nearest items in the model's own item space, refreshed at the start of every
-    ``refresh_every``-th epoch (a function of the weights then: resumed runs repeat)."""
+    ``refresh_every``-th epoch (a function of the weights then, so a resumed run repeats the
+    uninterrupted one; with ``refresh_every > 1`` only if it resumes at a refresh epoch)."""
 
     def __init__(self, data: SearchData, cfg: UniSearchTaskConfig, model: UniSearch) -> None:
         self.data, self.cfg, self.model = data, cfg, model
@@ -397,16 +398,12 @@ def _steps(n_rows: int, batch_size: int, world: int) -> int:
     return -(-(n_rows // world) // batch_size)
 
 
-@torch.no_grad()
 def item_neighbours(model: UniSearch, item_words: np.ndarray, k: int) -> np.ndarray:
-    """(n_items, k) each item's nearest items (L2 over the summed latents; itself included)."""
+    """(n_items, k + 1) each item's nearest items by L2 over ``model.item_vectors`` (faiss,
+    exact), nearest first; the item itself is usually among them."""
     import faiss
 
-    was = model.training
-    model.eval()
-    vec = torch.cat([model.encode_items(torch.as_tensor(item_words[s:s + 512])).sum(1)
-                     for s in range(0, len(item_words), 512)]).numpy().astype(np.float32)
-    model.train(was)
+    vec = model.item_vectors(torch.as_tensor(item_words)).numpy().astype(np.float32)
     index = faiss.IndexFlatL2(vec.shape[1])
     index.add(vec)
     _, nn_ids = index.search(vec, min(k + 1, len(vec)))

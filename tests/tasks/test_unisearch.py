@@ -196,3 +196,18 @@ def test_item_neighbours_are_nearest_first_by_item_vector(model_task):
     assert (nn_ids[:, 0] == np.arange(len(TEXTS))).all()  # itself first (texts are distinct)
     want = dist.argsort(1)[:, :4].numpy()
     assert (np.sort(nn_ids, 1) == np.sort(want, 1)).all()
+
+
+def test_score_items_equals_the_beam_scores_of_the_same_items(model_task):
+    from onefeed.tasks.unisearch import score_items
+
+    model, task = model_task
+    index = build_index(model, task.data.item_words, spare=2)
+    index.add(len(TEXTS), model.assign_codes(torch.as_tensor(task.data.item_words[:1]))[0],
+              model.item_vectors(torch.as_tensor(task.data.item_words[:1]))[0])
+    queries = ["red cream", "shampoo blue"]
+    res = search(model, index, queries, k=5, beam=8)
+    got = score_items(model, index, queries, res.items.numpy())
+    assert np.allclose(got, res.scores.numpy(), atol=1e-4)
+    pad = score_items(model, index, queries[:1], np.array([[len(TEXTS), -1]]))
+    assert np.isfinite(pad[0, 0]) and pad[0, 1] == -np.inf

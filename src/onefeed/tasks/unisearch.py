@@ -286,6 +286,29 @@ def search(model: UniSearch, index: LearnedIndex, query_texts: Sequence[str], k:
 
 
 @torch.no_grad()
+def score_items(model: UniSearch, index: LearnedIndex, query_texts: Sequence[str],
+                items: np.ndarray) -> np.ndarray:
+    """log p(item | query) of candidate ``items`` (Q, C) (-1 = none: -inf): the generator's
+    teacher-forced log-probs of the item's learned codes plus the RCL ranking at the extra
+    level — the beam's own score, for re-scoring e.g. BM25 candidates (score fusion)."""
+    was = model.training
+    model.eval()
+    q_n, c_n = items.shape
+    state = model.search_state(torch.as_tensor(word_ids(query_texts, model.cfg.max_query_words)))
+    known = items >= 0
+    codes = torch.as_tensor(np.array([index.trie.codes_of(int(i)) if ok else
+                                      (0,) * (index.n_levels + 1)
+                                      for i, ok in zip(items.reshape(-1), known.reshape(-1))],
+                                     dtype=np.int64).reshape(q_n * c_n, -1))
+    rows = tuple(x.repeat_interleave(c_n, 0) for x in state)
+    logp = model.code_log_probs(rows, codes[:, :index.n_levels]).sum(1)
+    slot = index.slot_scores(model, rows[2], codes[:, :index.n_levels])
+    logp = logp + slot.gather(1, codes[:, -1:])[:, 0]
+    model.train(was)
+    return np.where(known, logp.view(q_n, c_n).numpy(), -np.inf).astype(np.float32)
+
+
+@torch.no_grad()
 def unconstrained_search(model: UniSearch, index: LearnedIndex, query_texts: Sequence[str],
                          k: int = 10, beam: int = 20) -> tuple[np.ndarray, float]:
     """The same beam without the trie (UniSearch §4.3 "Impact of the Trie Constraint"):

@@ -51,10 +51,12 @@ class SPOConfig:
 
 
 def train_unisearch(data: Any, cfg: UniSearchRunConfig, out: str | Path,
-                    resume: bool = True) -> tuple[UniSearch, LearnedIndex]:
+                    resume: bool = True, provenance: dict[str, Any] | None = None
+                    ) -> tuple[UniSearch, LearnedIndex]:
     """Unified pre-training on (query, clicked item) pairs (``SearchData``, or a prepared
     ``Dataset`` through ``dataset_search_data``); keeps ``out/best`` + ``out/last`` and freezes
-    the best weights' codes into ``out/codes`` (``tasks.unisearch.freeze``)."""
+    the best weights' codes into ``out/codes`` (``tasks.unisearch.freeze``). ``provenance``
+    (e.g. ``checkpoint.input_record(data_dir, ...)``) joins ``out/manifest.json``."""
     out = Path(out)
     torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.train.seed)
@@ -64,7 +66,8 @@ def train_unisearch(data: Any, cfg: UniSearchRunConfig, out: str | Path,
     task = UniSearchTask(search_data, cfg.task, model)
     config = {"run": config_lib.to_dict(cfg)}
     manifest = {"kind": "unisearch", "config": config["run"],
-                "n_pairs": int(len(search_data.items)), "n_items": search_data.n_items}
+                "n_pairs": int(len(search_data.items)), "n_items": search_data.n_items,
+                "codes": "codes", **(provenance or {})}
     fit(model, task, cfg.train, out, config, manifest, resume, name="train-unisearch")
     model.load_state_dict(checkpoint.load_weights(out / "best"))
     model.eval()

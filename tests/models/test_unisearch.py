@@ -182,3 +182,16 @@ def test_history_token_changes_the_query_state_only_when_present():
     parts = model.train().loss(batch()._replace(history=torch.tensor([[1, -1]] * 4)))
     parts["loss"].backward()
     assert model.history_tok.weight.grad[1].abs().sum() > 0
+
+
+def test_eq4_weights_reweigh_the_generation_loss():
+    torch.manual_seed(0)
+    model = UniSearch(CFG).eval()
+    model.initialised.fill_(True)
+    b = batch()
+    full = model.loss(b)["nll"].item()
+    one = model.loss(b._replace(weights=torch.tensor([1.0, 0.0, 0.0, 0.0])))["nll"].item()
+    memory_q = model.encode_query(b.query_words[:1])
+    codes = model.quantise(model.encode_items(b.item_words[:1]))[0]
+    alone = -model.code_log_probs((memory_q[1], memory_q[2]), codes).sum().item()
+    assert one == pytest.approx(alone, rel=1e-5) and full != pytest.approx(one)

@@ -53,6 +53,22 @@ def test_insert_posterior_keeps_the_schema_and_inserts_each_query_once():
     assert insert_posterior(" [SEP] ", ["q"], np.random.default_rng(0)).count("q") == 1
 
 
+def test_insert_posterior_keeps_field_labels_first_and_skips_none_fields():
+    ev = "title: red shoe [SEP] brand: <none> [SEP] anchors: running shoes"
+    seen = set()
+    for seed in range(40):
+        out = insert_posterior(ev, ["q"], np.random.default_rng(seed))
+        fields = [f.split() for f in out.split("[SEP]")]
+        assert [f[0] for f in fields] == ["title:", "brand:", "anchors:"]
+        assert fields[1] == ["brand:", "<none>"]  # an empty field is never chosen
+        seen.add(out)
+    assert len(seen) == 6  # 3 + 3 positions after the labels
+    empty = "title: <none> [SEP] brand: <none>"
+    out = insert_posterior(empty, ["q"], np.random.default_rng(0))
+    got = [f.split()[1:] for f in out.split("[SEP]")]
+    assert sorted(got) == [["<none>"], ["q"]]  # the chosen empty field's <none> is replaced
+
+
 def test_posteriors_group_clicks_and_skip_reject():
     pairs = [Pair("e1", "a"), Pair("e1", "b"), Pair("e1", "a"), Pair("e2", REJECT)]
     assert posteriors(pairs) == {"e1": ("a", "b")}

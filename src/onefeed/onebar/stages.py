@@ -83,16 +83,28 @@ class PiopdConfig:
 
 
 # ---- the teacher's prompt ------------------------------------------------------------------------
+EMPTY = "<none>"  # the schema's empty-field value (onebar.evidence.NONE)
+
+
+def _value_start(words: list[str]) -> int:
+    """Index of a field's first value word: after a ``name:`` label, if it has one."""
+    return 1 if words and words[0].endswith(":") else 0
+
+
 def insert_posterior(evidence: str, posterior: Sequence[str], rng: np.random.Generator) -> str:
-    """Table 5 strategy 3 (randomised context augmentation): every posterior query is
-    inserted at a random word position of a random non-empty field (any field if all are
-    empty); the [SEP] schema keeps its number of fields."""
+    """Table 5 strategy 3 (randomised context augmentation): every posterior query goes to a
+    random word position of a random field that holds a value (a field's ``name:`` label
+    stays first; if no field holds one, any field, whose ``<none>`` the query replaces); the
+    [SEP] schema keeps its fields."""
     fields = evidence.split(SEP)
-    full = [i for i, f in enumerate(fields) if f.strip()] or list(range(len(fields)))
     words = [f.split() for f in fields]
+    full = [i for i, w in enumerate(words) if w[_value_start(w):] not in ([], [EMPTY])]
     for query in posterior:
-        i = full[int(rng.integers(len(full)))]
-        words[i].insert(int(rng.integers(len(words[i]) + 1)), query)
+        i = full[int(rng.integers(len(full)))] if full else int(rng.integers(len(fields)))
+        w, start = words[i], _value_start(words[i])
+        if w[start:] == [EMPTY]:
+            del w[start]
+        w.insert(start + int(rng.integers(len(w) - start + 1)), query)
     out = []
     for f, w in zip(fields, words):
         lead, trail = f[: len(f) - len(f.lstrip())], f[len(f.rstrip()):]

@@ -202,3 +202,17 @@ def test_piopd_divergence_is_zero_for_a_teacher_equal_to_the_student():
         assert got == pytest.approx(0.0, abs=1e-6)
     other = frozen_copy(fresh(["red shoes"], seed=3))
     assert piopd_divergence(model, other, pairs, PiopdConfig(), seed=1, batch_size=2) > 1e-4
+
+
+def test_stage_configs_load_with_checked_overrides():
+    from onefeed import config as config_lib
+    from onefeed.config import ConfigError
+
+    cfg = config_lib.load(PiopdConfig, None, ["divergence=jsd", "train.lr=0.01"])
+    assert cfg.divergence == "jsd" and cfg.train.lr == 0.01
+    with pytest.raises(ConfigError, match="divergence"):
+        config_lib.load(PiopdConfig, None, ["divergence=ckd"])
+    with pytest.raises(ConfigError, match=r"jsd_beta = 1.0: must be in \(0, 1\)"):
+        config_lib.load(PiopdConfig, None, ["jsd_beta=1.0"])
+    with pytest.raises(ConfigError, match="beta = 0.0: must be > 0"):
+        config_lib.load(ListwiseConfig, None, ["beta=0.0"])

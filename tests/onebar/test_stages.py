@@ -10,9 +10,9 @@ import torch
 
 from onefeed.onebar.model import REJECT, QuerySuggester, SuggesterConfig
 from onefeed.onebar.stages import (CandidateList, ListwiseConfig, Pair, PiopdConfig,
-                                   divergence_loss, frozen_copy, insert_posterior,
-                                   piopd_divergence, posteriors, teacher_pairs, train_listwise,
-                                   train_piopd, train_sft)
+                                   ProgressiveConfig, divergence_loss, frozen_copy,
+                                   insert_posterior, piopd_divergence, posteriors, teacher_pairs,
+                                   train_listwise, train_piopd, train_progressive, train_sft)
 from onefeed.training import TrainConfig
 
 TINY = SuggesterConfig(d_model=32, n_heads=2, d_ff=64, enc_layers=1, dec_layers=1, dropout=0.0,
@@ -216,3 +216,24 @@ def test_stage_configs_load_with_checked_overrides():
         config_lib.load(PiopdConfig, None, ["jsd_beta=1.0"])
     with pytest.raises(ConfigError, match="beta = 0.0: must be > 0"):
         config_lib.load(ListwiseConfig, None, ["beta=0.0"])
+    full = config_lib.load(ProgressiveConfig, None, ["piopd.divergence=fkl", "model.d_model=64"])
+    assert full.piopd.divergence == "fkl" and full.model.d_model == 64
+    with pytest.raises(ConfigError, match="model.dropout"):
+        config_lib.load(ProgressiveConfig, None, ["model.dropout=1.5"])
+
+
+def test_train_progressive_runs_every_stage_into_its_own_directory(tmp_path):
+    lists = [CandidateList(WORLD[0].evidence, ("red running shoes", "red shoes"), 0)]
+    short = quick(epochs=4, eval_every=2, lr=5e-3)
+    cfg = ProgressiveConfig(model=TINY, sft=short, teacher=short,
+                            listwise=ListwiseConfig(train=short), piopd=PiopdConfig(train=short))
+    torch.manual_seed(0)
+    model = train_progressive(WORLD, lists, cfg, tmp_path)
+    for stage in ("sft", "listwise", "teacher", "piopd"):
+        assert (tmp_path / stage / "best" / "model.safetensors").is_file()
+    back = QuerySuggester.load(tmp_path / "piopd" / "best")
+    assert back.suggest([WORLD[0].evidence], k=2) == model.suggest([WORLD[0].evidence], k=2)
+    assert "red shoes" in model.decode_targets(model.encode_targets(["red shoes"]))
+    skip = ProgressiveConfig(model=TINY, sft=short, listwise_stage=False, piopd_stage=False)
+    train_progressive(WORLD, lists, skip, tmp_path / "sft-only")
+    assert sorted(p.name for p in (tmp_path / "sft-only").iterdir()) == ["sft"]

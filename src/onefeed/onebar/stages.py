@@ -12,6 +12,7 @@
   the SFT anchor and an optional entropy bonus (``train_piopd``). R-Drop and FGM (Eq. 15) are
   not implemented.
 
+``train_progressive`` runs the three in order (Table 7: Stage II and III can be skipped).
 Each stage is a ``train.task.Task``: the loop owns AdamW, schedule, guards, checkpoints
 (``out/best``, ``out/last``: ``QuerySuggester.load`` reads either) and early stopping on the
 ``validate`` callback (e.g. HR@8 of ``model.suggest`` on validation triggers; Fig. 7: stop on
@@ -37,7 +38,8 @@ from onefeed import checkpoint
 from onefeed.objectives.distillation import forward_kl, jsd, neg_entropy, reverse_kl
 from onefeed.objectives.generation import text_nll
 from onefeed.objectives.listwise import softmax_dpo
-from onefeed.onebar.model import IGNORE, REJECT, SEP, QuerySuggester, eval_mode, target_logp
+from onefeed.onebar.model import (IGNORE, REJECT, SEP, QuerySuggester, SuggesterConfig,
+                                  eval_mode, target_logp)
 from onefeed.train.loop import fit
 from onefeed.train.task import rank_shard, steps_for
 from onefeed.training import TrainConfig
@@ -333,6 +335,43 @@ def train_piopd(student: QuerySuggester, teacher: QuerySuggester, examples: Sequ
     task = PiopdTask(student, teacher, examples, cfg, validate)
     return _fit(student, task, cfg.train, out, "onebar-piopd", resume,
                 {"n_examples": len(examples), "divergence": cfg.divergence})
+
+
+@dataclass
+class ProgressiveConfig:
+    """All three stages (OneBar §3.4, Table 7): Stage II and III can be skipped."""
+
+    model: SuggesterConfig = field(default_factory=SuggesterConfig)
+    sft: TrainConfig = field(default_factory=TrainConfig)
+    listwise: ListwiseConfig = field(default_factory=ListwiseConfig)
+    teacher: TrainConfig = field(default_factory=TrainConfig)  # SFT of the PIOPD teacher
+    piopd: PiopdConfig = field(default_factory=PiopdConfig)
+    listwise_stage: bool = True
+    piopd_stage: bool = True
+    seed: int = 0  # the teacher prompts' random insertion
+
+
+def train_progressive(pairs: Sequence[Pair], lists: Sequence[CandidateList],
+                      cfg: ProgressiveConfig, out: str | Path,
+                      validate: Validator | None = None,
+                      validate_teacher: Validator | None = None) -> QuerySuggester:
+    """SFT -> list-wise DPO (reference: the SFT model) -> PIOPD (teacher: the Stage II model
+    fine-tuned on ``teacher_pairs``, then frozen), each in ``out/<stage>``; -> the student.
+    The output vocabulary covers every target and candidate."""
+    out = Path(out)
+    texts = [p.target for p in pairs] + [c for cl in lists for c in cl.candidates]
+    model = QuerySuggester.build(texts, cfg.model)
+    train_sft(model, pairs, cfg.sft, out / "sft", validate)
+    if cfg.listwise_stage and lists:
+        train_listwise(model, frozen_copy(model), lists, cfg.listwise, out / "listwise",
+                       validate)
+    if cfg.piopd_stage:
+        teacher = copy.deepcopy(model)
+        rng = np.random.default_rng(cfg.seed)
+        train_sft(teacher, teacher_pairs(pairs, rng), cfg.teacher, out / "teacher",
+                  validate_teacher)
+        train_piopd(model, frozen_copy(teacher), pairs, cfg.piopd, out / "piopd", validate)
+    return model
 
 
 @torch.no_grad()

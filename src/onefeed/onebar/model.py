@@ -349,19 +349,16 @@ class QuerySuggester(nn.Module):
             step = Stepper(self, self.encode(*self.encode_evidence(evidence)))
             tokens, scores = text_beam_search(step, len(evidence), beam, k,
                                               self.cfg.max_query_len + 1, length_penalty)
-        texts = self.decode_targets(tokens.flatten(0, 1))
-        flat = scores.flatten().tolist()
-        out = []
-        for r in range(len(evidence)):
-            out.append([(texts[r * tokens.shape[1] + j], flat[r * tokens.shape[1] + j])
-                        for j in range(tokens.shape[1]) if flat[r * tokens.shape[1] + j] > -1e30])
-        return out
+        kk = tokens.shape[1]
+        texts, flat = self.decode_targets(tokens.flatten(0, 1)), scores.flatten().tolist()
+        return [[(texts[i], flat[i]) for i in range(r * kk, (r + 1) * kk) if flat[i] > -1e30]
+                for r in range(len(evidence))]  # -inf: fewer than k hypotheses
 
     @torch.no_grad()
     def sample(self, evidence: Sequence[str], n: int = 1, temperature: float = 1.0,
                generator: torch.Generator | None = None) -> Rollouts:
-        """``n`` on-policy rollouts per evidence (ancestral sampling, eval mode), rows in order
-        evidence 0 x n, evidence 1 x n, ..."""
+        """``n`` on-policy rollouts per evidence (ancestral sampling under the decoding rules,
+        eval mode), rows in order evidence 0 x n, evidence 1 x n, ..."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         with eval_mode(self):

@@ -175,6 +175,7 @@ class QuerySuggester(nn.Module):
         self.register_buffer("out_tokens", torch.zeros(cfg.n_out, dtype=torch.long))
         self.register_buffer("out_local", torch.full((self.vocab.size,), -1, dtype=torch.long),
                              persistent=False)
+        self._out_cache: tuple[tuple[int, ...], torch.Tensor] | None = None
         self.apply(self._init)
 
     @staticmethod
@@ -273,7 +274,14 @@ class QuerySuggester(nn.Module):
         return Memory([b.memory_kv(x) for b in self.dec_blocks], valid)
 
     def out_weight(self) -> torch.Tensor:
-        return self.tok(self.out_tokens)  # (V_out, d), tied to the input embedding
+        """(V_out, d) output rows, tied to the input embedding. Without gradients the gather
+        is cached until the embedding changes (a 3 MB copy per request otherwise)."""
+        if torch.is_grad_enabled():
+            return self.tok(self.out_tokens)
+        key = (self.tok.weight._version, self.tok.weight.data_ptr(), self.out_tokens._version)
+        if self._out_cache is None or self._out_cache[0] != key:
+            self._out_cache = (key, self.tok(self.out_tokens))
+        return self._out_cache[1]
 
     def decode(self, memory: Memory, prefix: torch.Tensor) -> torch.Tensor:
         """memory of N rows, prefix (N, t) local ids -> (N, t + 1, d) states after BOS, w_1..w_t."""

@@ -76,6 +76,7 @@ def test_posteriors_group_clicks_and_skip_reject():
     assert [p.target for p in tp] == ["a", "b", "a", REJECT]
     assert all("a" in p.evidence and "b" in p.evidence for p in tp[:3])
     assert tp[3].evidence == "e2"
+    assert posteriors([tuple(p) for p in pairs]) == {"e1": ("a", "b")}  # plain tuples too
 
 
 # ---- Stage I ---------------------------------------------------------------------------------
@@ -235,5 +236,5 @@ def test_train_progressive_runs_every_stage_into_its_own_directory(tmp_path):
     assert back.suggest([WORLD[0].evidence], k=2) == model.suggest([WORLD[0].evidence], k=2)
     assert "red shoes" in model.decode_targets(model.encode_targets(["red shoes"]))
     skip = ProgressiveConfig(model=TINY, sft=short, listwise_stage=False, piopd_stage=False)
-    train_progressive(WORLD, lists, skip, tmp_path / "sft-only")
+    train_progressive([tuple(p) for p in WORLD], lists, skip, tmp_path / "sft-only")
     assert sorted(p.name for p in (tmp_path / "sft-only").iterdir()) == ["sft"]

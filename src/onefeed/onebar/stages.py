@@ -45,12 +45,18 @@ from onefeed.train.task import rank_shard, steps_for
 from onefeed.training import TrainConfig
 
 Validator = Callable[[QuerySuggester], float]  # higher is better (e.g. HR@8 on valid)
+# pairs may be Pair s or plain (evidence, target) tuples everywhere below
 Divergence = Literal["fkl", "rkl", "jsd", "fkl+rkl"]
 
 
 class Pair(NamedTuple):
     evidence: str  # serialised, [SEP]-delimited
     target: str  # the clicked query, or "[REJECT]"
+
+
+def as_pairs(pairs: Sequence[tuple[str, str]]) -> list[Pair]:
+    """Plain (evidence, target) tuples (e.g. ``OneBarRun.example_texts``) as ``Pair`` s."""
+    return [Pair(*p) for p in pairs]
 
 
 class CandidateList(NamedTuple):
@@ -118,7 +124,7 @@ def posteriors(pairs: Sequence[Pair]) -> dict[str, tuple[str, ...]]:
     """evidence -> every clicked query of that evidence ([REJECT] is a safety label, not a
     click: never inserted)."""
     found: dict[str, list[str]] = defaultdict(list)
-    for p in pairs:
+    for p in as_pairs(pairs):
         if p.target != REJECT and p.target not in found[p.evidence]:
             found[p.evidence].append(p.target)
     return {e: tuple(q) for e, q in found.items()}
@@ -128,7 +134,7 @@ def teacher_pairs(pairs: Sequence[Pair], rng: np.random.Generator) -> list[Pair]
     """The teacher's SFT data: each pair's evidence with its posterior queries inserted."""
     post = posteriors(pairs)
     return [Pair(insert_posterior(p.evidence, post.get(p.evidence, ()), rng), p.target)
-            for p in pairs]
+            for p in as_pairs(pairs)]
 
 
 def frozen_copy(model: QuerySuggester) -> QuerySuggester:
@@ -168,6 +174,7 @@ class SftTask(_StageTask):
     def __init__(self, model: QuerySuggester, pairs: Sequence[Pair], batch_size: int,
                  validate: Validator | None) -> None:
         super().__init__(len(pairs), batch_size, validate)
+        pairs = as_pairs(pairs)
         self.evidence = [p.evidence for p in pairs]
         self.targets = model.encode_targets([p.target for p in pairs])  # checks the vocab
 
@@ -257,7 +264,7 @@ class PiopdTask(_StageTask):
         if not torch.equal(student.out_tokens, teacher.out_tokens):
             raise ValueError("PIOPD: teacher and student must share one output vocabulary "
                              "(initialise both from the same Stage II checkpoint)")
-        self.teacher, self.pairs, self.cfg = teacher, list(pairs), cfg
+        self.teacher, self.pairs, self.cfg = teacher, as_pairs(pairs), cfg
         self.posterior = posteriors(pairs)
         self.targets = student.encode_targets([p.target for p in pairs])
 
@@ -358,7 +365,7 @@ def train_progressive(pairs: Sequence[Pair], lists: Sequence[CandidateList],
     """SFT -> list-wise DPO (reference: the SFT model) -> PIOPD (teacher: the Stage II model
     fine-tuned on ``teacher_pairs``, then frozen), each in ``out/<stage>``; -> the student.
     The output vocabulary covers every target and candidate."""
-    out = Path(out)
+    out, pairs = Path(out), as_pairs(pairs)
     texts = [p.target for p in pairs] + [c for cl in lists for c in cl.candidates]
     model = QuerySuggester.build(texts, cfg.model)
     train_sft(model, pairs, cfg.sft, out / "sft", validate)

@@ -178,3 +178,13 @@ def test_config_checks():
         QuerySuggester(SuggesterConfig())
     with pytest.raises(ValueError, match="not divisible"):
         QuerySuggester.build(TARGETS, SuggesterConfig(d_model=30, n_heads=4))
+
+
+def test_cached_output_rows_follow_weight_updates(model):
+    with torch.no_grad():
+        first = model.out_weight()
+        assert model.out_weight() is first  # cached while the embedding is unchanged
+        model.tok.weight.add_(1.0)
+        torch.testing.assert_close(model.out_weight(), model.tok(model.out_tokens))
+        assert model.out_weight() is not first
+    assert model.out_weight().requires_grad  # with gradients: never the cache

@@ -10,9 +10,9 @@ import torch
 
 from onefeed.onebar.model import REJECT, QuerySuggester, SuggesterConfig
 from onefeed.onebar.stages import (CandidateList, ListwiseConfig, Pair, PiopdConfig,
-                                   divergence_loss, frozen_copy, insert_posterior,
-                                   piopd_divergence, posteriors, teacher_pairs, train_listwise,
-                                   train_piopd, train_sft)
+                                   ProgressiveConfig, divergence_loss, frozen_copy,
+                                   insert_posterior, piopd_divergence, posteriors, teacher_pairs,
+                                   train_listwise, train_piopd, train_progressive, train_sft)
 from onefeed.training import TrainConfig
 
 TINY = SuggesterConfig(d_model=32, n_heads=2, d_ff=64, enc_layers=1, dec_layers=1, dropout=0.0,
@@ -53,6 +53,22 @@ def test_insert_posterior_keeps_the_schema_and_inserts_each_query_once():
     assert insert_posterior(" [SEP] ", ["q"], np.random.default_rng(0)).count("q") == 1
 
 
+def test_insert_posterior_keeps_field_labels_first_and_skips_none_fields():
+    ev = "title: red shoe [SEP] brand: <none> [SEP] anchors: running shoes"
+    seen = set()
+    for seed in range(40):
+        out = insert_posterior(ev, ["q"], np.random.default_rng(seed))
+        fields = [f.split() for f in out.split("[SEP]")]
+        assert [f[0] for f in fields] == ["title:", "brand:", "anchors:"]
+        assert fields[1] == ["brand:", "<none>"]  # an empty field is never chosen
+        seen.add(out)
+    assert len(seen) == 6  # 3 + 3 positions after the labels
+    empty = "title: <none> [SEP] brand: <none>"
+    out = insert_posterior(empty, ["q"], np.random.default_rng(0))
+    got = [f.split()[1:] for f in out.split("[SEP]")]
+    assert sorted(got) == [["<none>"], ["q"]]  # the chosen empty field's <none> is replaced
+
+
 def test_posteriors_group_clicks_and_skip_reject():
     pairs = [Pair("e1", "a"), Pair("e1", "b"), Pair("e1", "a"), Pair("e2", REJECT)]
     assert posteriors(pairs) == {"e1": ("a", "b")}
@@ -60,6 +76,7 @@ def test_posteriors_group_clicks_and_skip_reject():
     assert [p.target for p in tp] == ["a", "b", "a", REJECT]
     assert all("a" in p.evidence and "b" in p.evidence for p in tp[:3])
     assert tp[3].evidence == "e2"
+    assert posteriors([tuple(p) for p in pairs]) == {"e1": ("a", "b")}  # plain tuples too
 
 
 # ---- Stage I ---------------------------------------------------------------------------------
@@ -186,3 +203,38 @@ def test_piopd_divergence_is_zero_for_a_teacher_equal_to_the_student():
         assert got == pytest.approx(0.0, abs=1e-6)
     other = frozen_copy(fresh(["red shoes"], seed=3))
     assert piopd_divergence(model, other, pairs, PiopdConfig(), seed=1, batch_size=2) > 1e-4
+
+
+def test_stage_configs_load_with_checked_overrides():
+    from onefeed import config as config_lib
+    from onefeed.config import ConfigError
+
+    cfg = config_lib.load(PiopdConfig, None, ["divergence=jsd", "train.lr=0.01"])
+    assert cfg.divergence == "jsd" and cfg.train.lr == 0.01
+    with pytest.raises(ConfigError, match="divergence"):
+        config_lib.load(PiopdConfig, None, ["divergence=ckd"])
+    with pytest.raises(ConfigError, match=r"jsd_beta = 1.0: must be in \(0, 1\)"):
+        config_lib.load(PiopdConfig, None, ["jsd_beta=1.0"])
+    with pytest.raises(ConfigError, match="beta = 0.0: must be > 0"):
+        config_lib.load(ListwiseConfig, None, ["beta=0.0"])
+    full = config_lib.load(ProgressiveConfig, None, ["piopd.divergence=fkl", "model.d_model=64"])
+    assert full.piopd.divergence == "fkl" and full.model.d_model == 64
+    with pytest.raises(ConfigError, match="model.dropout"):
+        config_lib.load(ProgressiveConfig, None, ["model.dropout=1.5"])
+
+
+def test_train_progressive_runs_every_stage_into_its_own_directory(tmp_path):
+    lists = [CandidateList(WORLD[0].evidence, ("red running shoes", "red shoes"), 0)]
+    short = quick(epochs=4, eval_every=2, lr=5e-3)
+    cfg = ProgressiveConfig(model=TINY, sft=short, teacher=short,
+                            listwise=ListwiseConfig(train=short), piopd=PiopdConfig(train=short))
+    torch.manual_seed(0)
+    model = train_progressive(WORLD, lists, cfg, tmp_path)
+    for stage in ("sft", "listwise", "teacher", "piopd"):
+        assert (tmp_path / stage / "best" / "model.safetensors").is_file()
+    back = QuerySuggester.load(tmp_path / "piopd" / "best")
+    assert back.suggest([WORLD[0].evidence], k=2) == model.suggest([WORLD[0].evidence], k=2)
+    assert "red shoes" in model.decode_targets(model.encode_targets(["red shoes"]))
+    skip = ProgressiveConfig(model=TINY, sft=short, listwise_stage=False, piopd_stage=False)
+    train_progressive([tuple(p) for p in WORLD], lists, skip, tmp_path / "sft-only")
+    assert sorted(p.name for p in (tmp_path / "sft-only").iterdir()) == ["sft"]

@@ -175,6 +175,7 @@ class QuerySuggester(nn.Module):
         self.register_buffer("out_tokens", torch.zeros(cfg.n_out, dtype=torch.long))
         self.register_buffer("out_local", torch.full((self.vocab.size,), -1, dtype=torch.long),
                              persistent=False)
+        self._out_cache: tuple[tuple[int, ...], torch.Tensor] | None = None
         self.apply(self._init)
 
     @staticmethod
@@ -273,7 +274,14 @@ class QuerySuggester(nn.Module):
         return Memory([b.memory_kv(x) for b in self.dec_blocks], valid)
 
     def out_weight(self) -> torch.Tensor:
-        return self.tok(self.out_tokens)  # (V_out, d), tied to the input embedding
+        """(V_out, d) output rows, tied to the input embedding. Without gradients the gather
+        is cached until the embedding changes (a 3 MB copy per request otherwise)."""
+        if torch.is_grad_enabled():
+            return self.tok(self.out_tokens)
+        key = (self.tok.weight._version, self.tok.weight.data_ptr(), self.out_tokens._version)
+        if self._out_cache is None or self._out_cache[0] != key:
+            self._out_cache = (key, self.tok(self.out_tokens))
+        return self._out_cache[1]
 
     def decode(self, memory: Memory, prefix: torch.Tensor) -> torch.Tensor:
         """memory of N rows, prefix (N, t) local ids -> (N, t + 1, d) states after BOS, w_1..w_t."""
@@ -349,19 +357,16 @@ class QuerySuggester(nn.Module):
             step = Stepper(self, self.encode(*self.encode_evidence(evidence)))
             tokens, scores = text_beam_search(step, len(evidence), beam, k,
                                               self.cfg.max_query_len + 1, length_penalty)
-        texts = self.decode_targets(tokens.flatten(0, 1))
-        flat = scores.flatten().tolist()
-        out = []
-        for r in range(len(evidence)):
-            out.append([(texts[r * tokens.shape[1] + j], flat[r * tokens.shape[1] + j])
-                        for j in range(tokens.shape[1]) if flat[r * tokens.shape[1] + j] > -1e30])
-        return out
+        kk = tokens.shape[1]
+        texts, flat = self.decode_targets(tokens.flatten(0, 1)), scores.flatten().tolist()
+        return [[(texts[i], flat[i]) for i in range(r * kk, (r + 1) * kk) if flat[i] > -1e30]
+                for r in range(len(evidence))]  # -inf: fewer than k hypotheses
 
     @torch.no_grad()
     def sample(self, evidence: Sequence[str], n: int = 1, temperature: float = 1.0,
                generator: torch.Generator | None = None) -> Rollouts:
-        """``n`` on-policy rollouts per evidence (ancestral sampling, eval mode), rows in order
-        evidence 0 x n, evidence 1 x n, ..."""
+        """``n`` on-policy rollouts per evidence (ancestral sampling under the decoding rules,
+        eval mode), rows in order evidence 0 x n, evidence 1 x n, ..."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         with eval_mode(self):

@@ -12,6 +12,7 @@
   the SFT anchor and an optional entropy bonus (``train_piopd``). R-Drop and FGM (Eq. 15) are
   not implemented.
 
+``train_progressive`` runs the three in order (Table 7: Stage II and III can be skipped).
 Each stage is a ``train.task.Task``: the loop owns AdamW, schedule, guards, checkpoints
 (``out/best``, ``out/last``: ``QuerySuggester.load`` reads either) and early stopping on the
 ``validate`` callback (e.g. HR@8 of ``model.suggest`` on validation triggers; Fig. 7: stop on
@@ -37,18 +38,25 @@ from onefeed import checkpoint
 from onefeed.objectives.distillation import forward_kl, jsd, neg_entropy, reverse_kl
 from onefeed.objectives.generation import text_nll
 from onefeed.objectives.listwise import softmax_dpo
-from onefeed.onebar.model import IGNORE, REJECT, SEP, QuerySuggester, eval_mode, target_logp
+from onefeed.onebar.model import (IGNORE, REJECT, SEP, QuerySuggester, SuggesterConfig,
+                                  eval_mode, target_logp)
 from onefeed.train.loop import fit
 from onefeed.train.task import rank_shard, steps_for
 from onefeed.training import TrainConfig
 
 Validator = Callable[[QuerySuggester], float]  # higher is better (e.g. HR@8 on valid)
+# pairs may be Pair s or plain (evidence, target) tuples everywhere below
 Divergence = Literal["fkl", "rkl", "jsd", "fkl+rkl"]
 
 
 class Pair(NamedTuple):
     evidence: str  # serialised, [SEP]-delimited
     target: str  # the clicked query, or "[REJECT]"
+
+
+def as_pairs(pairs: Sequence[tuple[str, str]]) -> list[Pair]:
+    """Plain (evidence, target) tuples (e.g. ``OneBarRun.example_texts``) as ``Pair`` s."""
+    return [Pair(*p) for p in pairs]
 
 
 class CandidateList(NamedTuple):
@@ -83,16 +91,28 @@ class PiopdConfig:
 
 
 # ---- the teacher's prompt ------------------------------------------------------------------------
+EMPTY = "<none>"  # the schema's empty-field value (onebar.evidence.NONE)
+
+
+def _value_start(words: list[str]) -> int:
+    """Index of a field's first value word: after a ``name:`` label, if it has one."""
+    return 1 if words and words[0].endswith(":") else 0
+
+
 def insert_posterior(evidence: str, posterior: Sequence[str], rng: np.random.Generator) -> str:
-    """Table 5 strategy 3 (randomised context augmentation): every posterior query is
-    inserted at a random word position of a random non-empty field (any field if all are
-    empty); the [SEP] schema keeps its number of fields."""
+    """Table 5 strategy 3 (randomised context augmentation): every posterior query goes to a
+    random word position of a random field that holds a value (a field's ``name:`` label
+    stays first; if no field holds one, any field, whose ``<none>`` the query replaces); the
+    [SEP] schema keeps its fields."""
     fields = evidence.split(SEP)
-    full = [i for i, f in enumerate(fields) if f.strip()] or list(range(len(fields)))
     words = [f.split() for f in fields]
+    full = [i for i, w in enumerate(words) if w[_value_start(w):] not in ([], [EMPTY])]
     for query in posterior:
-        i = full[int(rng.integers(len(full)))]
-        words[i].insert(int(rng.integers(len(words[i]) + 1)), query)
+        i = full[int(rng.integers(len(full)))] if full else int(rng.integers(len(fields)))
+        w, start = words[i], _value_start(words[i])
+        if w[start:] == [EMPTY]:
+            del w[start]
+        w.insert(start + int(rng.integers(len(w) - start + 1)), query)
     out = []
     for f, w in zip(fields, words):
         lead, trail = f[: len(f) - len(f.lstrip())], f[len(f.rstrip()):]
@@ -104,7 +124,7 @@ def posteriors(pairs: Sequence[Pair]) -> dict[str, tuple[str, ...]]:
     """evidence -> every clicked query of that evidence ([REJECT] is a safety label, not a
     click: never inserted)."""
     found: dict[str, list[str]] = defaultdict(list)
-    for p in pairs:
+    for p in as_pairs(pairs):
         if p.target != REJECT and p.target not in found[p.evidence]:
             found[p.evidence].append(p.target)
     return {e: tuple(q) for e, q in found.items()}
@@ -114,7 +134,7 @@ def teacher_pairs(pairs: Sequence[Pair], rng: np.random.Generator) -> list[Pair]
     """The teacher's SFT data: each pair's evidence with its posterior queries inserted."""
     post = posteriors(pairs)
     return [Pair(insert_posterior(p.evidence, post.get(p.evidence, ()), rng), p.target)
-            for p in pairs]
+            for p in as_pairs(pairs)]
 
 
 def frozen_copy(model: QuerySuggester) -> QuerySuggester:
@@ -154,6 +174,7 @@ class SftTask(_StageTask):
     def __init__(self, model: QuerySuggester, pairs: Sequence[Pair], batch_size: int,
                  validate: Validator | None) -> None:
         super().__init__(len(pairs), batch_size, validate)
+        pairs = as_pairs(pairs)
         self.evidence = [p.evidence for p in pairs]
         self.targets = model.encode_targets([p.target for p in pairs])  # checks the vocab
 
@@ -243,7 +264,7 @@ class PiopdTask(_StageTask):
         if not torch.equal(student.out_tokens, teacher.out_tokens):
             raise ValueError("PIOPD: teacher and student must share one output vocabulary "
                              "(initialise both from the same Stage II checkpoint)")
-        self.teacher, self.pairs, self.cfg = teacher, list(pairs), cfg
+        self.teacher, self.pairs, self.cfg = teacher, as_pairs(pairs), cfg
         self.posterior = posteriors(pairs)
         self.targets = student.encode_targets([p.target for p in pairs])
 
@@ -321,6 +342,43 @@ def train_piopd(student: QuerySuggester, teacher: QuerySuggester, examples: Sequ
     task = PiopdTask(student, teacher, examples, cfg, validate)
     return _fit(student, task, cfg.train, out, "onebar-piopd", resume,
                 {"n_examples": len(examples), "divergence": cfg.divergence})
+
+
+@dataclass
+class ProgressiveConfig:
+    """All three stages (OneBar §3.4, Table 7): Stage II and III can be skipped."""
+
+    model: SuggesterConfig = field(default_factory=SuggesterConfig)
+    sft: TrainConfig = field(default_factory=TrainConfig)
+    listwise: ListwiseConfig = field(default_factory=ListwiseConfig)
+    teacher: TrainConfig = field(default_factory=TrainConfig)  # SFT of the PIOPD teacher
+    piopd: PiopdConfig = field(default_factory=PiopdConfig)
+    listwise_stage: bool = True
+    piopd_stage: bool = True
+    seed: int = 0  # the teacher prompts' random insertion
+
+
+def train_progressive(pairs: Sequence[Pair], lists: Sequence[CandidateList],
+                      cfg: ProgressiveConfig, out: str | Path,
+                      validate: Validator | None = None,
+                      validate_teacher: Validator | None = None) -> QuerySuggester:
+    """SFT -> list-wise DPO (reference: the SFT model) -> PIOPD (teacher: the Stage II model
+    fine-tuned on ``teacher_pairs``, then frozen), each in ``out/<stage>``; -> the student.
+    The output vocabulary covers every target and candidate."""
+    out, pairs = Path(out), as_pairs(pairs)
+    texts = [p.target for p in pairs] + [c for cl in lists for c in cl.candidates]
+    model = QuerySuggester.build(texts, cfg.model)
+    train_sft(model, pairs, cfg.sft, out / "sft", validate)
+    if cfg.listwise_stage and lists:
+        train_listwise(model, frozen_copy(model), lists, cfg.listwise, out / "listwise",
+                       validate)
+    if cfg.piopd_stage:
+        teacher = copy.deepcopy(model)
+        rng = np.random.default_rng(cfg.seed)
+        train_sft(teacher, teacher_pairs(pairs, rng), cfg.teacher, out / "teacher",
+                  validate_teacher)
+        train_piopd(model, frozen_copy(teacher), pairs, cfg.piopd, out / "piopd", validate)
+    return model
 
 
 @torch.no_grad()

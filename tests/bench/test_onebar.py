@@ -70,9 +70,11 @@ def test_unknown_rows_are_refused():
         onebar.run_suite(onebar.OneBarSuiteConfig(), rows=["nope"])
 
 
-def test_model_rows_without_a_checkpoint_fail_clearly(suite, tmp_path):
+def test_a_checkpoint_row_without_a_checkpoint_fails_clearly(suite, tmp_path, monkeypatch):
     _, cfg, _, _ = suite
-    with pytest.raises(ConfigError, match=r"row onebar: no trained model at .*models/onebar/seed0"):
+    monkeypatch.setitem(onebar.ROWS, "onebar", onebar.Row(onebar.checkpoint_row("elsewhere")))
+    with pytest.raises(ConfigError, match=r"row elsewhere: no trained model at "
+                       r".*models/elsewhere/seed0"):
         onebar.run_suite(cfg, tmp_path, rows=["onebar"], progress=lambda s: None)
 
 

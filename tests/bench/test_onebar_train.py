@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from onefeed.bench import onebar
-from onefeed.bench.onebar_train import Chunked, ModelRow, OneBarTrainConfig, candidate_lists
+from onefeed.bench.onebar_train import (Chunked, ModelRow, OneBarTrainConfig, candidate_lists,
+                                        repeat_rejects, trigger_queries)
 from onefeed.config import ConfigError
-from onefeed.onebar.labels import REJECT
+from onefeed.onebar.labels import REJECT, Example
 from onefeed.onebar.model import QuerySuggester
 from onefeed.onebar.stages import CandidateList, Pair, SftTask
 
@@ -68,6 +69,10 @@ def test_every_stage_trains_once_saves_and_records_its_training(trained):
     train = doc["models"]["onebar"]["train"]["0"]
     assert train["divergence"] == "fkl+rkl" and set(train["stages"]) == {
         "onebar-stage1", "onebar-stage2", "onebar-teacher", "onebar"}
+    for name in ("onebar-stage2", "onebar"):  # validated from their start, kept if no better
+        info = doc["models"][name]["train"]["0"]
+        assert info["valid_hr@8"] >= info["start_valid_hr@8"]
+        assert info["kept_start"] == (info["valid_hr@8"] == info["start_valid_hr@8"])
     for name in ("onebar-stage1", "onebar-stage2", "onebar"):
         row = doc["models"][name]
         assert row["kind"] == "model" and row["metrics_query"]["blocked_exposed"]["mean"] == 0
@@ -135,6 +140,19 @@ def test_candidate_lists_put_the_click_first_and_drop_matches_rejects_and_unscor
     assert candidate_lists(model, pairs[:2], n=6, beam=6, max_distance=0) == [
         CandidateList("e1", ("red shoes", "red shoe", "blue shoes"), 0),
         CandidateList("e2", ("tent", "tents"), 0)]
+    # a beam logged after the same trigger by another session is no exposure without click
+    assert candidate_lists(model, pairs, n=6, beam=6, max_distance=0, also_clicked=[
+        {"blue shoes"}, {"tents"}, set()]) == [CandidateList("e1", ("red shoes", "red shoe"), 0)]
+
+
+def test_trigger_queries_and_repeated_rejects():
+    exs = [Example(0, 5, "Red Shoes", False, "train"), Example(1, 5, "tent", False, "train"),
+           Example(2, 6, REJECT, True, "train"), Example(3, 6, "boots", False, "train")]
+    assert trigger_queries(exs) == [frozenset({"red shoes", "tent"})] * 2 + [
+        frozenset({"boots"})] * 2
+    pairs = [Pair("a", "q"), Pair("b", REJECT), Pair("c", "r")]
+    assert repeat_rejects(pairs, 3) == [pairs[0], pairs[1], pairs[1], pairs[1], pairs[2]]
+    assert repeat_rejects(pairs, 1) == pairs
 
 
 def test_chunked_epochs_take_a_fresh_sample_of_rows():

@@ -5,12 +5,16 @@ scored with ``onebar.evaluate``, never test) and saves the model under
 whose ``row.json`` key (configs of its stage and every stage before, artifact fingerprint,
 format, seed) matches is reused without training.
 
-* ``onebar-stage1``: SFT on ``run.example_texts("train")`` (``stages.train_sft``).
+* ``onebar-stage1``: SFT on ``run.example_texts("train")`` (``stages.train_sft``), each
+  [REJECT] pair repeated ``reject_repeat`` times (1.6% of ML-100K's pairs: without it the
+  model never ranks [REJECT] first).
 * ``onebar-stage2``: Stage 1 + softmax DPO (``stages.train_listwise``) against the frozen
   Stage 1 model, on simulated feedback of the training period: per sampled training trigger
   the candidate list is Stage 1's top-``candidates`` beams plus the logged next query; the
   logged query is the click, beams within ``max_distance`` edits of it are dropped (they match
-  the click: not negatives), the other beams are exposures without a click.
+  the click: not negatives), and so are beams logged after the same trigger item by another
+  training session (``trigger_clicks``: clicked there, so not an exposure without a click);
+  the other beams are exposures without a click.
 * ``onebar``: Stage 2 + PIOPD (``stages.train_piopd``); the teacher is the Stage 1 model
   fine-tuned by SFT on ``stages.teacher_pairs`` (evidence with posterior queries inserted);
   with several ``divergences`` each is trained and the best on valid HR@8 kept.
@@ -19,6 +23,8 @@ format, seed) matches is reused without training.
 
 Training runs in pseudo-epochs of ``rows_per_epoch`` sampled rows (one validation each), so a
 stage's ``time_limit_min`` is honoured within a few minutes even on a large training set.
+Stages II and III also validate their starting model: when no epoch beats it on valid HR@8,
+the starting weights are kept (``row.json``: ``kept_start``).
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ import dataclasses
 import json
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -63,7 +70,7 @@ class OneBarTrainConfig:
 
     RANGES: ClassVar[dict[str, str]] = {"beam": ">= 1", "valid_cases": ">= 0",
         "rows_per_epoch": ">= 0", "candidates": ">= 1", "max_lists": ">= 0",
-        "verbose_evidence_len": ">= 1", "eval_batch": ">= 1"}
+        "verbose_evidence_len": ">= 1", "eval_batch": ">= 1", "reject_repeat": ">= 1"}
     model: SuggesterConfig = field(default_factory=lambda: SuggesterConfig(
         d_model=64, n_heads=4, d_ff=256, enc_layers=2, dec_layers=2, dropout=0.1,
         max_evidence_len=96, max_query_len=16))
@@ -71,13 +78,15 @@ class OneBarTrainConfig:
     beam: int = 8  # serving and validation beam
     valid_cases: int = 0  # valid examples for early stopping (0 = all; else a seed-0 subset)
     rows_per_epoch: int = 6400  # training rows per pseudo-epoch, one validation each (0 = all)
+    reject_repeat: int = 1  # Stage I: each [REJECT] pair this many times
     eval_batch: int = 64  # evidence texts per batched beam search
     sft: TrainConfig = field(default_factory=_train(lr=1e-3, warmup_steps=100,
                                                     time_limit_min=8.0))
     candidates: int = 4  # Stage 1 beams per Stage II candidate list
     max_lists: int = 4000  # training triggers sampled for Stage II (0 = all)
+    trigger_clicks: bool = True  # queries logged after the same trigger item are no negatives
     listwise: ListwiseConfig = field(default_factory=lambda: ListwiseConfig(
-        beta=0.1, sft_weight=0.1, train=_train(lr=2e-4, batch_size=32, warmup_steps=20,
+        beta=0.1, sft_weight=1.0, train=_train(lr=5e-5, batch_size=32, warmup_steps=20,
                                                patience=2, time_limit_min=4.0)()))
     teacher: TrainConfig = field(default_factory=_train(lr=5e-4, warmup_steps=50,
                                                         patience=2, time_limit_min=4.0))
@@ -158,12 +167,16 @@ def validator(index: Any, cfg: OneBarConfig, examples: Sequence[Example], beam: 
 # ---- simulated feedback (Stage II) ----------------------------------------------------------
 
 def candidate_lists(model: QuerySuggester, pairs: Sequence[Pair], n: int, beam: int,
-                    max_distance: int, batch: int = 64) -> list[CandidateList]:
+                    max_distance: int, batch: int = 64,
+                    also_clicked: Sequence[Collection[str]] | None = None
+                    ) -> list[CandidateList]:
     """Per answerable pair: [logged query] + the model's top-``n`` beams that are neither
     [REJECT] nor within ``max_distance`` edits of it (nor outside the model's output
-    vocabulary once re-tokenised, e.g. a lone "##x" piece); pairs left with no negative
-    skipped."""
-    pairs = [p for p in pairs if p.target != REJECT]
+    vocabulary once re-tokenised, e.g. a lone "##x" piece), nor in the pair's
+    ``also_clicked`` queries (normalised); pairs left with no negative skipped."""
+    keep = [i for i, p in enumerate(pairs) if p.target != REJECT]
+    others = [set(also_clicked[i]) if also_clicked is not None else set() for i in keep]
+    pairs = [pairs[i] for i in keep]
 
     def scorable(q: str) -> bool:
         try:
@@ -176,9 +189,9 @@ def candidate_lists(model: QuerySuggester, pairs: Sequence[Pair], n: int, beam: 
     for start in range(0, len(pairs), batch):
         part = pairs[start:start + batch]
         beams = model.suggest([p.evidence for p in part], n, max(beam, n))
-        for p, ranked in zip(part, beams):
+        for p, ranked, other in zip(part, beams, others[start:start + batch]):
             clicked = normalise(p.target)
-            neg = [q for q, _ in ranked if q != REJECT and q != clicked
+            neg = [q for q, _ in ranked if q != REJECT and q != clicked and q not in other
                    and levenshtein(q, clicked) > max_distance and scorable(q)]
             neg = list(dict.fromkeys(neg))
             if neg:
@@ -293,37 +306,40 @@ class Trainer:
     def sft(self, fmt: str = "schema") -> Stage:
         name = "onebar-stage1" if fmt == "schema" else f"onebar-stage1-{fmt}"
         key = {**self.base_key, "format": fmt, "model": cfglib.to_dict(self.fresh_cfg(fmt)),
-               "sft": cfglib.to_dict(self.train.sft)}
+               "sft": cfglib.to_dict(self.train.sft), "reject_repeat": self.train.reject_repeat}
 
         def train(work: Path) -> tuple[QuerySuggester, dict[str, Any]]:
             model = self.fresh(fmt)
-            task = stages.SftTask(model, self.pairs(fmt), self.train.sft.batch_size,
-                                  self.validate(fmt))
+            pairs = repeat_rejects(self.pairs(fmt), self.train.reject_repeat)
+            task = stages.SftTask(model, pairs, self.train.sft.batch_size, self.validate(fmt))
             state = fit_stage(model, task, _seeded(self.train.sft, self.seed),
                               self.train.rows_per_epoch, work, "onebar-sft")
-            return model, summary(state, len(self.pairs(fmt)))
+            return model, summary(state, len(pairs))
         return self.stage(name, key, train)
 
     def listwise(self) -> Stage:
         s1 = self.sft()
         t = self.train
         key = {**s1.key, "candidates": t.candidates, "max_lists": t.max_lists,
+               "trigger_clicks": t.trigger_clicks,
                "listwise": cfglib.to_dict(t.listwise)}
 
         def train(work: Path) -> tuple[QuerySuggester, dict[str, Any]]:
             pairs = self.pairs("schema")
-            pick = [pairs[i] for i in _sample(len(pairs), t.max_lists, self.seed)]
+            pick = _sample(len(pairs), t.max_lists, self.seed)
+            clicks = trigger_queries(self.run.examples("train")) if t.trigger_clicks else None
             start = time.perf_counter()
-            lists = candidate_lists(s1.model, pick, t.candidates, t.beam,
-                                    self.cfg.max_distance, t.eval_batch)
+            lists = candidate_lists(s1.model, [pairs[i] for i in pick], t.candidates, t.beam,
+                                    self.cfg.max_distance, t.eval_batch,
+                                    [clicks[i] for i in pick] if clicks else None)
             feedback = time.perf_counter() - start
             model = QuerySuggester.load(self.directory("onebar-stage1"))
             ref = stages.frozen_copy(s1.model)
             task = stages.ListwiseTask(model, ref, lists, _seeded_listwise(t.listwise,
                                        self.seed), self.validate("schema"))
-            state = fit_stage(model, task, _seeded(t.listwise.train, self.seed),
-                              t.rows_per_epoch, work, "onebar-listwise")
-            return model, {**summary(state, len(lists)), "feedback_seconds": feedback,
+            info = self.fit_from_start(model, task, _seeded(t.listwise.train, self.seed),
+                                       work, "onebar-listwise", s1.info.get("valid_hr@8"))
+            return model, {**info, "n_rows": len(lists), "feedback_seconds": feedback,
                            "triggers_sampled": len(pick)}
         return self.stage("onebar-stage2", key, train)
 
@@ -356,15 +372,31 @@ class Trainer:
                 cfg = dataclasses.replace(t.piopd, divergence=div)
                 task = stages.PiopdTask(model, stages.frozen_copy(teacher.model), pairs, cfg,
                                         self.validate("schema"))
-                state = fit_stage(model, task, _seeded(cfg.train, self.seed),
-                                  t.rows_per_epoch, work / div, "onebar-piopd")
-                info = {**summary(state, len(pairs)), "divergence": div}
+                info = {**self.fit_from_start(model, task, _seeded(cfg.train, self.seed),
+                                              work / div, "onebar-piopd",
+                                              s2.info.get("valid_hr@8")),
+                        "n_rows": len(pairs), "divergence": div}
                 tried[div] = info["valid_hr@8"]
                 if best is None or info["valid_hr@8"] > best[0]:
                     best = (info["valid_hr@8"], model, info)
             assert best is not None
             return best[1], {**best[2], "divergences_valid_hr@8": tried}
         return self.stage("onebar", key, train)
+
+    def fit_from_start(self, model: QuerySuggester, task: Any, cfg: TrainConfig, work: Path,
+                       kind: str, start_score: float | None) -> dict[str, Any]:
+        """``fit_stage``; the starting weights are kept when no epoch beats their valid score
+        (``start_score``: the previous stage's best, else measured here)."""
+        if start_score is None:
+            start_score = self.validate("schema")(model)
+        start = {k: v.clone() for k, v in model.state_dict().items()}
+        info = summary(fit_stage(model, task, cfg, self.train.rows_per_epoch, work, kind), 0)
+        info["start_valid_hr@8"] = start_score
+        info["kept_start"] = not info["valid_hr@8"] > start_score
+        if info["kept_start"]:
+            model.load_state_dict(start)
+            info["valid_hr@8"] = start_score
+        return info
 
     def row(self, name: str) -> Stage:
         if name == "onebar-stage1":
@@ -376,6 +408,20 @@ class Trainer:
         if name == "onebar":
             return self.piopd()
         raise KeyError(f"{name}: not a trained row; known: {list(STAGE_ROWS)}")
+
+
+def repeat_rejects(pairs: Sequence[Pair], times: int) -> list[Pair]:
+    """``pairs`` with every [REJECT] pair ``times`` times (in place of once)."""
+    return [q for p in pairs for q in ([p] * times if p.target == REJECT else [p])]
+
+
+def trigger_queries(examples: Sequence[Example]) -> list[frozenset[str]]:
+    """Per example: every normalised query logged after its trigger item in ``examples``."""
+    found: dict[int, set[str]] = defaultdict(set)
+    for e in examples:
+        if not e.reject:
+            found[e.trigger].add(normalise(e.target))
+    return [frozenset(found[e.trigger]) for e in examples]
 
 
 def _seeded_listwise(cfg: ListwiseConfig, seed: int) -> ListwiseConfig:

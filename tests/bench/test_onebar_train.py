@@ -55,7 +55,7 @@ def test_the_ml100k_training_section_loads_typed():
 
 
 def test_every_stage_trains_once_saves_and_records_its_training(trained):
-    root, _, _, doc, log = trained
+    root, _, out, doc, log = trained
     assert [m for m in log if m.startswith("  training")] == [
         f"  training {n} seed 0 ..." for n in ("onebar-stage1", "onebar-stage2",
                                               "onebar-teacher", "onebar")]
@@ -78,6 +78,8 @@ def test_every_stage_trains_once_saves_and_records_its_training(trained):
         assert row["kind"] == "model" and row["metrics_query"]["blocked_exposed"]["mean"] == 0
         assert row["train"]["0"]["train_seconds"] > 0
     assert "significance" in doc["models"]["onebar"]  # vs anchor-cascade
+    report = (out / "report.md").read_text()
+    assert "## Training" in report and "| `onebar` | 0 | onebar-teacher |" in report
 
 
 def test_a_matching_checkpoint_is_reused_and_a_changed_config_retrains(trained):

@@ -408,7 +408,26 @@ def markdown(doc: dict[str, Any]) -> str:
         lat = row["latency_ms"]
         lines.append(f"| `{name}` | {len(row['seeds'])} | " + " | ".join(cells)
                      + f" | {ps[0]} | {ps[1]} | {lat['p50']:.3f} | {lat['p99']:.3f} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + training_lines(doc)) + "\n"
+
+
+def training_lines(doc: dict[str, Any]) -> list[str]:
+    """The model rows' training, per seed and stage (from each row's ``train`` record)."""
+    rows = [(n, s, info) for n, r in doc["models"].items() for s, info in
+            r.get("train", {}).items() if info]
+    if not rows:
+        return []
+    lines = ["", "## Training (valid HR@8 for early stopping; test never seen)", "",
+             "| row | seed | stage | seconds | epochs | steps | best valid hr@8 |", "|---" * 7 + "|"]
+    for name, seed, info in rows:
+        for stage, st in info.get("stages", {}).items():
+            valid = st.get("valid_hr@8")
+            lines.append(f"| `{name}` | {seed} | {stage} | {_fmt(st.get('train_seconds'), 0)} "
+                         f"| {st.get('epochs')} | {st.get('steps')} | {_fmt(valid)} |")
+    lines += ["", "An epoch is a pseudo-epoch of `rows_per_epoch` sampled training rows "
+              "(config `[train]`); a stage whose epochs never beat its starting model on "
+              "valid keeps the starting weights (`kept_start` in results.json)."]
+    return lines
 
 
 __all__ = ["OneBarSuiteConfig", "ROWS", "Row", "run_suite", "load_config"]

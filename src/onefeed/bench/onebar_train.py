@@ -450,7 +450,8 @@ def trained_row(name: str) -> Callable[[Any, int], ModelRow]:
         fmt = st.key["format"]
         info = {k: v for k, v in st.info.items() if k not in ("key", "history")}
         info["stages"] = {n: {k: s.info.get(k) for k in ("train_seconds", "epochs", "steps",
-                                                         "valid_hr@8", "divergence")}
+                                                         "valid_hr@8", "divergence",
+                                                         "kept_start")}
                           for n, s in trainers[seed].done.items()}
         return ModelRow(st.model, ctx.run.index, dataclasses.replace(ctx.cfg, format=fmt),
                         ctx.train.beam, ctx.train.eval_batch, info)

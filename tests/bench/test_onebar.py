@@ -25,7 +25,8 @@ def suite(tmp_path_factory):
     data, emb = world.save_world(root)
     cfg = onebar.load_config(onebar.REPO / "configs" / "bench" / "onebar" / "beauty.toml", [
         f"data={data}", f"artifact={root / 'onebar'}", f"embeddings={emb}",
-        'onebar_overrides=["plant_share=0.05"]', "latency_triggers=500"])
+        'onebar_overrides=["plant_share=0.05"]', "latency_triggers=500",
+        'rows=["query-prior", "keyword", "anchor-cascade"]'])  # model rows: test_onebar_train
     out = onebar.run_suite(cfg, root / "results", progress=lambda s: None)
     return root, cfg, out, json.loads((out / "results.json").read_text())
 

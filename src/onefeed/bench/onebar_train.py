@@ -24,7 +24,9 @@ format, seed) matches is reused without training.
 Training runs in pseudo-epochs of ``rows_per_epoch`` sampled rows (one validation each), so a
 stage's ``time_limit_min`` is honoured within a few minutes even on a large training set.
 Stages II and III also validate their starting model: when no epoch beats it on valid HR@8,
-the starting weights are kept (``row.json``: ``kept_start``).
+the starting weights are kept (``row.json``: ``kept_start``). Early stopping scores lists
+that never abstain; each row then abstains when the [REJECT] beam's log-prob reaches the
+threshold with the best reject F1 on the same valid examples (``reject_threshold``).
 """
 
 from __future__ import annotations
@@ -133,35 +135,71 @@ def fit_stage(model: QuerySuggester, task: Any, cfg: TrainConfig, rows: int, out
 
 # ---- scoring a model ------------------------------------------------------------------------
 
+def decide(ranked: Sequence[tuple[str, float]], reject_at: float | None) -> list[str]:
+    """A beam list -> what to show: ``[REJECT]`` when its log-prob is >= ``reject_at`` (None:
+    when it ranks first, the paper's rule), else the queries without it."""
+    rej = next((lp for q, lp in ranked if q == REJECT), None)
+    if rej is not None and (rej >= reject_at if reject_at is not None else
+                            ranked[0][0] == REJECT):
+        return [REJECT]
+    return [q for q, _ in ranked if q != REJECT]
+
+
 class ModelRow:
     """A model row's ``SuggestFn`` (one trigger per call: what latency times) plus ``many``
-    (batched beam search over examples: the scoring pass) and ``info`` (training record)."""
+    (batched beam search over examples: the scoring pass) and ``info`` (training record).
+    Abstains by ``decide(beams, reject_at)``; ``reject_at = inf`` never abstains."""
 
     def __init__(self, model: QuerySuggester, index: Any, cfg: OneBarConfig, beam: int,
-                 batch: int = 64, info: dict[str, Any] | None = None) -> None:
-        self.suggester = ModelSuggester(model, index, cfg, beam)
-        self.batch, self.info = batch, info or {}
+                 batch: int = 64, info: dict[str, Any] | None = None,
+                 reject_at: float | None = None) -> None:
+        self.model, self.suggester = model, ModelSuggester(model, index, cfg, beam)
+        self.beam, self.batch, self.info, self.reject_at = beam, batch, info or {}, reject_at
+
+    def ranked(self, triggers: Sequence[int], histories: Sequence[list[str]], k: int
+               ) -> list[list[tuple[str, float]]]:
+        return self.model.suggest(self.suggester.texts(triggers, histories), k,
+                                  max(self.beam, k))
 
     def __call__(self, trigger: int, history: list[str], k: int) -> list[str]:
-        return self.suggester.suggest([trigger], [history], k)[0]
+        return decide(self.ranked([trigger], [history], k)[0], self.reject_at)
 
-    def many(self, examples: Sequence[Example], k: int) -> list[list[str]]:
-        out: list[list[str]] = []
+    def many_ranked(self, examples: Sequence[Example], k: int
+                    ) -> list[list[tuple[str, float]]]:
+        out: list[list[tuple[str, float]]] = []
         for start in range(0, len(examples), self.batch):
             part = examples[start:start + self.batch]
-            out += self.suggester.suggest([e.trigger for e in part],
-                                          [list(e.history) for e in part], k)
+            out += self.ranked([e.trigger for e in part], [list(e.history) for e in part], k)
         return out
+
+    def many(self, examples: Sequence[Example], k: int) -> list[list[str]]:
+        return [decide(r, self.reject_at) for r in self.many_ranked(examples, k)]
 
 
 def validator(index: Any, cfg: OneBarConfig, examples: Sequence[Example], beam: int,
               batch: int) -> stages.Validator:
-    """HR@8 (``cfg.k``) of a model's guarded suggestions on ``examples`` (valid split)."""
+    """HR@8 (``cfg.k``) of a model's guarded suggestions on ``examples`` (valid split), never
+    abstaining: matching quality only (the abstention threshold is set after training; a
+    young model ranks [REJECT], its most frequent target, first everywhere)."""
     def hr(model: QuerySuggester) -> float:
-        row = ModelRow(model, index, cfg, beam, batch)
+        row = ModelRow(model, index, cfg, beam, batch, reject_at=float("inf"))
         shown = [safe_suggestions(s, cfg.block_list, cfg.k) for s in row.many(examples, cfg.k)]
         return float(score(shown, examples, cfg)["metrics"][f"hr@{cfg.k}"])
     return hr
+
+
+def reject_threshold(reject_logp: np.ndarray, labels: np.ndarray) -> float:
+    """The [REJECT] log-prob threshold with the best reject F1 on (valid) examples (ties: the
+    highest); ``reject_logp`` is -inf where [REJECT] is not among the beams; inf (never
+    abstain) when no labelled example has it."""
+    best, best_f1 = float("inf"), 0.0
+    for thr in sorted(set(reject_logp[np.isfinite(reject_logp)].tolist()), reverse=True):
+        pred = reject_logp >= thr
+        tp = float((pred & labels).sum())
+        f1 = 2 * tp / (pred.sum() + labels.sum()) if tp else 0.0
+        if f1 > best_f1:
+            best, best_f1 = thr, f1
+    return best
 
 
 # ---- simulated feedback (Stage II) ----------------------------------------------------------
@@ -225,6 +263,7 @@ class Trainer:
                  progress: Callable[[str], None] = print) -> None:
         self.run, self.cfg, self.train, self.seed, self.progress = run, cfg, train, seed, progress
         self.base_key = {"artifact": fingerprint(run.manifest["files"]), "seed": seed,
+                         "validator": "hr@8, never abstaining",
                          "beam": train.beam, "valid_cases": train.valid_cases,
                          "rows_per_epoch": train.rows_per_epoch}
         self.done: dict[str, Stage] = {}
@@ -453,10 +492,16 @@ def trained_row(name: str) -> Callable[[Any, int], ModelRow]:
                                                          "valid_hr@8", "divergence",
                                                          "kept_start")}
                           for n, s in trainers[seed].done.items()}
-        return ModelRow(st.model, ctx.run.index, dataclasses.replace(ctx.cfg, format=fmt),
-                        ctx.train.beam, ctx.train.eval_batch, info)
+        row = ModelRow(st.model, ctx.run.index, dataclasses.replace(ctx.cfg, format=fmt),
+                       ctx.train.beam, ctx.train.eval_batch, info)
+        valid = trainers[seed].valid()
+        lp = np.array([next((x for q, x in r if q == REJECT), -np.inf)
+                       for r in row.many_ranked(valid, ctx.cfg.k)])
+        row.reject_at = reject_threshold(lp, np.array([e.reject for e in valid]))
+        info["reject_at"] = row.reject_at  # chosen on valid
+        return row
     return make
 
 
-__all__ = ["OneBarTrainConfig", "Trainer", "ModelRow", "candidate_lists", "trained_row",
-           "validator", "STAGE_ROWS"]
+__all__ = ["OneBarTrainConfig", "Trainer", "ModelRow", "candidate_lists", "decide",
+           "reject_threshold", "trained_row", "validator", "STAGE_ROWS"]

@@ -12,7 +12,8 @@ import torch
 
 from onefeed.bench import onebar
 from onefeed.bench.onebar_train import (Chunked, ModelRow, OneBarTrainConfig, candidate_lists,
-                                        repeat_rejects, trigger_queries)
+                                        decide, reject_threshold, repeat_rejects,
+                                        trigger_queries)
 from onefeed.config import ConfigError
 from onefeed.onebar.labels import REJECT, Example
 from onefeed.onebar.model import QuerySuggester
@@ -69,6 +70,9 @@ def test_every_stage_trains_once_saves_and_records_its_training(trained):
     train = doc["models"]["onebar"]["train"]["0"]
     assert train["divergence"] == "fkl+rkl" and set(train["stages"]) == {
         "onebar-stage1", "onebar-stage2", "onebar-teacher", "onebar"}
+    assert all(np.isfinite(doc["models"][n]["train"]["0"]["reject_at"]) or
+               doc["models"][n]["train"]["0"]["reject_at"] == float("inf")
+               for n in ("onebar-stage1", "onebar"))  # chosen on valid, recorded
     for name in ("onebar-stage2", "onebar"):  # validated from their start, kept if no better
         info = doc["models"][name]["train"]["0"]
         assert info["valid_hr@8"] >= info["start_valid_hr@8"]
@@ -114,6 +118,25 @@ def test_batched_scoring_gives_the_per_call_lists(trained):
     row = ModelRow(model, run.index, run.cfg, beam=4, batch=7)
     examples = run.examples("test")[:20]
     assert row.many(examples, 4) == [row(e.trigger, list(e.history), 4) for e in examples]
+
+
+def test_decide_abstains_by_threshold_or_by_rank():
+    beams = [("red shoes", -1.0), (REJECT, -2.0), ("shoes", -3.0)]
+    assert decide(beams, None) == ["red shoes", "shoes"]  # [REJECT] not first: shown without
+    assert decide([beams[1], beams[0]], None) == [REJECT]
+    assert decide(beams, -2.5) == [REJECT] and decide(beams, -2.0) == [REJECT]
+    assert decide(beams, -1.5 + 0.0) == ["red shoes", "shoes"]
+    assert decide([beams[1], beams[0]], float("inf")) == ["red shoes"]  # never abstains
+    assert decide([("a", -1.0)], -9.0) == ["a"]  # no [REJECT] beam: nothing to abstain on
+
+
+def test_reject_threshold_maximises_f1_on_the_given_cases():
+    lp = np.array([-1.0, -2.0, -3.0, -np.inf, -0.5])
+    labels = np.array([True, True, False, True, False])
+    # thresholds -0.5: F1 0; -1: tp 1, pred 2 -> 2/5; -2: tp 2, pred 3 -> 4/6; -3: 4/7
+    assert reject_threshold(lp, labels) == -2.0
+    assert reject_threshold(np.array([-1.0, -np.inf]), np.array([False, True])) == float("inf")
+    assert reject_threshold(np.full(3, -np.inf), np.array([True, False, False])) == float("inf")
 
 
 class _Beams:

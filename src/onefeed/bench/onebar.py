@@ -30,7 +30,7 @@ import polars as pl
 
 from onefeed import config as cfglib
 from onefeed.artifacts import dir_lock, fingerprint, git_commit, machine_info, write_json
-from onefeed.bench.onebar_train import STAGE_ROWS, OneBarTrainConfig, trained_row
+from onefeed.bench.onebar_train import STAGE_ROWS, STAGES_OF, OneBarTrainConfig, trained_row
 from onefeed.onebar import pipeline
 from onefeed.onebar.baselines import BASELINES
 from onefeed.onebar.config import OneBarConfig, load_config as load_onebar_config
@@ -418,12 +418,16 @@ def training_lines(doc: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     lines = ["", "## Training (valid HR@8 for early stopping; test never seen)", "",
-             "| row | seed | stage | seconds | epochs | steps | best valid hr@8 |", "|---" * 7 + "|"]
+             "| row | seed | stage | seconds | epochs | steps | best valid hr@8 | kept start |",
+             "|---" * 8 + "|"]
     for name, seed, info in rows:
         for stage, st in info.get("stages", {}).items():
+            if stage not in STAGES_OF.get(name, (stage,)):
+                continue
             valid = st.get("valid_hr@8")
             lines.append(f"| `{name}` | {seed} | {stage} | {_fmt(st.get('train_seconds'), 0)} "
-                         f"| {st.get('epochs')} | {st.get('steps')} | {_fmt(valid)} |")
+                         f"| {st.get('epochs')} | {st.get('steps')} | {_fmt(valid)} | "
+                         f"{'yes' if st.get('kept_start') else '-'} |")
     lines += ["", "An epoch is a pseudo-epoch of `rows_per_epoch` sampled training rows "
               "(config `[train]`); a stage whose epochs never beat its starting model on "
               "valid keeps the starting weights (`kept_start` in results.json)."]

@@ -59,6 +59,10 @@ from onefeed.training import TrainConfig
 
 STAGE_ROWS: tuple[str, ...] = ("onebar-stage1", "onebar-stage1-verbose", "onebar-stage2",
                                "onebar")
+STAGES_OF: dict[str, tuple[str, ...]] = {  # the trained models a row is built from, in order
+    "onebar-stage1": ("onebar-stage1",), "onebar-stage1-verbose": ("onebar-stage1-verbose",),
+    "onebar-stage2": ("onebar-stage1", "onebar-stage2"),
+    "onebar": ("onebar-stage1", "onebar-stage2", "onebar-teacher", "onebar")}
 
 
 def _train(**kw: Any) -> Callable[[], TrainConfig]:
@@ -491,7 +495,7 @@ def trained_row(name: str) -> Callable[[Any, int], ModelRow]:
         info["stages"] = {n: {k: s.info.get(k) for k in ("train_seconds", "epochs", "steps",
                                                          "valid_hr@8", "divergence",
                                                          "kept_start")}
-                          for n, s in trainers[seed].done.items()}
+                          for n, s in trainers[seed].done.items() if n in STAGES_OF[name]}
         row = ModelRow(st.model, ctx.run.index, dataclasses.replace(ctx.cfg, format=fmt),
                        ctx.train.beam, ctx.train.eval_batch, info)
         valid = trainers[seed].valid()

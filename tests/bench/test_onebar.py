@@ -25,7 +25,8 @@ def suite(tmp_path_factory):
     data, emb = world.save_world(root)
     cfg = onebar.load_config(onebar.REPO / "configs" / "bench" / "onebar" / "beauty.toml", [
         f"data={data}", f"artifact={root / 'onebar'}", f"embeddings={emb}",
-        'onebar_overrides=["plant_share=0.05"]', "latency_triggers=500"])
+        'onebar_overrides=["plant_share=0.05"]', "latency_triggers=500",
+        'rows=["query-prior", "keyword", "anchor-cascade"]'])  # model rows: test_onebar_train
     out = onebar.run_suite(cfg, root / "results", progress=lambda s: None)
     return root, cfg, out, json.loads((out / "results.json").read_text())
 
@@ -70,9 +71,11 @@ def test_unknown_rows_are_refused():
         onebar.run_suite(onebar.OneBarSuiteConfig(), rows=["nope"])
 
 
-def test_model_rows_without_a_checkpoint_fail_clearly(suite, tmp_path):
+def test_a_checkpoint_row_without_a_checkpoint_fails_clearly(suite, tmp_path, monkeypatch):
     _, cfg, _, _ = suite
-    with pytest.raises(ConfigError, match=r"row onebar: no trained model at .*models/onebar/seed0"):
+    monkeypatch.setitem(onebar.ROWS, "onebar", onebar.Row(onebar.checkpoint_row("elsewhere")))
+    with pytest.raises(ConfigError, match=r"row elsewhere: no trained model at "
+                       r".*models/elsewhere/seed0"):
         onebar.run_suite(cfg, tmp_path, rows=["onebar"], progress=lambda s: None)
 
 

@@ -9,9 +9,11 @@ one ``suggest_fn`` call per trigger, timed over ``latency_triggers`` triggers af
 pass has filled every per-item cache. Each row is tested against the best baseline (hr@8,
 mrr@8) with ``evaluate.paired`` over per-case scores averaged over seeds.
 
-The model rows ``onebar``, ``onebar-stage1``, ``onebar-stage2`` load a trained
-``onebar.model.QuerySuggester`` from ``<artifact>/models/<row>/seed<seed>`` (``checkpoint_row``);
-replace them in ``ROWS`` by rows that train, e.g. ``ROWS["onebar"] = Row(my_fn)``.
+The model rows ``onebar-stage1``, ``onebar-stage1-verbose``, ``onebar-stage2``, ``onebar``
+train their stage (``bench.onebar_train``, settings in the suite's ``[train]`` section), save it
+under ``<artifact>/models/<row>/seed<seed>`` and reuse a saved model whose config matches; a
+row returning a ``many(examples, k)`` method is scored in batches (latency stays one call per
+trigger). ``checkpoint_row`` serves a model saved there by other means.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ import polars as pl
 
 from onefeed import config as cfglib
 from onefeed.artifacts import dir_lock, fingerprint, git_commit, machine_info, write_json
+from onefeed.bench.onebar_train import STAGE_ROWS, STAGES_OF, OneBarTrainConfig, trained_row
 from onefeed.onebar import pipeline
 from onefeed.onebar.baselines import BASELINES
 from onefeed.onebar.config import OneBarConfig, load_config as load_onebar_config
-from onefeed.onebar.evaluate import SuggestFn, evaluate, paired
+from onefeed.onebar.evaluate import SuggestFn, evaluate, paired, score
 from onefeed.onebar.labels import Example, safe_suggestions
 from onefeed.onebar.suggesters import ModelSuggester
 from onefeed.paths import REPO, results_root
@@ -62,6 +65,7 @@ class OneBarSuiteConfig:
     latency_triggers: int = 500
     max_cases: int = 0  # 0 = every example of the split; else a fixed (seed 0) subset
     threads: int = 1
+    train: OneBarTrainConfig = field(default_factory=OneBarTrainConfig)  # the model rows
 
     def check(self) -> None:
         if self.split not in ("valid", "test"):
@@ -81,6 +85,9 @@ class OneBarContext:
     cfg: OneBarConfig
     examples: list[Example]  # the scored split
     n_matches: Callable[[list[str]], np.ndarray] | None = None  # BM25 retrievability
+    train: OneBarTrainConfig = field(default_factory=OneBarTrainConfig)
+    progress: Callable[[str], None] = print
+    trainers: dict[int, Any] = field(default_factory=dict)  # seed -> onebar_train.Trainer
 
     @property
     def ds(self):
@@ -122,8 +129,7 @@ def checkpoint_row(name: str, beam: int | None = None) -> RowFn:
 
 ROWS: dict[str, Row] = {
     **{name: Row(baseline_row(name), True, "baseline") for name in BASELINES},
-    **{name: Row(checkpoint_row(name), False, "model") for name in
-       ("onebar", "onebar-stage1", "onebar-stage2")},
+    **{name: Row(trained_row(name), False, "model") for name in STAGE_ROWS},
 }
 
 
@@ -158,13 +164,21 @@ def run_row(name: str, ctx: OneBarContext, seed: int, latency_n: int) -> dict[st
     """Score one (row, seed): {"score": evaluate result, "latency_ms", "fit_seconds",
     "eval_seconds"}."""
     start = time.perf_counter()
-    fn = guarded(ROWS[name].fn(ctx, seed), list(ctx.cfg.block_list))
+    raw = ROWS[name].fn(ctx, seed)
+    block = list(ctx.cfg.block_list)
+    fn = guarded(raw, block)
     fit = time.perf_counter() - start
     start = time.perf_counter()
-    result = evaluate(fn, ctx.examples, ctx.cfg, ctx.n_matches)
+    if hasattr(raw, "many"):  # batched scoring, same lists as one call per trigger
+        shown = [safe_suggestions(s, block, ctx.cfg.k) for s in raw.many(ctx.examples,
+                                                                         ctx.cfg.k)]
+        result = score(shown, ctx.examples, ctx.cfg, ctx.n_matches)
+    else:
+        result = evaluate(fn, ctx.examples, ctx.cfg, ctx.n_matches)
     ev = time.perf_counter() - start
     lat = latency_ms(fn, ctx.examples, ctx.cfg.k, latency_n) if ctx.examples else {}
-    return {"score": result, "latency_ms": lat, "fit_seconds": fit, "eval_seconds": ev}
+    return {"score": result, "latency_ms": lat, "fit_seconds": fit, "eval_seconds": ev,
+            "train": getattr(raw, "info", None)}
 
 
 def mean_cases(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -196,6 +210,8 @@ def summarise(name: str, runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
         "fit_seconds": _stat([r["fit_seconds"] for r in runs.values()]),
         "eval_seconds": _stat([r["eval_seconds"] for r in runs.values()]),
         "n": scores[0]["n"],
+        **({"train": {str(s): r["train"] for s, r in runs.items()}}
+           if any(r.get("train") for r in runs.values()) else {}),
     }
 
 
@@ -223,7 +239,8 @@ def open_artifact(cfg: OneBarSuiteConfig, progress: Callable[[str], None] = prin
     return pipeline.build(data, onebar_cfg, artifact, cfg.embeddings or None)
 
 
-def make_context(cfg: OneBarSuiteConfig, run: pipeline.OneBarRun) -> OneBarContext:
+def make_context(cfg: OneBarSuiteConfig, run: pipeline.OneBarRun,
+                 progress: Callable[[str], None] = print) -> OneBarContext:
     from onefeed.search.bm25 import BM25Config, BM25Retriever
 
     examples = run.examples(cfg.split)
@@ -233,7 +250,7 @@ def make_context(cfg: OneBarSuiteConfig, run: pipeline.OneBarRun) -> OneBarConte
         examples = [examples[i] for i in pick]
     bm25 = BM25Retriever()
     bm25.fit(run.dataset(), BM25Config())
-    return OneBarContext(run, run.cfg, examples, bm25.n_matches)
+    return OneBarContext(run, run.cfg, examples, bm25.n_matches, cfg.train, progress)
 
 
 def significance(per_case: dict[str, dict[str, Any]], rows: dict[str, Any]) -> str | None:
@@ -264,7 +281,7 @@ def run_suite(cfg: OneBarSuiteConfig, out_dir: str | Path | None = None,
     seeds = seeds or list(cfg.seeds)
     out_dir = Path(out_dir or results_root() / cfg.suite)
     run = open_artifact(cfg, progress)
-    ctx = make_context(cfg, run)
+    ctx = make_context(cfg, run, progress)
     results: dict[str, Any] = {}
     per_case: dict[str, dict[str, Any]] = {}
     for name in names:
@@ -391,7 +408,30 @@ def markdown(doc: dict[str, Any]) -> str:
         lat = row["latency_ms"]
         lines.append(f"| `{name}` | {len(row['seeds'])} | " + " | ".join(cells)
                      + f" | {ps[0]} | {ps[1]} | {lat['p50']:.3f} | {lat['p99']:.3f} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + training_lines(doc)) + "\n"
+
+
+def training_lines(doc: dict[str, Any]) -> list[str]:
+    """The model rows' training, per seed and stage (from each row's ``train`` record)."""
+    rows = [(n, s, info) for n, r in doc["models"].items() for s, info in
+            r.get("train", {}).items() if info]
+    if not rows:
+        return []
+    lines = ["", "## Training (valid HR@8 for early stopping; test never seen)", "",
+             "| row | seed | stage | seconds | epochs | steps | best valid hr@8 | kept start |",
+             "|---" * 8 + "|"]
+    for name, seed, info in rows:
+        for stage, st in info.get("stages", {}).items():
+            if stage not in STAGES_OF.get(name, (stage,)):
+                continue
+            valid = st.get("valid_hr@8")
+            lines.append(f"| `{name}` | {seed} | {stage} | {_fmt(st.get('train_seconds'), 0)} "
+                         f"| {st.get('epochs')} | {st.get('steps')} | {_fmt(valid)} | "
+                         f"{'yes' if st.get('kept_start') else '-'} |")
+    lines += ["", "An epoch is a pseudo-epoch of `rows_per_epoch` sampled training rows "
+              "(config `[train]`); a stage whose epochs never beat its starting model on "
+              "valid keeps the starting weights (`kept_start` in results.json)."]
+    return lines
 
 
 __all__ = ["OneBarSuiteConfig", "ROWS", "Row", "run_suite", "load_config"]

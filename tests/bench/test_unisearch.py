@@ -1,0 +1,113 @@
+"""``onefeed.bench.unisearch`` on the toy joint world (12 items): every row runs, BM25 equals
+the retriever's own ranking, metrics by hand, the trie study, row-name rule, merging rows."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from onefeed.bench import unisearch as bench
+from onefeed.config import ConfigError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
+from joint_toy import make_world  # noqa: E402
+
+MODEL = """
+[model]
+d_model = 16
+n_heads = 2
+d_ff = 32
+query_layers = 1
+item_layers = 1
+decoder_layers = 1
+n_levels = 2
+codebook_size = 4
+max_query_words = 4
+max_item_words = 6
+[train]
+epochs = 2
+warmup_steps = 1
+time_limit_min = 5.0
+[task]
+batch_size = 8
+eval_beam = 4
+neighbours = 3
+"""
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench-unisearch")
+    make_world(n_users=10).save(tmp / "data")
+    (tmp / "model.toml").write_text(MODEL)
+    cfg = bench.load_config(None, [f"data={tmp / 'data'}", f"model_config={tmp / 'model.toml'}",
+                                   "rcl=[\"task.hard_negatives=1\"]", "test_cases=0",
+                                   "valid_cases=0", "beam=8", "trie_beam=4", "bm25_depth=12",
+                                   "spo.steps=2", "spo.batch_queries=4", "spo.group=4",
+                                   f"rows={json.dumps(list(bench.ROWS))}"])
+    out = bench.run_suite(cfg, tmp / "out", progress=lambda s: None)
+    return tmp, cfg, json.loads((out / "results.json").read_text())
+
+
+def test_every_row_scores_and_bm25_is_the_retrievers_own_ranking(suite):
+    from onefeed.data.schemas import Dataset
+    from onefeed.search.bm25 import BM25Config, BM25Retriever
+
+    tmp, cfg, doc = suite
+    assert list(doc["models"]) == list(bench.ROWS)
+    assert doc["dataset"]["test_cases"] == 10 and doc["commit"] and doc["machine"]
+    ds = Dataset.load(tmp / "data")
+    cases = bench.eval_cases(ds, "test", 0)
+    bm25 = BM25Retriever()
+    bm25.fit(ds, BM25Config())
+    top = bm25.retrieve(cases.queries, 10)
+    hit = top == cases.targets[:, None]
+    want = hit.any(1).mean()
+    got = doc["models"]["bm25"]["metrics_search"]
+    assert got["recall@10"]["mean"] == pytest.approx(want)
+    for row in doc["models"].values():
+        for m in bench.METRICS:
+            assert 0.0 <= row["metrics_search"][m]["mean"] <= 1.0
+        assert row["metrics_search"]["recall@10"]["mean"] <= \
+            row["metrics_search"]["recall@100"]["mean"]
+
+
+def test_trained_rows_record_epochs_cap_trie_study_and_fusion(suite):
+    tmp, _, doc = suite
+    run = doc["models"]["unisearch"]["runs"]["0"]
+    assert run["train"]["epochs_reached"] == 2 and run["train"]["time_limit_min"] == 5.0
+    assert run["train"]["overrides"] == ["task.hard_negatives=1"]
+    assert (tmp / "out" / "scratch" / "unisearch" / "seed0" / "codes").is_dir()
+    trie = run["trie"]
+    assert 0.0 <= trie["invalid_share"] <= 1.0 and trie["beam"] == 4
+    fused = doc["models"]["unisearch-bm25-fused"]["runs"]["0"]["fusion"]
+    assert fused["lam"] in fused["valid_ndcg10_per_lam"] or \
+        str(fused["lam"]) in fused["valid_ndcg10_per_lam"]
+    assert doc["models"]["unisearch-spo"]["runs"]["0"]["spo"]["steps"] == 2
+    report = (tmp / "out" / "report.md").read_text()
+    assert "Trie constraint" in report and "`unisearch-bm25-fused`" in report
+
+
+def test_search_metrics_by_hand():
+    items = np.array([[3, 1, 2] + [-1] * 97, [5] * 1 + [-1] * 99, [-1] * 50 + [7] + [-1] * 49])
+    m = bench.search_metrics(items, np.array([1, 4, 7]))
+    assert m["recall@10"] == pytest.approx(1 / 3) and m["mrr@10"] == pytest.approx(0.5 / 3)
+    assert m["recall@100"] == pytest.approx(2 / 3)
+
+
+def test_generative_rows_may_not_carry_hybrid_names_and_unknown_rows_fail(monkeypatch):
+    with pytest.raises(ConfigError, match="not registered"):
+        bench.check_rows(["nope"])
+    monkeypatch.setitem(bench.ROWS, "unisearch-dense", bench.Row(bench.row_bm25, "generative"))
+    with pytest.raises(ConfigError, match="must not be named like hybrids"):
+        bench.check_rows(["bm25"])
+
+
+def test_a_subset_run_keeps_the_other_rows(suite):
+    tmp, cfg, doc = suite
+    out = bench.run_suite(cfg, tmp / "out", rows=["bm25"], progress=lambda s: None)
+    again = json.loads((out / "results.json").read_text())
+    assert list(again["models"]) == list(doc["models"])
+    assert again["models"]["unisearch"] == doc["models"]["unisearch"]

@@ -44,6 +44,7 @@ def suite(tmp_path_factory):
     (tmp / "model.toml").write_text(MODEL)
     cfg = bench.load_config(None, [f"data={tmp / 'data'}", f"model_config={tmp / 'model.toml'}",
                                    "rcl=[\"task.hard_negatives=1\"]", "test_cases=0",
+                                   "minilm=[\"model.dropout=0.0\"]",  # no MiniLM load here
                                    "valid_cases=0", "beam=8", "trie_beam=4", "bm25_depth=12",
                                    "spo.steps=2", "spo.batch_queries=4", "spo.group=4",
                                    f"rows={json.dumps(list(bench.ROWS))}"])

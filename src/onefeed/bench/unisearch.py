@@ -7,6 +7,8 @@ Rows (``ROWS``; the suite refuses others):
 * ``unisearch-plain`` - UniSearch trained with in-batch RCL negatives only (``plain``
   overrides: no coarse-to-fine hard negatives);
 * ``unisearch`` - UniSearch with coarse-to-fine RCL hard negatives (``rcl`` overrides);
+* ``unisearch-minilm`` - ``unisearch-plain`` with word embeddings initialised from the packaged
+  all-MiniLM-L6-v2 (``minilm`` overrides): how much a pretrained vocabulary buys at this budget;
 * ``unisearch-spo`` - the ``unisearch`` model + ``train.unisearch.post_train_spo`` on the
   training queries, rewarded by ``click_reward`` over the training pairs (or ``bm25``: the BM25
   rank of the item among the query's top ``bm25_depth``; training data only either way);
@@ -43,7 +45,6 @@ from onefeed.paths import REPO, results_root
 from onefeed.train.unisearch import SPOConfig
 
 METRICS: tuple[str, ...] = ("recall@10", "recall@100", "mrr@10")
-GENERATIVE: tuple[str, ...] = ("unisearch-plain", "unisearch", "unisearch-spo")
 HYBRID_MARKS: tuple[str, ...] = ("bm25", "hybrid", "fused", "dense")  # not in generative names
 K = 100  # items ranked per query (recall@100)
 
@@ -60,6 +61,8 @@ class UniSearchSuiteConfig:
     model_config: str = "configs/unisearch/default.toml"  # UniSearchRunConfig of every model
     plain: list[str] = field(default_factory=lambda: ["task.hard_negatives=0"])
     rcl: list[str] = field(default_factory=lambda: ["task.hard_negatives=2"])
+    minilm: list[str] = field(default_factory=lambda: ["task.hard_negatives=0",
+                                                       "model.minilm_init=true"])
     rows: list[str] = field(default_factory=lambda: ["bm25", "unisearch-plain", "unisearch"])
     seeds: list[int] = field(default_factory=lambda: [0])
     test_cases: int = 2000  # test eval queries scored (fixed seed-0 subset; 0 = all)
@@ -259,6 +262,7 @@ ROWS: dict[str, Row] = {
     "bm25": Row(row_bm25, "baseline", deterministic=True),
     "unisearch-plain": Row(generative("unisearch-plain", "plain"), "generative"),
     "unisearch": Row(generative("unisearch", "rcl"), "generative"),
+    "unisearch-minilm": Row(generative("unisearch-minilm", "minilm"), "generative"),
     "unisearch-spo": Row(row_spo, "generative"),
     "unisearch-bm25-fused": Row(row_fused, "fused"),
 }
@@ -398,7 +402,8 @@ def markdown(doc: dict[str, Any]) -> str:
              f"- Generative rows: trie-constrained beam {c['beam']} over the learned codes; "
              "`bm25`: bm25s over item text; `unisearch-bm25-fused`: BM25 top "
              f"{c['bm25_depth']} re-scored by bm25/max + lam x UniSearch log p (lam on valid).",
-             f"- Models: `{c['model_config']}` + plain {c['plain']} / rcl {c['rcl']}; "
+             f"- Models: `{c['model_config']}` + plain {c['plain']} / rcl {c['rcl']} / "
+             f"minilm {c['minilm']}; "
              f"{c['threads']} torch thread(s); wall-clock cap = train.time_limit_min, "
              "checked at epoch ends.", "",
              f"Commit `{doc['commit']}`, {doc['created']}, machine "

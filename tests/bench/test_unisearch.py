@@ -86,7 +86,12 @@ def test_trained_rows_record_epochs_cap_trie_study_and_fusion(suite):
     fused = doc["models"]["unisearch-bm25-fused"]["runs"]["0"]["fusion"]
     assert fused["lam"] in fused["valid_ndcg10_per_lam"] or \
         str(fused["lam"]) in fused["valid_ndcg10_per_lam"]
-    assert doc["models"]["unisearch-spo"]["runs"]["0"]["spo"]["steps"] == 2
+    spo = doc["models"]["unisearch-spo"]["runs"]["0"]
+    assert spo["spo"]["steps"] == 2 and spo["base"] == "unisearch"
+    assert 0.0 <= spo["spo"]["valid_recall10_after"] <= 1.0
+    full = doc["models"]["bm25"]["runs"]["0"]["full_test"]
+    assert full["n"] == 10 and full["recall@10"] == doc["models"]["bm25"]["metrics_search"][
+        "recall@10"]["mean"]  # test_cases = 0: the subset is the whole split
     report = (tmp / "out" / "report.md").read_text()
     assert "Trie constraint" in report and "`unisearch-bm25-fused`" in report
 
@@ -101,6 +106,8 @@ def test_search_metrics_by_hand():
 def test_generative_rows_may_not_carry_hybrid_names_and_unknown_rows_fail(monkeypatch):
     with pytest.raises(ConfigError, match="not registered"):
         bench.check_rows(["nope"])
+    with pytest.raises(ConfigError, match="fused_base must be one of"):
+        bench.load_config(None, ["fused_base=bm25"])
     monkeypatch.setitem(bench.ROWS, "unisearch-dense", bench.Row(bench.row_bm25, "generative"))
     with pytest.raises(ConfigError, match="must not be named like hybrids"):
         bench.check_rows(["bm25"])

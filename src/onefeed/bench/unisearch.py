@@ -9,11 +9,11 @@ Rows (``ROWS``; the suite refuses others):
 * ``unisearch`` - UniSearch with coarse-to-fine RCL hard negatives (``rcl`` overrides);
 * ``unisearch-minilm`` - ``unisearch-plain`` with word embeddings initialised from the packaged
   all-MiniLM-L6-v2 (``minilm`` overrides): how much a pretrained vocabulary buys at this budget;
-* ``unisearch-spo`` - the ``unisearch`` model + ``train.unisearch.post_train_spo`` on the
+* ``unisearch-spo`` - the ``spo_base`` model + ``train.unisearch.post_train_spo`` on the
   training queries, rewarded by ``click_reward`` over the training pairs (or ``bm25``: the BM25
   rank of the item among the query's top ``bm25_depth``; training data only either way);
 * ``unisearch-bm25-fused`` - BM25's top ``bm25_depth`` re-scored by bm25/max + lam x the
-  ``unisearch`` model's log p (``tasks.unisearch.score_items``, ``search.fusion.score_fusion``),
+  ``fused_base`` model's log p (``tasks.unisearch.score_items``, ``search.fusion.score_fusion``),
   lam picked on the valid queries (``tune_lambda``), never on test.
 
 The generative rows decode with the trie (``tasks.unisearch.search``, beam ``beam``); every
@@ -47,6 +47,8 @@ from onefeed.train.unisearch import SPOConfig
 METRICS: tuple[str, ...] = ("recall@10", "recall@100", "mrr@10")
 HYBRID_MARKS: tuple[str, ...] = ("bm25", "hybrid", "fused", "dense")  # not in generative names
 K = 100  # items ranked per query (recall@100)
+TRAINED: dict[str, str] = {"unisearch-plain": "plain", "unisearch": "rcl",
+                           "unisearch-minilm": "minilm"}  # row -> its overrides field
 
 
 @dataclass
@@ -71,6 +73,8 @@ class UniSearchSuiteConfig:
     trie_beam: int = 20  # beam of the trie study (Recall@10 with / without the trie)
     bm25_depth: int = 100  # BM25 candidates re-scored by the fused row (and the SPO reward)
     spo_reward: str = "click"  # click (train pairs) | bm25 (BM25 rank among the top depth)
+    spo_base: str = "unisearch"  # the trained row SPO starts from
+    fused_base: str = "unisearch"  # the trained row whose log p is fused with BM25
     spo: SPOConfig = field(default_factory=SPOConfig)
     threads: int = 1
 
@@ -78,6 +82,10 @@ class UniSearchSuiteConfig:
         if self.spo_reward not in ("click", "bm25"):
             raise ValueError(f"spo_reward must be click or bm25, got {self.spo_reward!r}")
         check_rows(self.rows)
+        for key in ("spo_base", "fused_base"):
+            if getattr(self, key) not in TRAINED:
+                raise ValueError(f"{key} must be one of {sorted(TRAINED)}, got "
+                                 f"{getattr(self, key)!r}")
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None
@@ -172,7 +180,12 @@ class Row:
 
 
 def row_bm25(ctx: Context, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
-    return bm25_index(ctx).retrieve(ctx.test.queries, K), {}
+    """BM25 on the scored subset; ``full_test``: the same on every test eval query."""
+    bm25 = bm25_index(ctx)
+    every = eval_cases(ctx.ds, "test", 0)
+    return bm25.retrieve(ctx.test.queries, K), {
+        "full_test": {"n": len(every.queries),
+                      **search_metrics(bm25.retrieve(every.queries, K), every.targets)}}
 
 
 def generative(name: str, which: str) -> RowFn:
@@ -206,7 +219,8 @@ def row_spo(ctx: Context, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     from onefeed.tasks.unisearch import search
     from onefeed.train.unisearch import click_reward, post_train_spo
 
-    base, index = trained(ctx, "unisearch", ctx.cfg.rcl, seed)
+    name = ctx.cfg.spo_base
+    base, index = trained(ctx, name, getattr(ctx.cfg, TRAINED[name]), seed)
     model = copy.deepcopy(base)
     pairs = search_pairs(ctx.ds.events, "train")
     weak = ctx.ds.queries.filter(pl.col("split") == "train")
@@ -217,6 +231,7 @@ def row_spo(ctx: Context, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     queries = sorted({q for q, _ in train_pairs})
     spo = dataclasses.replace(ctx.cfg.spo, seed=seed)
     start = time.perf_counter()
+    before = valid_recall10(model, index, ctx)
     history = post_train_spo(model, index, queries, reward, spo)
     model.eval()
     items = search(model, index, ctx.test.queries, K, max(ctx.cfg.beam, K))
@@ -227,8 +242,18 @@ def row_spo(ctx: Context, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
                 "seconds": round(time.perf_counter() - start, 1),
                 "reward_first_tenth": float(np.mean(steps[:tenth])) if steps else None,
                 "reward_last_tenth": float(np.mean(steps[-tenth:])) if steps else None,
-                "kl_last": history[-1]["kl"] if history else None},
-        "base": "unisearch", "trie": trie_study(model, index, ctx.test, ctx.cfg.trie_beam)}
+                "kl_last": history[-1]["kl"] if history else None,
+                "valid_recall10_before": before,
+                "valid_recall10_after": valid_recall10(model, index, ctx)},
+        "base": name, "trie": trie_study(model, index, ctx.test, ctx.cfg.trie_beam)}
+
+
+def valid_recall10(model: Any, index: Any, ctx: Context) -> float:
+    """Recall@10 (beam ``trie_beam``) on the valid cases: SPO's before / after diagnostic."""
+    from onefeed.tasks.unisearch import recall_mrr, search
+
+    found = search(model, index, ctx.valid.queries, 10, ctx.cfg.trie_beam).items.numpy()
+    return recall_mrr(found, ctx.valid.targets, 10)[0]
 
 
 def fused_candidates(ctx: Context, model: Any, index: Any, cases: Cases
@@ -247,7 +272,8 @@ def row_fused(ctx: Context, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     from onefeed.evaluation.metrics import ndcg_at_k
     from onefeed.search.fusion import score_fusion, tune_lambda
 
-    model, index = trained(ctx, "unisearch", ctx.cfg.rcl, seed)
+    name = ctx.cfg.fused_base
+    model, index = trained(ctx, name, getattr(ctx.cfg, TRAINED[name]), seed)
     v_items, v_base, v_other = fused_candidates(ctx, model, index, ctx.valid)
     lam, table = tune_lambda(v_items, v_base, v_other, ctx.valid.targets,
                              metric=lambda r: ndcg_at_k(r, 10))
@@ -255,14 +281,12 @@ def row_fused(ctx: Context, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     return score_fusion(items, base, other, lam, K), {
         "fusion": {"lam": lam, "tuned_on": f"valid ({len(ctx.valid.queries)} queries, "
                    "ndcg@10)", "valid_ndcg10_per_lam": table, "depth": ctx.cfg.bm25_depth,
-                   "model": "unisearch"}}
+                   "model": name}}
 
 
 ROWS: dict[str, Row] = {
     "bm25": Row(row_bm25, "baseline", deterministic=True),
-    "unisearch-plain": Row(generative("unisearch-plain", "plain"), "generative"),
-    "unisearch": Row(generative("unisearch", "rcl"), "generative"),
-    "unisearch-minilm": Row(generative("unisearch-minilm", "minilm"), "generative"),
+    **{name: Row(generative(name, which), "generative") for name, which in TRAINED.items()},
     "unisearch-spo": Row(row_spo, "generative"),
     "unisearch-bm25-fused": Row(row_fused, "fused"),
 }
@@ -434,14 +458,21 @@ def markdown(doc: dict[str, Any]) -> str:
     notes = []
     for name, row in doc["models"].items():
         run = next(iter(row["runs"].values()), {})
+        if "full_test" in run:
+            f = run["full_test"]
+            notes.append(f"- `{name}` on all {f['n']} test queries: recall@10 "
+                         f"{f['recall@10']:.4f}, recall@100 {f['recall@100']:.4f}, mrr@10 "
+                         f"{f['mrr@10']:.4f}.")
         if "fusion" in run:
-            notes.append(f"- `{name}`: lam {run['fusion']['lam']} tuned on "
-                         f"{run['fusion']['tuned_on']}.")
+            notes.append(f"- `{name}`: `{run['fusion']['model']}`'s log p, lam "
+                         f"{run['fusion']['lam']} tuned on {run['fusion']['tuned_on']}.")
         if "spo" in run:
             s = run["spo"]
-            notes.append(f"- `{name}`: {s['steps']} SPO steps ({s['reward']} reward, "
-                         f"{s['seconds']} s): mean reward {s['reward_first_tenth']:.3f} -> "
-                         f"{s['reward_last_tenth']:.3f}, final KL {s['kl_last']:.4f}.")
+            notes.append(f"- `{name}`: `{run['base']}` + {s['steps']} SPO steps "
+                         f"({s['reward']} reward, {s['seconds']} s): mean reward "
+                         f"{s['reward_first_tenth']:.3f} -> {s['reward_last_tenth']:.3f}, final "
+                         f"KL {s['kl_last']:.4f}; valid Recall@10 {s['valid_recall10_before']:.4f}"
+                         f" -> {s['valid_recall10_after']:.4f}.")
         if "train" in run:
             t = run["train"]
             notes.append(f"- `{name}`: {t['steps']} steps, best epoch {t['best_epoch']} "

@@ -82,6 +82,7 @@ def test_trained_rows_record_epochs_cap_trie_study_and_fusion(suite):
     assert run["train"]["overrides"] == ["task.hard_negatives=1"]
     assert (tmp / "out" / "scratch" / "unisearch" / "seed0" / "codes").is_dir()
     trie = run["trie"]
+    assert 0.0 <= run["dense_rcl_recall@10"] <= 1.0
     assert 0.0 <= trie["invalid_share"] <= 1.0 and trie["beam"] == 4
     fused = doc["models"]["unisearch-bm25-fused"]["runs"]["0"]["fusion"]
     assert fused["lam"] in fused["valid_ndcg10_per_lam"] or \
@@ -94,6 +95,28 @@ def test_trained_rows_record_epochs_cap_trie_study_and_fusion(suite):
         "recall@10"]["mean"]  # test_cases = 0: the subset is the whole split
     report = (tmp / "out" / "report.md").read_text()
     assert "Trie constraint" in report and "`unisearch-bm25-fused`" in report
+
+
+def test_dense_recall_ranks_by_the_l2_similarity():
+    import torch
+
+    class Fake:  # two queries at the 1-d points 0 and 10.4; items at 0, 1, ..., 11
+        class cfg:
+            max_query_words, similarity = 2, "l2"
+
+        def eval(self):
+            return self
+
+        def search_state(self, words):
+            return None, None, torch.tensor([[0.0], [10.4]])[:len(words)]
+
+    class Index:
+        vectors = torch.arange(12, dtype=torch.float32)[:, None]
+
+    # nearest 10: 0..9 for the first query, 2..11 for the second
+    assert bench.dense_recall10(Fake(), Index(), bench.Cases(["a", "b"], np.array([9, 1]))) == 0.5
+    assert bench.dense_recall10(Fake(), Index(), bench.Cases(["a", "b"], np.array([0, 2]))) == 1.0
+    assert bench.dense_recall10(Fake(), Index(), bench.Cases(["a", "b"], np.array([10, 0]))) == 0.0
 
 
 def test_search_metrics_by_hand():

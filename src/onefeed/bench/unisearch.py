@@ -77,6 +77,7 @@ class UniSearchSuiteConfig:
     fused_base: str = "unisearch"  # the trained row whose log p is fused with BM25
     spo: SPOConfig = field(default_factory=SPOConfig)
     threads: int = 1
+    scratch: str = ""  # trained rows' checkpoints ("" = <out>/scratch; share it across --out)
 
     def check(self) -> None:
         if self.spo_reward not in ("click", "bm25"):
@@ -150,7 +151,7 @@ def trained(ctx: Context, name: str, overrides: list[str], seed: int) -> tuple[A
     key = f"{name}/seed{seed}"
     if key not in ctx.models:
         cfg = run_config(ctx, overrides, seed)
-        out = ctx.out_dir / "scratch" / name / f"seed{seed}"
+        out = Path(ctx.cfg.scratch or ctx.out_dir / "scratch") / name / f"seed{seed}"
         start = time.perf_counter()
         ctx.models[key] = train_unisearch(ctx.ds, cfg, out, resume=True, provenance={
             "data": str(Path(ctx.cfg.data).resolve()),
@@ -195,7 +196,8 @@ def generative(name: str, which: str) -> RowFn:
         model, index = trained(ctx, name, getattr(ctx.cfg, which), seed)
         items = search(model, index, ctx.test.queries, K, max(ctx.cfg.beam, K))
         extra = {"train": ctx.train_info[f"{name}/seed{seed}"],
-                 "trie": trie_study(model, index, ctx.test, ctx.cfg.trie_beam)}
+                 "trie": trie_study(model, index, ctx.test, ctx.cfg.trie_beam),
+                 "dense_rcl_recall@10": dense_recall10(model, index, ctx.test)}
         return items.items.numpy(), extra
     return make
 
@@ -328,6 +330,31 @@ def trie_study(model: Any, index: Any, cases: Cases, beam: int) -> dict[str, flo
             "recall@10_no_trie": recall_mrr(free, cases.targets, 10)[0]}
 
 
+def dense_recall10(model: Any, index: Any, cases: Cases) -> float:
+    """Diagnostic, not a row: Recall@10 of ranking the whole catalogue by the same model's RCL
+    similarity ``sim(q, sum_n d^(n))`` (what the generator would reach if the codes and the
+    decoder lost nothing)."""
+    import torch
+
+    from onefeed.tasks.unisearch import recall_mrr, word_ids
+
+    vec = index.vectors
+    if vec is None or not len(cases.queries):
+        return float("nan")
+    top = []
+    for s in range(0, len(cases.queries), 256):
+        words = torch.as_tensor(word_ids(cases.queries[s:s + 256], model.cfg.max_query_words))
+        with torch.no_grad():
+            q = model.eval().search_state(words)[2]
+        if model.cfg.similarity == "cosine":
+            scores = torch.nn.functional.normalize(q, dim=-1) @ \
+                torch.nn.functional.normalize(vec, dim=-1).T
+        else:  # 1 - ||q - d||^2 ranks as 2 q.d - ||d||^2
+            scores = 2 * q @ vec.T - (vec * vec).sum(1)
+        top.append(scores.topk(min(10, len(vec)), dim=1).indices.numpy())
+    return recall_mrr(np.concatenate(top), cases.targets, 10)[0]
+
+
 def _stat(values: list[float]) -> dict[str, Any]:
     arr = np.asarray(values, dtype=np.float64)
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
@@ -450,11 +477,14 @@ def markdown(doc: dict[str, Any]) -> str:
     if study:
         lines += ["", "## Trie constraint (UniSearch §4.3)", "",
                   "| row | beam | invalid share without trie | Recall@10 trie | "
-                  "Recall@10 no trie |", "|---|---|---|---|---|"]
+                  "Recall@10 no trie | dense RCL Recall@10 (diagnostic) |",
+                  "|---|---|---|---|---|---|"]
         for name, row in study:
-            t = next(iter(row["runs"].values()))["trie"]
+            run = next(iter(row["runs"].values()))
+            t, dense = run["trie"], run.get("dense_rcl_recall@10")
             lines.append(f"| `{name}` | {t['beam']} | {t['invalid_share']:.4f} | "
-                         f"{t['recall@10_trie']:.4f} | {t['recall@10_no_trie']:.4f} |")
+                         f"{t['recall@10_trie']:.4f} | {t['recall@10_no_trie']:.4f} | "
+                         + ("-" if dense is None else f"{dense:.4f}") + " |")
     notes = []
     for name, row in doc["models"].items():
         run = next(iter(row["runs"].values()), {})

@@ -142,3 +142,14 @@ def test_a_subset_run_keeps_the_other_rows(suite):
     again = json.loads((out / "results.json").read_text())
     assert list(again["models"]) == list(doc["models"])
     assert again["models"]["unisearch"] == doc["models"]["unisearch"]
+
+
+def test_the_report_reads_rows_written_before_newer_fields(suite):
+    _, _, doc = suite
+    old = json.loads(json.dumps(doc))
+    for key in ("valid_recall10_before", "valid_recall10_after"):
+        del old["models"]["unisearch-spo"]["runs"]["0"]["spo"][key]
+    del old["models"]["unisearch"]["runs"]["0"]["dense_rcl_recall@10"]
+    del old["models"]["bm25"]["runs"]["0"]["full_test"]
+    text = bench.markdown(old)
+    assert "SPO steps" in text and "valid Recall@10 0" not in text.split("SPO steps")[1][:200]

@@ -501,8 +501,10 @@ def markdown(doc: dict[str, Any]) -> str:
             notes.append(f"- `{name}`: `{run['base']}` + {s['steps']} SPO steps "
                          f"({s['reward']} reward, {s['seconds']} s): mean reward "
                          f"{s['reward_first_tenth']:.3f} -> {s['reward_last_tenth']:.3f}, final "
-                         f"KL {s['kl_last']:.4f}; valid Recall@10 {s['valid_recall10_before']:.4f}"
-                         f" -> {s['valid_recall10_after']:.4f}.")
+                         f"KL {s['kl_last']:.4f}"
+                         + (f"; valid Recall@10 {s['valid_recall10_before']:.4f} -> "
+                            f"{s['valid_recall10_after']:.4f}" if "valid_recall10_after" in s
+                            else "") + ".")
         if "train" in run:
             t = run["train"]
             notes.append(f"- `{name}`: {t['steps']} steps, best epoch {t['best_epoch']} "

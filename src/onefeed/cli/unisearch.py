@@ -20,10 +20,11 @@ import typer
 
 from onefeed.cli.output import QUIET_HELP, item_rows, print_result
 from onefeed.cli.output import quiet as quiet_output
+from onefeed.paths import REPO
 
 app = typer.Typer(help="UniSearch: end-to-end generative search (learned item codes).",
                   no_args_is_help=True, rich_markup_mode=None)
-DEFAULT_CONFIG = Path("configs/unisearch/default.toml")
+DEFAULT_CONFIG = REPO / "configs" / "unisearch" / "default.toml"
 
 
 def register(root: typer.Typer) -> None:

@@ -20,11 +20,13 @@ from onefeed.bench.runner import SuiteConfig, load_suite
 from onefeed.bench.auto import load_config as load_auto_config
 from onefeed.bench.closed_loop import load_config as load_closed_loop_config
 from onefeed.bench.onebar import load_config as load_onebar_suite
+from onefeed.bench.unisearch import load_config as load_unisearch_suite
 from onefeed.onebar.config import OneBarConfig, load_config as load_onebar_config
 from onefeed.paths import REPO
 from onefeed.sid.build import SidConfig
 from onefeed.training import RunConfig
 from onefeed.training_joint import JointRunConfig
+from onefeed.train.unisearch import UniSearchRunConfig
 
 
 @pytest.mark.parametrize("value,spec,ok", [
@@ -128,6 +130,8 @@ def test_defaults_and_every_shipped_config_pass_validation():
         config.load(JointRunConfig if joint else RunConfig, path)
     for path in (REPO / "configs" / "onebar").glob("*.toml"):
         load_onebar_config(path)
+    for path in (REPO / "configs" / "unisearch").glob("*.toml"):  # onefeed unisearch train
+        config.load(UniSearchRunConfig, path)
     onebar = REPO / "configs" / "bench" / "onebar"
     auto = REPO / "configs" / "bench" / "auto"  # `onefeed bench auto`: its own config + templates
     for path in (REPO / "configs" / "bench").rglob("*.toml"):
@@ -135,6 +139,8 @@ def test_defaults_and_every_shipped_config_pass_validation():
             load_closed_loop_config(path)
         elif path.parent == onebar:  # `onefeed bench beauty-onebar [--dataset ...]`
             load_onebar_suite(path)
+        elif path.name == "beauty-unisearch.toml":  # `onefeed bench beauty-unisearch`
+            load_unisearch_suite(path)
         elif path.parent != auto:
             load_suite(path)
     auto_config = load_auto_config(auto / "default.toml")

@@ -1,9 +1,11 @@
 """One predictor over any run directory onefeed writes: ``Predictor.from_run(run_dir)``.
 
 A run is either a joint model (``onefeed joint train``, the ``onefeed`` row of ``onefeed run`` /
-the bench: ``runs/<ds>/model/<row>/seed<S>``, manifest kind ``joint-generative``) or the
-recommendation-only generative core (``onefeed train``, the ``tiger`` row). Both answer the same
-calls, batched (one row per user or explicit history):
+the bench: ``runs/<ds>/model/<row>/seed<S>``, manifest kind ``joint-generative``), the
+recommendation-only generative core (``onefeed train``, the ``tiger`` row) or a UniSearch
+search-only model (``onefeed unisearch train``, kind ``unisearch``: ``search`` and ``score`` with
+queries only, no history). They answer the same calls, batched (one row per user or explicit
+history):
 
 - ``recommend(who, k, beam, exclude_seen)``: next items (NRIP);
 - ``search(queries, who, k, beam, fuse_bm25)``: items for a query, personalised by the history
@@ -175,6 +177,8 @@ class Predictor:
                                                           users["user_id"].to_list())}
         if kind == "joint":
             self.tries = joint.tries
+        elif kind == "unisearch":  # model = (UniSearch, tasks.unisearch.LearnedIndex)
+            self.tries = {"rec": model[1].trie}
         else:
             self.codes = torch.as_tensor(rec_codes, dtype=torch.long)
             self.trie = Trie.from_table(rec_codes, rec_sizes)
@@ -207,6 +211,8 @@ class Predictor:
             raise PredictError(f"{run_dir}: no manifest.json (not written by onefeed train)")
         manifest = read_json_object(run_dir / "manifest.json", f"{run_dir}: not a readable "
                                     "manifest", PredictError)
+        if manifest.get("kind") == "unisearch" and not (sid or manifest.get("sid")):
+            sid = run_dir / str(manifest.get("codes", "codes"))  # its frozen learned codes
         dirs = {}
         for name, given in (("data", data), ("sid", sid)):
             value = given or manifest.get(name)
@@ -220,6 +226,18 @@ class Predictor:
                 raise PredictError(f"{run_dir}: {name} dir {value} does not exist")
             dirs[name] = path
         check_trained_on(run_dir, manifest, dirs["data"], dirs["sid"])
+        if manifest.get("kind") == "unisearch":
+            from onefeed.tasks.unisearch import load_frozen
+
+            ds = Dataset.load(dirs["data"])
+            model, index = load_frozen(dirs["sid"])
+            if index.table.n_items != ds.n_items:
+                raise ArtifactError(f"{run_dir}: its codes hold {index.table.n_items} items, "
+                                    f"{dirs['data']} has {ds.n_items}: pass the dataset it "
+                                    "was trained on")
+            if threads:
+                torch.set_num_threads(threads)
+            return cls("unisearch", run_dir, ds, (model, index), None, 0, dirs["sid"])
         check_dataset(dirs["sid"], dirs["data"])
         ds = Dataset.load(dirs["data"])
         if manifest.get("kind") == "joint-generative":
@@ -247,8 +265,8 @@ class Predictor:
         return {"run": str(self.run_dir), "kind": self.kind, "dataset": self.ds.name,
                 "n_users": len(self.user_index), "n_items": self.n_live,
                 "n_added": len(self.item_ids) - self.n_base,
-                "tasks": ["recommend", "score"] + (["search", "suggest"]
-                                                   if self.kind == "joint" else [])}
+                "tasks": ["search", "score"] if self.kind == "unisearch" else
+                ["recommend", "score"] + (["search", "suggest"] if self.kind == "joint" else [])}
 
     @property
     def n_live(self) -> int:
@@ -395,6 +413,7 @@ class Predictor:
         from onefeed.evaluation.seen import decode_unseen
 
         beam = max(beam or k, k)
+        self._need_history_model("recommend")
         if not who:
             return []
         if self.kind == "rec":
@@ -416,7 +435,14 @@ class Predictor:
             items, scores = pred._decode(idx, "NRIP", "rec", beam, k, mini)
         return self._hits(items, scores, k)
 
+    def _need_history_model(self, what: str) -> None:
+        if self.kind == "unisearch":
+            raise Unsupported(f"{what}: {self.run_dir} is a UniSearch run (onefeed unisearch "
+                              "train): it answers search and scores items for a query only; "
+                              "serve a joint run (onefeed joint train) for it")
+
     def _need_joint(self, what: str) -> None:
+        self._need_history_model(what)
         if self.kind != "joint":
             raise Unsupported(f"{what}: {self.run_dir} is a recommendation-only run (onefeed "
                               "train) without a search / query head; serve a joint run "
@@ -429,18 +455,30 @@ class Predictor:
         live items re-scored by bm25/max + lambda * the model's log p (``score_fusion``)."""
         from onefeed.search.fusion import SCORE_FLOOR, score_fusion
 
-        self._need_joint("search")
+        if self.kind != "unisearch":
+            self._need_joint("search")
         if not queries:
             return []
         for q in queries:
             if not q or not q.strip():
                 raise PredictError("query is empty", "query")
-        mini, idx = self._joint_rows(who, split, queries)
-        if fuse_bm25 is None:
-            items, scores = self.joint._decode(idx, "NSIP", "search", max(beam or k, k), k, mini)
-            return self._hits(items, scores, k)
-        items, base = self._bm25_candidates(list(queries), max(bm25_depth, k))
-        model = self._score_rows(mini, idx, items, "NSIP", "search")
+        if self.kind == "unisearch":  # the query alone: a known user is accepted, not read
+            for row in who:
+                user, _ = _parts(row)
+                if user is not None:
+                    self.user(user)
+            if fuse_bm25 is None:
+                return self._unisearch_hits(list(queries), k, max(beam or k, k))
+            items, base = self._bm25_candidates(list(queries), max(bm25_depth, k))
+            model = self._unisearch_scores(list(queries), items)
+        else:
+            mini, idx = self._joint_rows(who, split, queries)
+            if fuse_bm25 is None:
+                items, scores = self.joint._decode(idx, "NSIP", "search", max(beam or k, k), k,
+                                                   mini)
+                return self._hits(items, scores, k)
+            items, base = self._bm25_candidates(list(queries), max(bm25_depth, k))
+            model = self._score_rows(mini, idx, items, "NSIP", "search")
         fused = score_fusion(items, base, model, fuse_bm25, k)
         # the fused score of each returned item (score_fusion's formula), for the response
         top = np.maximum(base.max(axis=1, keepdims=True), 1e-12)
@@ -448,6 +486,23 @@ class Predictor:
         pos = (items[:, None, :] == fused[:, :, None]) & (fused[:, :, None] >= 0)
         scores = np.where(pos.any(-1), (value[:, None, :] * pos).sum(-1), -np.inf)
         return self._hits(fused, scores.astype(np.float32), k)
+
+    def _unisearch_hits(self, queries: list[str], k: int, beam: int) -> list[list[Hit]]:
+        """Trie-constrained beam search over the learned codes (``tasks.unisearch.search``)."""
+        from onefeed.tasks.unisearch import search
+
+        model, index = self.model
+        with torch.no_grad():
+            res = search(model, index, queries, k, beam)
+        return self._hits(res.items.numpy(), res.scores.numpy(), k)
+
+    def _unisearch_scores(self, queries: list[str], items: np.ndarray) -> np.ndarray:
+        """(n, D) UniSearch log p(item | query) of candidates (``tasks.unisearch.score_items``)."""
+        from onefeed.tasks.unisearch import score_items
+
+        model, index = self.model
+        known = np.where(np.isin(items, index.trie.items()), items, -1)
+        return score_items(model, index, queries, known)
 
     def _bm25_candidates(self, queries: list[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
         """BM25 top-``depth`` live items per query (removed items dropped), padded -1 / 0."""
@@ -488,6 +543,10 @@ class Predictor:
         cand = np.full((len(candidates), width), -1, dtype=np.int64)
         for r, row in enumerate(candidates):
             cand[r, :len(row)] = [self.item(c, "candidates", live=False) for c in row]
+        if self.kind == "unisearch":
+            if queries is None:
+                self._need_history_model("score without a query")
+            return self._unisearch_scores(list(queries), cand)
         if self.kind == "rec":
             if queries is not None:
                 self._need_joint("score with a query")
@@ -541,6 +600,10 @@ class Predictor:
         from onefeed.embeddings.content import encode_texts, load_encoder
         from onefeed.sid.build import load_quantiser
 
+        if self.kind == "unisearch":
+            raise Unsupported("items: adding items to a served UniSearch run is not wired yet "
+                              "(tasks.unisearch.add_item does it on the model and index)",
+                              "text")
         manifest = read_json_object(self.sid_dir / "manifest.json",
                                     f"{self.sid_dir}: unreadable SID manifest", ValueError)
         cfg = manifest.get("config", {})

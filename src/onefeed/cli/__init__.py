@@ -28,6 +28,7 @@ _SUBAPPS = [
     ("onefeed.cli.serve", None),
     ("onefeed.cli.feedback", "feedback"),
     ("onefeed.cli.onebar", None),  # onefeed onebar build, onefeed suggest
+    ("onefeed.cli.unisearch", None),  # onefeed unisearch train, onefeed search
 ]
 
 for _module, _name in _SUBAPPS:

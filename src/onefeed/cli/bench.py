@@ -19,7 +19,7 @@ for _module in ("onefeed.cli.bench_suite", "onefeed.cli.bench_prepare",
                 "onefeed.cli.bench_fuzz", "onefeed.cli.bench_auto", "onefeed.cli.bench_ddp",
                 "onefeed.cli.bench_serve", "onefeed.cli.bench_serve_fuzz",
                 "onefeed.cli.bench_closed_loop", "onefeed.cli.bench_catalogue",
-                "onefeed.cli.bench_onebar"):
+                "onefeed.cli.bench_onebar", "onefeed.cli.bench_unisearch"):
     try:
         importlib.import_module(_module).register(app)
     except ModuleNotFoundError as exc:

@@ -148,3 +148,12 @@ def click_reward(pairs: Sequence[tuple[str, int]], miss: float = 0.0) -> RewardF
                          for q, row in zip(queries, items)], dtype=np.float32)
 
     return reward
+
+
+def run_state(out: str | Path) -> dict[str, Any]:
+    """The training state of a ``train_unisearch`` run (``out/last/state.json``: epochs reached,
+    best epoch and score, ``train_seconds``, the validation history); {} when there is none."""
+    import json
+
+    path = Path(out) / "last" / "state.json"
+    return json.loads(path.read_text()) if path.is_file() else {}

@@ -27,6 +27,15 @@ from torch import nn
 from onefeed.models.config import ModelConfig
 
 
+
+def init_weights(module: nn.Module) -> None:
+    """GPT-2's initialisation: N(0, 0.02) weights for linear and embedding layers, zero biases
+    (``model.apply(init_weights)``; every transformer of the package starts this way)."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
 class Events(NamedTuple):
     """A left-padded batch of histories (most recent event last)."""
 
@@ -137,12 +146,7 @@ class GenerativeRecommender(nn.Module):
         self.register_buffer("sid_offsets", torch.tensor(cfg.sid_offsets), persistent=False)
         self.apply(self._init)
 
-    @staticmethod
-    def _init(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+    _init = staticmethod(init_weights)
 
     # ---- encoder over the history -------------------------------------------------------------
     def embed(self, ev: Events) -> torch.Tensor:

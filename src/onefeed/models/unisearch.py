@@ -32,7 +32,7 @@ from torch import nn
 
 from onefeed.models.config import ModelConfig
 from onefeed.models.encoder_decoder import CrossBlock
-from onefeed.models.transformer import Block
+from onefeed.models.transformer import Block, init_weights
 from onefeed.objectives.rcl import rcl_loss, similarity
 from onefeed.objectives.vq import codebook_losses, straight_through
 
@@ -140,12 +140,7 @@ class UniSearch(nn.Module):
             self.word_tok.weight.data[1:] = minilm_word_embeddings()
         self.word_tok.weight.requires_grad_(not cfg.freeze_words)
 
-    @staticmethod
-    def _init(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+    _init = staticmethod(init_weights)
 
     # ---- towers -----------------------------------------------------------------------------
     def embed_words(self, words: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ from onefeed import config as config_lib
 from onefeed.decoding.text import text_beam_search
 from onefeed.models.config import ModelConfig
 from onefeed.models.encoder_decoder import CrossBlock
-from onefeed.models.transformer import Block
+from onefeed.models.transformer import Block, init_weights
 from onefeed.tokens import Vocab, wordpiece_tokenizer
 
 REJECT = "[REJECT]"
@@ -178,12 +178,7 @@ class QuerySuggester(nn.Module):
         self._out_cache: tuple[tuple[int, ...], torch.Tensor] | None = None
         self.apply(self._init)
 
-    @staticmethod
-    def _init(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+    _init = staticmethod(init_weights)
 
     @classmethod
     def build(cls, target_texts: Sequence[str], cfg: SuggesterConfig | None = None

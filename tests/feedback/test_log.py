@@ -152,3 +152,36 @@ def test_postgres_reconnects_after_its_connection_is_killed(pg_url):
         assert log.append(events(2, "again")) == [2, 3]  # BEGIN failed: reconnected, once
         assert log.conn.info.backend_pid != pid
         assert [r.event.request_id for r in log.read()] == ["r0", "again0", "again1"]
+
+
+def test_setup_is_retried_while_sqlite_says_locked():
+    """A new file switched to WAL by several processes at once gets SQLITE_BUSY without the
+    busy handler; opening retries that (and only that) within the busy timeout."""
+    import sqlite3
+
+    from onefeed.feedback.log import _retry_locked
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise sqlite3.OperationalError("database is locked")
+
+    _retry_locked(flaky)
+    assert len(calls) == 3
+    calls.clear()
+
+    def broken():
+        calls.append(1)
+        raise sqlite3.OperationalError("no such table: x")
+
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        _retry_locked(broken)
+    assert len(calls) == 1  # not a lock: no retry
+
+    def always_locked():
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _retry_locked(always_locked, budget_s=0.05)

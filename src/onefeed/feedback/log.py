@@ -25,6 +25,7 @@ Both create their table if it is missing and refuse one with other columns.
 from __future__ import annotations
 
 import contextlib
+import random
 import re
 import sqlite3
 import threading
@@ -116,6 +117,26 @@ def _check_columns(found: list[str], where: str) -> None:
 _SELECT = f"SELECT id, received_at, {', '.join(COLUMNS.values())} FROM {TABLE}"
 
 
+def _retry_locked(fn, budget_s: float = BUSY_TIMEOUT_MS / 1000) -> None:
+    """Run ``fn`` again while SQLite says the file is locked, up to the busy timeout.
+
+    Switching a new file to WAL needs an exclusive lock, and SQLite answers that request with
+    SQLITE_BUSY at once, without its busy handler, when another process is opening the same new
+    file (seen with 4 writer processes starting together: tests/feedback/test_log.py)."""
+    deadline = time.monotonic() + budget_s
+    delay = 0.005
+    while True:
+        try:
+            fn()
+            return
+        except sqlite3.OperationalError as exc:
+            locked = "locked" in str(exc) or "busy" in str(exc)
+            if not locked or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 0.2)
+
+
 class SqliteLog:
     """A SQLite file in WAL mode; one connection, used under a lock (any thread)."""
 
@@ -135,7 +156,7 @@ class SqliteLog:
         except sqlite3.Error as exc:
             raise FeedbackError(f"{path}: cannot open the SQLite feedback log ({exc})") from None
         try:
-            self._setup(create)
+            _retry_locked(lambda: self._setup(create))
         except (sqlite3.DatabaseError, FeedbackError) as exc:
             self.conn.close()
             if isinstance(exc, FeedbackError):

@@ -98,3 +98,29 @@ def test_bench_command_runs_a_suite_config(built, artifact, capsys, tmp_path):
     assert json.loads((tmp_path / "r" / "results.json").read_text())["suite"] == "t-onebar"
     assert "not registered" in fails(capsys, ["bench", "beauty-onebar", "--config", cfg,
                                               "--rows", "gpt", "--out", tmp_path / "r"])
+
+
+def test_suggest_with_a_model_checkpoint_dir(artifact, capsys, tmp_path):
+    """--model DIR serves a QuerySuggester saved anywhere (the bench's trained rows live under
+    RUN/models/<row>/seed<seed>); the answer is what the suggester itself gives."""
+    from onefeed.onebar.model import QuerySuggester, SuggesterConfig
+    from onefeed.onebar.pipeline import load
+    from onefeed.onebar.serving import TriggerSuggester
+
+    run = load(artifact)
+    targets = [t for _, t in run.example_texts("train")]
+    model = QuerySuggester.build(targets, SuggesterConfig(d_model=16, n_heads=2, d_ff=32,
+                                                          enc_layers=1, dec_layers=1))
+    model.save(tmp_path / "m")
+    items = run.dataset().items.sort("item")["item_id"].to_list()
+    out = json.loads(ok(capsys, ["suggest", "--run", artifact, "--item", items[0], "--method",
+                                 "model", "--model", tmp_path / "m", "-k", "3"]))
+    want = TriggerSuggester(run, "model", QuerySuggester.load(tmp_path / "m")).suggest(
+        items[0], None, 3)
+    assert out["method"] == "model" and out["queries"] == want.queries
+    assert out["reject"] == want.reject
+    assert "only with --method model" in fails(capsys, ["suggest", "--run", artifact, "--item",
+                                                        items[0], "--model", tmp_path / "m"])
+    assert "no QuerySuggester checkpoint" in fails(
+        capsys, ["suggest", "--run", artifact, "--item", items[0], "--method", "model",
+                 "--model", tmp_path])

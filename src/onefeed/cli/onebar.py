@@ -76,18 +76,40 @@ def suggest_cmd(
                                   "checkpoint in RUN/model)"),
     beam: Optional[int] = typer.Option(None, min=1, help="beam size for --method model "
                                        "(default: the config's k, widened to -k)"),
+    model: Optional[Path] = typer.Option(None, help="--method model: a QuerySuggester "
+                                         "checkpoint dir other than RUN/model, e.g. "
+                                         "RUN/models/onebar/seed0 (the bench's trained rows)"),
 ) -> None:
     """Queries to show under the watched item (or reject), as JSON."""
     from onefeed.artifacts import ArtifactError
     from onefeed.onebar.serving import SuggestError, TriggerSuggester
+    from onefeed.onebar.pipeline import load as load_run
 
     if not (run / "manifest.json").is_file():
         raise typer.BadParameter(f"--run {run}: not a OneBar artifact (no manifest.json); run "
                                  "onefeed onebar build")
+    if model is not None and method != "model":
+        raise typer.BadParameter(f"--model {model}: only with --method model")
     try:
-        suggester = TriggerSuggester.from_dir(run, method, beam)
+        if model is None:
+            suggester = TriggerSuggester.from_dir(run, method, beam)
+        else:
+            suggester = TriggerSuggester(load_run(run), "model", _checkpoint(model), beam)
         result = suggester.suggest(item, user, k)
     except (SuggestError, ArtifactError) as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(json.dumps({"item": item, "user": user, "queries": result.queries,
                            "reject": result.reject, "method": result.method}, indent=2))
+
+
+def _checkpoint(directory: Path):
+    """The QuerySuggester saved in ``directory`` (``QuerySuggester.save``), or a clear error."""
+    from onefeed.onebar.model import QuerySuggester
+
+    if not (directory / "config.json").is_file():
+        raise typer.BadParameter(f"--model {directory}: no QuerySuggester checkpoint here (no "
+                                 "config.json; written by QuerySuggester.save)")
+    try:
+        return QuerySuggester.load(directory)
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise typer.BadParameter(f"--model {directory}: {exc}") from None

@@ -74,3 +74,32 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class CommitCrash:
+    """``arm(n)``: ``checkpoint.commit`` saves, then raises KeyboardInterrupt on its n-th call
+    (a run killed right after a checkpoint); ``disarm()`` restores the real one."""
+
+    def __init__(self, monkeypatch) -> None:
+        from onefeed import checkpoint
+
+        self.monkeypatch, self.checkpoint, self.real = monkeypatch, checkpoint, checkpoint.commit
+
+    def arm(self, after: int) -> None:
+        calls = []
+
+        def commit_then_crash(*args, **kwargs):
+            self.real(*args, **kwargs)
+            calls.append(1)
+            if len(calls) == after:
+                raise KeyboardInterrupt
+
+        self.monkeypatch.setattr(self.checkpoint, "commit", commit_then_crash)
+
+    def disarm(self) -> None:
+        self.monkeypatch.setattr(self.checkpoint, "commit", self.real)
+
+
+@pytest.fixture
+def commit_crash(monkeypatch) -> CommitCrash:
+    return CommitCrash(monkeypatch)

@@ -126,28 +126,19 @@ TINY = OVERRIDES[:5] + ["train.epochs=3", "train.eval_every=1", "train.batch_siz
                         "model.dropout=0.1"]  # dropout draws on torch's RNG: resume restores it
 
 
-def test_interrupted_and_resumed_joint_run_is_bit_identical(tmp_path, monkeypatch):
+def test_interrupted_and_resumed_joint_run_is_bit_identical(tmp_path, commit_crash):
     """Exact resume (RNG, optimizer, data order) of the joint loop, interrupted right after
     its second checkpoint; the SIGKILL variants are in tests/test_training_resume.py."""
     from safetensors.torch import load_file
 
-    from onefeed import checkpoint
 
     ds, sid = make_world(n_users=8), sid_dir(tmp_path)
     cfg = tj.load_run_config(None, TINY)
     ref = tj.train_joint(ds, sid, cfg, tmp_path / "ref")
-    real, calls = checkpoint.commit, []
-
-    def commit_then_crash(*args, **kwargs):
-        real(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoint, "commit", commit_then_crash)
+    commit_crash.arm(2)
     with pytest.raises(KeyboardInterrupt):
         tj.train_joint(ds, sid, cfg, tmp_path / "cut")
-    monkeypatch.setattr(checkpoint, "commit", real)
+    commit_crash.disarm()
     again = tj.train_joint(ds, sid, cfg, tmp_path / "cut")
     assert again["step"] == ref["step"] and again["best"] == ref["best"]
     assert [h["loss"] for h in again["history"]] == [h["loss"] for h in ref["history"]]

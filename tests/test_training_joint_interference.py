@@ -243,27 +243,18 @@ def test_each_switch_trains_on_the_tiny_world_and_round_trips(tmp_path, switch):
         assert (before - after).abs().max() > 1e-3
 
 
-def test_interrupted_and_resumed_pcgrad_run_is_bit_identical(tmp_path, monkeypatch):
+def test_interrupted_and_resumed_pcgrad_run_is_bit_identical(tmp_path, commit_crash):
     """The task order is drawn from the epoch's RNG: resume repeats it."""
     from safetensors.torch import load_file
 
-    from onefeed import checkpoint
 
     ds, sid = make_world(n_users=8), sid_dir(tmp_path)
     cfg = tj.load_run_config(None, TINY + ["tasks.balance=pcgrad"])
     ref = tj.train_joint(ds, sid, cfg, tmp_path / "ref")
-    real, calls = checkpoint.commit, []
-
-    def commit_then_crash(*args, **kwargs):
-        real(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoint, "commit", commit_then_crash)
+    commit_crash.arm(2)
     with pytest.raises(KeyboardInterrupt):
         tj.train_joint(ds, sid, cfg, tmp_path / "cut")
-    monkeypatch.setattr(checkpoint, "commit", real)
+    commit_crash.disarm()
     again = tj.train_joint(ds, sid, cfg, tmp_path / "cut")
     assert [h["loss"] for h in again["history"]] == [h["loss"] for h in ref["history"]]
     a = load_file(tmp_path / "ref" / "last" / "model.safetensors")

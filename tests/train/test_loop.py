@@ -113,21 +113,13 @@ def test_no_validation_still_leaves_a_best(tmp_path):
     assert (tmp_path / "best" / MODEL).read_bytes() == (tmp_path / "last" / MODEL).read_bytes()
 
 
-def test_interrupted_run_resumes_from_last_and_ends_identical(tmp_path, monkeypatch):
+def test_interrupted_run_resumes_from_last_and_ends_identical(tmp_path, commit_crash):
     cfg = TrainConfig(**{**CFG, "patience": 100})
     ref = loop.fit(_model(), LineTask(), cfg, tmp_path / "ref", {})
-    real, calls = checkpoint.commit, []
-
-    def commit_then_crash(*args, **kwargs):
-        real(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoint, "commit", commit_then_crash)
+    commit_crash.arm(3)
     with pytest.raises(KeyboardInterrupt):
         loop.fit(_model(), LineTask(), cfg, tmp_path / "cut", {})
-    monkeypatch.setattr(checkpoint, "commit", real)
+    commit_crash.disarm()
     assert checkpoint.resume(tmp_path / "cut", _model(),
                              loop.make_optimizer(_model(), cfg))["epoch"] == 3
     task = LineTask()

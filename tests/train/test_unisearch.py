@@ -104,10 +104,9 @@ def test_run_config_overrides_and_ranges():
     config.load(SPOConfig)
 
 
-def test_a_resumed_run_repeats_the_uninterrupted_one(tmp_path, monkeypatch):
+def test_a_resumed_run_repeats_the_uninterrupted_one(tmp_path, commit_crash):
     import dataclasses
 
-    from onefeed import checkpoint
     from onefeed.train.unisearch import train_unisearch
 
     train = TrainConfig(lr=3e-3, epochs=4, batch_size=16, warmup_steps=2, patience=5,
@@ -115,18 +114,10 @@ def test_a_resumed_run_repeats_the_uninterrupted_one(tmp_path, monkeypatch):
     cfg = UniSearchRunConfig(model=dataclasses.replace(CFG, dropout=0.1), task=TASK,
                              train=train)
     train_unisearch(toy_data(), cfg, tmp_path / "straight")
-    real, calls = checkpoint.commit, []
-
-    def commit_then_crash(*args, **kwargs):
-        real(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoint, "commit", commit_then_crash)
+    commit_crash.arm(2)
     with pytest.raises(KeyboardInterrupt):
         train_unisearch(toy_data(), cfg, tmp_path / "cut")
-    monkeypatch.setattr(checkpoint, "commit", real)
+    commit_crash.disarm()
     train_unisearch(toy_data(), cfg, tmp_path / "cut")  # resumes from last/ at epoch 2
     for name in ("last", "best"):
         assert (tmp_path / "straight" / name / "model.safetensors").read_bytes() == \

@@ -269,3 +269,22 @@ def test_verified_files_are_rehashed_after_any_change(tmp_path):
     os.utime(f, ns=(mtime, mtime))  # same size, same mtime: only ctime tells
     with pytest.raises(ArtifactError, match="does not match"):
         verify_files(tmp_path, hashes, "toy")
+
+
+def test_read_manifest_checks_kind_and_files(tmp_path):
+    from onefeed.artifacts import ArtifactError, hash_files, read_manifest, write_json
+
+    (tmp_path / "a.txt").write_text("x")
+    write_json(tmp_path / "manifest.json",
+               {"kind": "thing", "files": hash_files(tmp_path, ["a.txt"])})
+    assert read_manifest(tmp_path, "thing", "thing artifact")["kind"] == "thing"
+    with pytest.raises(ArtifactError, match="not a other artifact: manifest kind 'thing'"):
+        read_manifest(tmp_path, "other", "other artifact")
+    (tmp_path / "a.txt").write_text("changed")
+    with pytest.raises(ArtifactError, match="a.txt"):
+        read_manifest(tmp_path, "thing", "thing artifact")
+    write_json(tmp_path / "manifest.json", {"kind": "thing"})
+    with pytest.raises(ArtifactError, match="lists no files"):
+        read_manifest(tmp_path, "thing", "thing artifact")
+    with pytest.raises(ArtifactError, match=r"not a thing artifact \(hint\)"):
+        read_manifest(tmp_path / "nowhere", "thing", "thing artifact", "hint")

@@ -327,6 +327,21 @@ def verify_files(directory: str | Path, expected: dict[str, Any], artifact: str)
 _WARNED: set[str] = set()
 
 
+def read_manifest(directory: str | Path, kind: str, what: str, hint: str = "") -> dict[str, Any]:
+    """``directory``/manifest.json of a ``kind`` artifact (``what``: its name in messages, e.g.
+    "OneBar artifact"), every file it lists checked against its sha256; else ArtifactError."""
+    directory = Path(directory)
+    hint = f" ({hint})" if hint else ""
+    manifest = read_json_object(directory / "manifest.json", f"{directory}: not a {what}{hint}")
+    if manifest.get("kind") != kind:
+        raise ArtifactError(f"{directory}: not a {what}: manifest kind "
+                            f"{manifest.get('kind')!r}, expected {kind!r}{hint}")
+    if not isinstance(manifest.get("files"), dict):
+        raise ArtifactError(f"{directory}: manifest.json lists no files to check ({what})")
+    verify_files(directory, manifest["files"], f"{what} {directory}")
+    return manifest
+
+
 def warn_once(message: str) -> None:
     """Log ``message`` as a one-line warning the first time this process sees it."""
     if message not in _WARNED:

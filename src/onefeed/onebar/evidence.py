@@ -253,15 +253,10 @@ class EvidenceIndex:
     @classmethod
     def load(cls, directory: str | Path) -> "EvidenceIndex":
         """Read a saved index, its files checked against the manifest's sha256."""
-        from onefeed.artifacts import ArtifactError, read_json_object, verify_files
+        from onefeed.artifacts import read_manifest
 
         directory = Path(directory)
-        manifest = read_json_object(directory / "manifest.json",
-                                    f"{directory}: unreadable OneBar evidence index")
-        if manifest.get("kind") != KIND:
-            raise ArtifactError(f"{directory}: not a OneBar evidence index (kind "
-                                f"{manifest.get('kind')!r})")
-        verify_files(directory, manifest["files"], f"evidence index {directory}")
+        manifest = read_manifest(directory, KIND, "OneBar evidence index")
         ev = pl.read_parquet(directory / FILES[0]).sort("item")
         qi = pl.read_parquet(directory / FILES[1])
         rag = [list(zip(q, c)) for q, c in zip(ev["rag"].to_list(), ev["rag_counts"].to_list())]

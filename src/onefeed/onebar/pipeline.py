@@ -168,15 +168,10 @@ def build(data_dir: str | Path, cfg: OneBarConfig, out_dir: str | Path,
 
 def load(out_dir: str | Path) -> OneBarRun:
     """A saved OneBar artifact, every file checked against the manifest's sha256."""
-    from onefeed.artifacts import ArtifactError, read_json_object, verify_files
+    from onefeed.artifacts import read_manifest
 
     directory = Path(out_dir)
-    manifest = read_json_object(directory / "manifest.json",
-                                f"{directory}: not a OneBar artifact (onefeed onebar build)")
-    if manifest.get("kind") != KIND:
-        raise ArtifactError(f"{directory}: manifest kind {manifest.get('kind')!r}, expected "
-                            f"{KIND!r} (onefeed onebar build)")
-    verify_files(directory, manifest["files"], f"OneBar artifact {directory}")
+    manifest = read_manifest(directory, KIND, "OneBar artifact", "onefeed onebar build")
     cfg = config_mod.from_dict(OneBarConfig, manifest["config"])
     index = EvidenceIndex.load(directory / "evidence")
     return OneBarRun(directory, cfg, index, np.asarray(manifest["planted"], dtype=np.int64),

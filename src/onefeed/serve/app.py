@@ -101,9 +101,11 @@ class ServeState:
         from onefeed.onebar.serving import SuggestError, TriggerSuggester
 
         try:
-            return TriggerSuggester.from_dir(self.settings.onebar, self.settings.onebar_method)
+            trigger = TriggerSuggester.from_dir(self.settings.onebar, self.settings.onebar_method)
         except (SuggestError, FileNotFoundError, ValueError) as exc:
             raise PredictError(f"onebar {self.settings.onebar!r}: {exc}", "onebar") from None
+        _freeze_heap()  # its evidence cache is long-lived too
+        return trigger
 
     def load(self, run_dir: Path) -> Predictor:
         pred = Predictor.from_run(run_dir, threads=self.settings.threads)

@@ -272,6 +272,18 @@ class Predictor:
     def n_live(self) -> int:
         return len(self.tries["rec"])
 
+    def cache_states(self, capacity: int) -> Any:
+        """Reuse encoded histories across calls (``decoding.state_cache``): up to
+        ``capacity`` history states of /recommend and /suggest rows; -> the cache (None: this
+        kind of run encodes no history, or ``capacity`` is 0). Search states hold the query
+        and are always encoded."""
+        if self.kind != "joint" or capacity <= 0:
+            return None
+        from onefeed.decoding.state_cache import StateCache
+
+        self.joint.state_cache = StateCache(capacity)
+        return self.joint.state_cache
+
     # ---- ids ------------------------------------------------------------------------------------
     def user(self, user_id: str, field: str = "user") -> int:
         u = self.user_index.get(str(user_id))

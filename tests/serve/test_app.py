@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from onefeed.predict import Predictor
 from onefeed.serve import ServeSettings, create_app
+from onefeed.serve import schemas as S
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,28 @@ def test_recommend_feed_search_suggest(client, joint_pred):
     assert g["queries"] == joint_pred.suggest(["u2"], 3, 5)[0]
     t = client.post("/suggest", json={"trigger_item": "i5", "k": 2})
     assert t.status_code == 200
+    # the hot endpoints write their JSON themselves: it must still be their declared model
+    for model, answer in [(S.ItemsResponse, body), (S.FeedResponse, feed), (S.ItemsResponse, s),
+                          (S.ItemsResponse, s2), (S.SuggestResponse, g),
+                          (S.SuggestResponse, t.json())]:
+        assert model.model_validate(answer).model_dump(mode="json") == answer
+    assert body["request_id"] != feed["request_id"]
+
+
+def test_history_states_are_reused_and_counted(runs, tmp_path):
+    settings = ServeSettings(catalogue=str(tmp_path / "c.jsonl"), beam=6, suggest_beam=5)
+    with TestClient(create_app(runs["joint"], settings)) as c:  # loads its own predictor
+        first = c.post("/recommend", json={"user": "u3", "k": 3}).json()
+        again = c.post("/recommend", json={"user": "u3", "k": 3}).json()
+        assert again["items"] == first["items"]
+        text = c.get("/metrics").text
+    assert 'onefeed_state_cache{what="hits"} 1.0' in text
+    assert 'onefeed_state_cache{what="misses"} 1.0' in text
+    off = ServeSettings(catalogue=str(tmp_path / "d.jsonl"), beam=6, state_cache=0)
+    with TestClient(create_app(runs["joint"], off)) as c:
+        c.post("/recommend", json={"user": "u3", "k": 3})
+        c.post("/recommend", json={"user": "u3", "k": 3})
+        assert 'onefeed_state_cache{what="hits"} 0.0' in c.get("/metrics").text
 
 
 def test_health_metrics_docs(client):

@@ -118,3 +118,35 @@ def test_rec_only_items(runs, tmp_path):
     p.attach(Catalogue(tmp_path / "c.jsonl"))
     p.add_and_log("fresh", "Title: blue cream number 50", "Fresh")
     assert "fresh" in _ids(p.recommend([[Event("rec_click", "fresh")]], p.n_live, p.n_live)[0])
+
+
+def test_cached_predictor_answers_equal_fresh_ones(runs):
+    fresh, cached = Predictor.from_run(runs["joint"]), Predictor.from_run(runs["joint"])
+    cache = cached.cache_states(1000)
+    users = ["u0", "u3", "u5", "u1"]
+
+    def ids(hits):
+        return [(h.item, round(h.score, 4)) for h in hits]
+
+    for _ in range(2):  # first call fills, second reads
+        for exclude in (False, True):
+            got = cached.recommend(users, 4, 6, exclude_seen=exclude)
+            want = fresh.recommend(users, 4, 6, exclude_seen=exclude)
+            assert [ids(h) for h in got] == [ids(h) for h in want]
+        assert cached.suggest(users, 3, 5) == fresh.suggest(users, 3, 5)
+    assert cache.hits > 0 and cache.misses > 0
+    # an explicit history is keyed by its content: one more event is a different state
+    ctx = Context("u2", (Event("rec_click", cached.item_ids[0]),))
+    hits_before = cache.hits
+    assert ids(cached.recommend([ctx], 4, 6)[0]) == ids(fresh.recommend([ctx], 4, 6)[0])
+    assert cache.hits == hits_before
+    # search states hold the query: never cached
+    n = len(cache)
+    q = cached.joint.jd.query_text[0]
+    cached.search([q], ["u0"], 4, 6)
+    assert len(cache) == n
+    assert np.isfinite([h.score for h in cached.recommend(["u0"], 4, 6)[0]]).all()
+
+
+def test_rec_only_runs_have_no_history_cache(runs):
+    assert Predictor.from_run(runs["rec"]).cache_states(10) is None

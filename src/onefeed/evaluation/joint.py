@@ -16,13 +16,18 @@ import numpy as np
 import torch
 
 from onefeed.decoding.beam import beam_search
+from onefeed.decoding.state_cache import StateCache
 from onefeed.decoding.text import text_beam_search
 from onefeed.decoding.trie import Trie
 from onefeed.evaluation.seen import Decode, choose_seen, decode_unseen
 from onefeed.models.joint import JointModel
+from onefeed.models.transformer import Events
 from onefeed.tasks.joint import (IdLayout, JointData, event_tensors, history_before,
                                  path_code_tensors, query_index, with_queries)
 from onefeed.tokens import Vocab
+
+CACHED_TASKS = frozenset({"NRIP", "NSQP"})
+"""Tasks whose state is the history's alone (cacheable); a search state includes the query."""
 
 
 class JointPredictor:
@@ -37,6 +42,7 @@ class JointPredictor:
                       for p in ("rec", "search")}
         self.max_len = model.cfg.max_len
         self.max_items = max_items  # > 0: at most this many item events of history
+        self.state_cache: StateCache | None = None  # set by a server: history states reused
 
     # ---- states -----------------------------------------------------------------------------------
     def _states(self, idx: np.ndarray, task: str, jd: JointData | None = None) -> torch.Tensor:
@@ -44,7 +50,13 @@ class JointPredictor:
         other ``JointData``, e.g. explicit histories built by ``onefeed.predict``) -> (n, d)."""
         jd, idx = with_queries(self.jd if jd is None else jd, idx)
         ev = event_tensors(idx, jd, self.codes, self.vocab, self.behaviour_tokens)
-        return self.model.head_input(self.model.last_state(ev, task), task)
+
+        def encode(rows: Events) -> torch.Tensor:
+            return self.model.head_input(self.model.last_state(rows, task), task)
+
+        if self.state_cache is None or task not in CACHED_TASKS:
+            return encode(ev)
+        return self.state_cache.get(task, ev, encode)
 
     @torch.no_grad()
     def _decode(self, idx: np.ndarray, task: str, path: str, beam: int, k: int,

@@ -44,22 +44,21 @@ class _Job:
 class MicroBatcher:
     def __init__(self, run: Run, executor: ThreadPoolExecutor, enabled: bool = True,
                  max_wait_ms: float = 0.0, max_batch: int = 64,
-                 on_batch: Callable[[str, int], None] | None = None,
-                 on_depth: Callable[[str, int], None] | None = None) -> None:
+                 on_batch: Callable[[str, int], None] | None = None) -> None:
         self.run, self.executor, self.enabled = run, executor, enabled
         self.max_wait, self.max_batch = max_wait_ms / 1000.0, max_batch
-        self.on_batch, self.on_depth = on_batch, on_depth
+        self.on_batch = on_batch
         self.queues: dict[str, asyncio.Queue] = {}
         self.workers: dict[str, asyncio.Task] = {}
         self.pending: dict[str, int] = defaultdict(int)
 
     def depth(self, endpoint: str) -> int:
+        """Requests of ``endpoint`` waiting for the model now (read by the metrics gauge at
+        scrape time, so counting costs a request nothing more than an addition)."""
         return self.pending[endpoint]
 
     def _depth_changed(self, endpoint: str, delta: int) -> None:
         self.pending[endpoint] += delta
-        if self.on_depth:
-            self.on_depth(endpoint, self.pending[endpoint])
 
     async def submit(self, endpoint: str, key: Hashable, payload: Any) -> Any:
         loop = asyncio.get_running_loop()

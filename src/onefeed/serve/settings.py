@@ -35,6 +35,7 @@ class ServeSettings:
     history_split: Literal["all", "valid", "test"] = "all"  # where a logged user's history ends
     bm25_depth: int = 100  # BM25 candidates re-scored with fuse_bm25
     threads: int = 1  # torch threads per worker
+    state_cache: int = 100000  # encoded histories kept for reuse (LRU); 0 = encode every time
     feedback: str = ""  # SQLite path or postgresql:// URL; "" = <run>.feedback.sqlite
     catalogue: str = ""  # item journal; "" = <run>.catalogue.jsonl (beside the run)
     onebar: str = ""  # OneBar artifact (onefeed onebar build): /suggest with a trigger_item
@@ -45,7 +46,8 @@ class ServeSettings:
         "suggest_beam": "[1, 200]", "suggest_max_words": "[1, 64]", "max_k": "[1, 1000]",
         "max_query_chars": "[1, 100000]", "max_history": "[1, 100000]",
         "max_body_bytes": ">= 1024", "max_feedback_events": "[1, 100000]",
-        "bm25_depth": "[1, 10000]", "threads": "[1, 256]"}
+        "bm25_depth": "[1, 10000]", "threads": "[1, 256]",
+        "state_cache": "[0, 100000000]"}
 
     def feedback_target(self, run_dir: Path) -> str:
         if self.feedback:

@@ -27,10 +27,25 @@ def test_targets_and_markdown_from_the_numbers():
            "config": {"beam": 20, "k": 10, "requests_per_level": 300,
                       "client": "wrk (...)", "seconds_per_level": 5.0},
            "endpoints": batched, "unbatched": {"endpoints": unbatched},
-           "ratio_rps_batched_vs_unbatched": ratio, "targets": targets, "command": "c"}
+           "ratio_rps_batched_vs_unbatched": ratio, "targets": targets, "command": "c",
+           "state_cache": {"batched": {"entries": 256.0, "hits": 900.0, "misses": 256.0},
+                           "unbatched": {}}}
     md = _markdown(doc, levels)
     assert "1-min load average 0.42 when the run started" in md
     assert "shared with other jobs" not in md
     assert "- client: wrk (...); 5 s per cell" in md
     assert "| /recommend | 32 | 150.0 / 270.0 / 300.0 | 600 | 200.0 / 360.0 / 400.0 | 100 | 6.00x |" in md
     assert "- suggest_p99_ms_c1: 31.0 (target 30.0) — NOT met" in md
+    assert "batched: history-state cache 900 hits / 1156 history states read (256 kept;" in md
+    assert "unbatched: history-state" not in md  # no counters: nothing claimed
+
+
+def test_cache_counters_are_read_from_metrics(monkeypatch):
+    import httpx
+
+    from onefeed.cli.bench_serve import _cache_stats
+
+    text = ('# TYPE onefeed_state_cache gauge\nonefeed_state_cache{what="entries"} 3.0\n'
+            'onefeed_state_cache{what="hits"} 7.0\nonefeed_requests_total{x="y"} 1.0\n')
+    monkeypatch.setattr(httpx, "get", lambda url, timeout: httpx.Response(200, text=text))
+    assert _cache_stats("http://x") == {"entries": 3.0, "hits": 7.0}

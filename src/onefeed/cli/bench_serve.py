@@ -70,6 +70,7 @@ def bench_serve_cmd(
     common = [f"beam={beam}", f"suggest_beam={beam}"]
     modes = {"batched": common + ["batching=true"], "unbatched": common + ["batching=false"]}
     results: dict[str, Any] = {}
+    caches: dict[str, dict[str, float]] = {}
     for mode, settings in modes.items():
         with Server(run, settings + [f"catalogue={_scratch(run, mode)}"]) as server:
             for endpoint in ENDPOINTS:  # warm-up: first calls build caches
@@ -84,6 +85,7 @@ def bench_serve_cmd(
                                f"p99 {stats['p99_ms']:7.2f} ms  {stats['rps']:8.1f} req/s  "
                                f"errors {stats['errors']}")
             results[mode] = res
+            caches[mode] = _cache_stats(server.url)
     ratio = {e: {str(c): round(results["batched"][e]["concurrency"][str(c)]["rps"]
                                / max(results["unbatched"][e]["concurrency"][str(c)]["rps"], 1e-9),
                                2) for c in levels} for e in ENDPOINTS}
@@ -98,12 +100,25 @@ def bench_serve_cmd(
                       f"--requests {requests} --beam {beam} --k {k} --seed {seed} "
                       f"--client {client} --seconds {seconds:g}",
            "endpoints": results["batched"], "unbatched": {"endpoints": results["unbatched"]},
-           "ratio_rps_batched_vs_unbatched": ratio,
+           "ratio_rps_batched_vs_unbatched": ratio, "state_cache": caches,
            "targets": _targets(results, ratio, levels)}
     path = out or results_root() / "serve.json"
     write_json(path, doc)
     path.with_suffix(".md").write_text(_markdown(doc, levels))
     typer.echo(f"wrote {path} and {path.with_suffix('.md')}")
+
+
+def _cache_stats(url: str) -> dict[str, float]:
+    """The server's history-state cache counters (``onefeed_state_cache`` in /metrics)."""
+    import httpx
+
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("onefeed_state_cache{"):
+            what = line.split('what="', 1)[1].split('"', 1)[0]
+            out[what] = float(line.rsplit(" ", 1)[1])
+    return out
 
 
 def _levels(text: str) -> list[int]:
@@ -182,6 +197,13 @@ def _markdown(doc: dict, levels: list[int]) -> str:
                          f"{b['p99_ms']:.1f} | {b['rps']:.0f} | {u['p50_ms']:.1f} / "
                          f"{u['p95_ms']:.1f} / {u['p99_ms']:.1f} | {u['rps']:.0f} | "
                          f"{doc['ratio_rps_batched_vs_unbatched'][e][str(c)]:.2f}x |")
+    for mode, c in doc.get("state_cache", {}).items():
+        if c:
+            reads = c.get("hits", 0) + c.get("misses", 0)
+            lines.append(f"\n{mode}: history-state cache {c.get('hits', 0):.0f} hits / "
+                         f"{reads:.0f} history states read ({c.get('entries', 0):.0f} kept; "
+                         "/recommend and /suggest read a logged user's encoded history from "
+                         "it, /search encodes every request: its state holds the query)")
     lines += ["", "Targets:", ""]
     for name, t in doc["targets"].items():
         lines.append(f"- {name}: {t['value']} (target {t['target']}) — "

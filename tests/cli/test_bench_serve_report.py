@@ -33,11 +33,27 @@ def test_targets_and_markdown_from_the_numbers():
     md = _markdown(doc, levels)
     assert "1-min load average 0.42 when the run started" in md
     assert "shared with other jobs" not in md
-    assert "- client: wrk (...); 5 s per cell" in md
+    assert "- client: wrk (...); 5 s per run" in md
+    doc["config"]["repeats"] = 3
+    assert "5 s per run; median of 3 interleaved runs per cell and server" in _markdown(doc, levels)
     assert "| /recommend | 32 | 150.0 / 270.0 / 300.0 | 600 | 200.0 / 360.0 / 400.0 | 100 | 6.00x |" in md
     assert "- suggest_p99_ms_c1: 31.0 (target 30.0) — NOT met" in md
     assert "batched: history-state cache 900 hits / 1156 history states read (256 kept;" in md
     assert "unbatched: history-state" not in md  # no counters: nothing claimed
+
+
+def test_repeated_runs_give_the_median_cell():
+    from onefeed.cli.bench_serve import _median_cell
+
+    runs = [{"p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 9.0, "rps": 300.0, "requests": 10,
+             "errors": 0},
+            {"p50_ms": 3.0, "p95_ms": 4.0, "p99_ms": 5.0, "rps": 100.0, "requests": 20,
+             "errors": 1},
+            {"p50_ms": 2.0, "p95_ms": 3.0, "p99_ms": 7.0, "rps": 200.0, "requests": 30,
+             "errors": 0}]
+    assert _median_cell(runs) == {"p50_ms": 2.0, "p95_ms": 3.0, "p99_ms": 7.0, "rps": 200.0,
+                                  "rps_runs": [300.0, 100.0, 200.0], "requests": 60,
+                                  "errors": 1}
 
 
 def test_cache_counters_are_read_from_metrics(monkeypatch):

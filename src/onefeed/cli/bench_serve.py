@@ -2,9 +2,11 @@
 
     onefeed bench serve --run runs/synthetic/model/onefeed/seed0
 
-Starts ``onefeed serve`` over loopback twice on the same run (micro-batching on, then
-``batching=false``: one request at a time), drives /recommend, /search and /suggest with a
-bounded asyncio client at each concurrency, and writes bench/results/serve.{json,md}:
+Starts ``onefeed serve`` over loopback twice on the same run, side by side (micro-batching on,
+and ``batching=false``: one request at a time), drives /recommend, /search and /suggest with wrk
+(or the bounded asyncio client) at each concurrency, ``--repeats`` times per cell and server,
+interleaved in alternating order so that drift of the shared 2 cores hits both servers alike
+(the cell is the median run), and writes bench/results/serve.{json,md}:
 ``endpoints.<e>.concurrency.<c>.{p50_ms,p95_ms,p99_ms,rps}`` (batched), the same under
 ``unbatched``, and ``ratio_rps_batched_vs_unbatched.<e>.<c>``.
 """
@@ -12,6 +14,7 @@ bounded asyncio client at each concurrency, and writes bench/results/serve.{json
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -41,6 +44,8 @@ def bench_serve_cmd(
                                "the 2 cores) or httpx (the asyncio client, no install)"),
     seconds: float = typer.Option(5.0, min=1.0, help="seconds per (endpoint, concurrency) "
                                   "with wrk (httpx sends --requests instead)"),
+    repeats: int = typer.Option(3, min=1, max=20, help="measurements per cell and server, "
+                                "interleaved batched / unbatched; the cell is their median"),
     out: Path = typer.Option(None, help="JSON path (default bench/results/serve.json)"),
 ) -> None:
     """Batched vs one-at-a-time server: p50/p95/p99 and requests/s per endpoint."""
@@ -69,22 +74,28 @@ def bench_serve_cmd(
     payloads = _payloads(run, seed, k)
     common = [f"beam={beam}", f"suggest_beam={beam}"]
     modes = {"batched": common + ["batching=true"], "unbatched": common + ["batching=false"]}
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {m: {e: {"concurrency": {}} for e in ENDPOINTS} for m in modes}
     caches: dict[str, dict[str, float]] = {}
-    for mode, settings in modes.items():
-        with Server(run, settings + [f"catalogue={_scratch(run, mode)}"]) as server:
+    with contextlib.ExitStack() as stack:  # both servers up; the idle one takes no CPU
+        servers = {m: stack.enter_context(Server(run, sets + [f"catalogue={_scratch(run, m)}"]))
+                   for m, sets in modes.items()}
+        for server in servers.values():
             for endpoint in ENDPOINTS:  # warm-up: first calls build caches
                 asyncio.run(drive(server.url, f"/{endpoint}", payloads[endpoint], 4, 40))
-            res: dict[str, Any] = {}
-            for endpoint in ENDPOINTS:
-                res[endpoint] = {"concurrency": {}}
-                for c in levels:
-                    stats = measure(server.url, endpoint, c)
-                    res[endpoint]["concurrency"][str(c)] = stats
+        for endpoint in ENDPOINTS:
+            for c in levels:
+                runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+                for r in range(repeats):  # interleaved, the order alternating: drift hits both
+                    for mode in (list(modes) if r % 2 == 0 else list(modes)[::-1]):
+                        runs[mode].append(measure(servers[mode].url, endpoint, c))
+                for mode, cells in runs.items():
+                    stats = _median_cell(cells)
+                    results[mode][endpoint]["concurrency"][str(c)] = stats
                     typer.echo(f"{mode:>9} /{endpoint:<9} c={c:<3} p50 {stats['p50_ms']:7.2f} "
-                               f"p99 {stats['p99_ms']:7.2f} ms  {stats['rps']:8.1f} req/s  "
+                               f"p99 {stats['p99_ms']:7.2f} ms  {stats['rps']:8.1f} req/s "
+                               f"(runs {' '.join(f'{x:.0f}' for x in stats['rps_runs'])})  "
                                f"errors {stats['errors']}")
-            results[mode] = res
+        for mode, server in servers.items():
             caches[mode] = _cache_stats(server.url)
     ratio = {e: {str(c): round(results["batched"][e]["concurrency"][str(c)]["rps"]
                                / max(results["unbatched"][e]["concurrency"][str(c)]["rps"], 1e-9),
@@ -95,10 +106,11 @@ def bench_serve_cmd(
                       "requests_per_level": requests, "concurrency": levels,
                       "batched": modes["batched"], "unbatched": modes["unbatched"],
                       "server": "onefeed serve, 1 uvicorn worker, torch 1 thread, loopback",
-                      "client": CLIENTS[client], "seconds_per_level": seconds},
+                      "client": CLIENTS[client], "seconds_per_level": seconds,
+                      "repeats": repeats},
            "command": f"onefeed bench serve --run {run} --concurrency {concurrency} "
                       f"--requests {requests} --beam {beam} --k {k} --seed {seed} "
-                      f"--client {client} --seconds {seconds:g}",
+                      f"--client {client} --seconds {seconds:g} --repeats {repeats}",
            "endpoints": results["batched"], "unbatched": {"endpoints": results["unbatched"]},
            "ratio_rps_batched_vs_unbatched": ratio, "state_cache": caches,
            "targets": _targets(results, ratio, levels)}
@@ -106,6 +118,19 @@ def bench_serve_cmd(
     write_json(path, doc)
     path.with_suffix(".md").write_text(_markdown(doc, levels))
     typer.echo(f"wrote {path} and {path.with_suffix('.md')}")
+
+
+def _median_cell(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """Repeated measurements of one cell -> the median of each number, every run's req/s and
+    the errors summed."""
+    import statistics
+
+    out: dict[str, Any] = {key: round(statistics.median(c[key] for c in cells), 3)
+                           for key in ("p50_ms", "p95_ms", "p99_ms", "rps")}
+    out["rps_runs"] = [c["rps"] for c in cells]
+    out["requests"] = sum(int(c["requests"]) for c in cells)
+    out["errors"] = sum(int(c["errors"]) for c in cells)
+    return out
 
 
 def _cache_stats(url: str) -> dict[str, float]:
@@ -173,9 +198,11 @@ def _targets(results: dict, ratio: dict, levels: list[int]) -> dict[str, Any]:
 
 
 def _per_cell(config: dict) -> str:
+    repeats = config.get("repeats", 1)
+    times = f"; median of {repeats} interleaved runs per cell and server" if repeats > 1 else ""
     if config.get("client", "").startswith("wrk"):
-        return f"{config['seconds_per_level']:g} s per cell"
-    return f"{config['requests_per_level']}+ requests per cell"
+        return f"{config['seconds_per_level']:g} s per run{times}"
+    return f"{config['requests_per_level']}+ requests per run{times}"
 
 
 def _markdown(doc: dict, levels: list[int]) -> str:

@@ -272,6 +272,11 @@ class Predictor:
     def n_live(self) -> int:
         return len(self.tries["rec"])
 
+    def _forget_states(self) -> None:
+        cache = getattr(self.joint, "state_cache", None)
+        if cache is not None:  # a history may read differently (e.g. a re-added item's codes)
+            cache.clear()
+
     def cache_states(self, capacity: int) -> Any:
         """Reuse encoded histories across calls (``decoding.state_cache``): up to
         ``capacity`` history states of /recommend and /suggest rows; -> the cache (None: this
@@ -437,15 +442,28 @@ class Predictor:
             items, scores = decode(self.model, hist, self.codes, self.vocab, self.trie, beam, k)
             return self._hits(items, scores, k)
         mini, idx = self._joint_rows(who, split)
-        pred = self.joint
+        pred, keys = self.joint, self._state_keys(who, split)
         if exclude_seen:
             hist = np.where(idx >= 0, mini.item[np.maximum(idx, 0)], -1)
             items, scores = decode_unseen(
-                lambda rows, b, kk: pred._decode(idx[rows], "NRIP", "rec", b, kk, mini),
+                lambda rows, b, kk: pred._decode(idx[rows], "NRIP", "rec", b, kk, mini,
+                                                 keys and [keys[r] for r in rows]),
                 np.arange(len(idx)), hist, beam, k)
         else:
-            items, scores = pred._decode(idx, "NRIP", "rec", beam, k, mini)
+            items, scores = pred._decode(idx, "NRIP", "rec", beam, k, mini, keys)
         return self._hits(items, scores, k)
+
+    def _state_keys(self, who: Sequence[Who | None], split: Split) -> list[Any] | None:
+        """Cache keys of rows that are a logged user's history alone: (user, split); None for
+        an explicit history (the cache keys it by content); None for all without a cache."""
+        if getattr(self.joint, "state_cache", None) is None:
+            return None
+        keys: list[Any] = []
+        for row in who:
+            user, events = _parts(row)
+            keys.append(("user", self.user(user), split) if user is not None and not events
+                        else None)
+        return keys
 
     def _need_history_model(self, what: str) -> None:
         if self.kind == "unisearch":
@@ -545,7 +563,8 @@ class Predictor:
         if not who:
             return []
         mini, idx = self._joint_rows(who, split)
-        return self.joint.generate_from(idx, k, max(beam or k, k), max_words, jd=mini)
+        return self.joint.generate_from(idx, k, max(beam or k, k), max_words, jd=mini,
+                                        keys=self._state_keys(who, split))
 
     @torch.no_grad()
     def score(self, who: Sequence[Who], candidates: Sequence[Sequence[str]],
@@ -669,6 +688,7 @@ class Predictor:
         """Add (or re-add after a removal) an item; searchable and recommendable at once.
         ``codes`` given (a journal replay) are used as they are."""
         item_id = str(item_id)
+        self._forget_states()
         old = self.index.get(item_id)
         if old is not None and old in self.tries["rec"]:
             raise CatalogueConflict(f"item: {item_id!r} is already in the catalogue", "item")
@@ -700,6 +720,7 @@ class Predictor:
 
     def remove_item(self, item_id: str) -> dict[str, Any]:
         i = self.item(item_id, "item")
+        self._forget_states()
         for trie in self.tries.values():
             trie.remove(i)
         return {"item": str(item_id), "removed": True}

@@ -4,7 +4,7 @@ fresh ones through ``Predictor``: tests/serve/test_predict.py)."""
 import pytest
 import torch
 
-from onefeed.decoding.state_cache import StateCache, row_keys
+from onefeed.decoding.state_cache import StateCache, row_keys, select
 from onefeed.models.transformer import Events
 
 
@@ -17,47 +17,58 @@ def _events(items: list[list[int]]) -> Events:
 class CountingEncoder:
     """states = the sum of each row's items, so which rows were encoded is visible."""
 
-    def __init__(self) -> None:
-        self.rows = 0
+    def __init__(self, ev: Events) -> None:
+        self.ev, self.rows = ev, 0
 
-    def __call__(self, ev: Events) -> torch.Tensor:
-        self.rows += ev.items.shape[0]
-        return ev.items.clamp(min=0).sum(1, keepdim=True).float().repeat(1, 4)
+    def __call__(self, rows: list[int]) -> torch.Tensor:
+        self.rows += len(rows)
+        sub = select(self.ev, rows)
+        return sub.items.clamp(min=0).sum(1, keepdim=True).float().repeat(1, 4)
 
 
-def test_keys_follow_content_not_position():
-    a, b, c = row_keys(_events([[1, 2, 3], [1, 2, 4], [1, 2, 3]]))
-    assert a != b and c == a and len(a) == 16
-    # one differing tensor (the codes) is a different row
-    ev = _events([[1, 2, 3]])
-    other = ev._replace(codes=ev.codes + 1)
-    assert row_keys(ev) != row_keys(other)
+def _get(cache, task, items):
+    ev = _events(items)
+    enc = CountingEncoder(ev)
+    return cache.get(task, row_keys(ev), enc), enc.rows
 
 
 def test_misses_are_encoded_once_together_and_hits_read():
-    enc, cache = CountingEncoder(), StateCache(10)
-    first = cache.get("NRIP", _events([[1, 2, 3], [4, 5, 6]]), enc)
-    assert enc.rows == 2 and first[:, 0].tolist() == [6.0, 15.0]
-    again = cache.get("NRIP", _events([[4, 5, 6], [7, 8, 9], [1, 2, 3]]), enc)
-    assert enc.rows == 3  # only [7, 8, 9] was new
+    cache = StateCache(10)
+    first, n = _get(cache, "NRIP", [[1, 2, 3], [4, 5, 6]])
+    assert n == 2 and first[:, 0].tolist() == [6.0, 15.0]
+    again, n = _get(cache, "NRIP", [[4, 5, 6], [7, 8, 9], [1, 2, 3]])
+    assert n == 1  # only [7, 8, 9] was new
     assert again[:, 0].tolist() == [15.0, 24.0, 6.0]
     assert cache.stats() == {"entries": 3, "capacity": 10, "hits": 2, "misses": 3}
-    cache.get("NSQP", _events([[1, 2, 3]]), enc)  # a task has its own states
-    assert enc.rows == 4
+    _, n = _get(cache, "NSQP", [[1, 2, 3]])  # a task has its own states
+    assert n == 1
+    cache.clear()
+    assert len(cache) == 0 and _get(cache, "NRIP", [[1, 2, 3]])[1] == 1
+
+
+def test_any_hashable_key_names_a_row():
+    cache = StateCache(10)
+    calls = []
+
+    def encode(rows):
+        calls.append(rows)
+        return torch.arange(len(rows), dtype=torch.float32)[:, None] + 10 * len(calls)
+
+    a = cache.get("t", [("user", 3, "all"), ("user", 4, "all")], encode)
+    b = cache.get("t", [("user", 4, "all"), ("user", 5, "all")], encode)
+    assert calls == [[0, 1], [1]]
+    assert a[:, 0].tolist() == [10.0, 11.0] and b[:, 0].tolist() == [11.0, 20.0]
 
 
 def test_least_recently_used_rows_are_dropped():
-    enc, cache = CountingEncoder(), StateCache(2)
-    cache.get("t", _events([[1, 1, 1]]), enc)
-    cache.get("t", _events([[2, 2, 2]]), enc)
-    cache.get("t", _events([[1, 1, 1]]), enc)  # touch: [2, 2, 2] is now the oldest
-    cache.get("t", _events([[3, 3, 3]]), enc)
+    cache = StateCache(2)
+    _get(cache, "t", [[1, 1, 1]])
+    _get(cache, "t", [[2, 2, 2]])
+    _get(cache, "t", [[1, 1, 1]])  # touch: [2, 2, 2] is now the oldest
+    _get(cache, "t", [[3, 3, 3]])
     assert len(cache) == 2
-    n = enc.rows
-    cache.get("t", _events([[1, 1, 1]]), enc)
-    assert enc.rows == n
-    cache.get("t", _events([[2, 2, 2]]), enc)
-    assert enc.rows == n + 1
+    assert _get(cache, "t", [[1, 1, 1]])[1] == 0
+    assert _get(cache, "t", [[2, 2, 2]])[1] == 1
 
 
 def test_capacity_must_be_positive():

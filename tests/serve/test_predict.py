@@ -135,16 +135,22 @@ def test_cached_predictor_answers_equal_fresh_ones(runs):
             assert [ids(h) for h in got] == [ids(h) for h in want]
         assert cached.suggest(users, 3, 5) == fresh.suggest(users, 3, 5)
     assert cache.hits > 0 and cache.misses > 0
+    assert ("NRIP", ("user", cached.user("u3"), "all")) in cache.states  # logged: by user
     # an explicit history is keyed by its content: one more event is a different state
     ctx = Context("u2", (Event("rec_click", cached.item_ids[0]),))
     hits_before = cache.hits
     assert ids(cached.recommend([ctx], 4, 6)[0]) == ids(fresh.recommend([ctx], 4, 6)[0])
     assert cache.hits == hits_before
+    assert ids(cached.recommend([ctx], 4, 6)[0]) == ids(fresh.recommend([ctx], 4, 6)[0])
+    assert cache.hits == hits_before + 1
     # search states hold the query: never cached
     n = len(cache)
     q = cached.joint.jd.query_text[0]
     cached.search([q], ["u0"], 4, 6)
     assert len(cache) == n
+    # a catalogue change forgets every state (a history may read differently now)
+    cached.remove_item(cached.item_ids[1])
+    assert len(cache) == 0
     assert np.isfinite([h.score for h in cached.recommend(["u0"], 4, 6)[0]]).all()
 
 

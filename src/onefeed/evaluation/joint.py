@@ -10,13 +10,13 @@ whole catalogue.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Hashable
 
 import numpy as np
 import torch
 
 from onefeed.decoding.beam import beam_search
-from onefeed.decoding.state_cache import StateCache
+from onefeed.decoding.state_cache import StateCache, row_keys, select
 from onefeed.decoding.text import text_beam_search
 from onefeed.decoding.trie import Trie
 from onefeed.evaluation.seen import Decode, choose_seen, decode_unseen
@@ -45,29 +45,46 @@ class JointPredictor:
         self.state_cache: StateCache | None = None  # set by a server: history states reused
 
     # ---- states -----------------------------------------------------------------------------------
-    def _states(self, idx: np.ndarray, task: str, jd: JointData | None = None) -> torch.Tensor:
+    def _states(self, idx: np.ndarray, task: str, jd: JointData | None = None,
+                keys: list[Hashable | None] | None = None) -> torch.Tensor:
         """(n, T) event indices into ``jd`` (default: the predictor's own flat arrays; any
-        other ``JointData``, e.g. explicit histories built by ``onefeed.predict``) -> (n, d)."""
-        jd, idx = with_queries(self.jd if jd is None else jd, idx)
-        ev = event_tensors(idx, jd, self.codes, self.vocab, self.behaviour_tokens)
+        other ``JointData``, e.g. explicit histories built by ``onefeed.predict``) -> (n, d).
 
-        def encode(rows: Events) -> torch.Tensor:
-            return self.model.head_input(self.model.last_state(rows, task), task)
+        With a ``state_cache`` (NRIP / NSQP): ``keys`` name rows whose history the caller can
+        identify (a logged user); rows without one (None, or no ``keys``) are keyed by content."""
+        jd, idx = with_queries(self.jd if jd is None else jd, idx)
+
+        def events(rows: np.ndarray) -> Events:
+            return event_tensors(rows, jd, self.codes, self.vocab, self.behaviour_tokens)
+
+        def encode(ev: Events) -> torch.Tensor:
+            return self.model.head_input(self.model.last_state(ev, task), task)
 
         if self.state_cache is None or task not in CACHED_TASKS:
-            return encode(ev)
-        return self.state_cache.get(task, ev, encode)
+            return encode(events(idx))
+        keyed: list[Hashable | None] = list(keys) if keys is not None else [None] * len(idx)
+        unnamed = [i for i, key in enumerate(keyed) if key is None]
+        if len(unnamed) == len(idx):  # all by content: one set of event tensors serves both
+            ev = events(idx)
+            return self.state_cache.get(task, [("content", key) for key in row_keys(ev)],
+                                        lambda rows: encode(select(ev, rows)))
+        if unnamed:
+            for i, key in zip(unnamed, row_keys(events(idx[unnamed]))):
+                keyed[i] = ("content", key)
+        return self.state_cache.get(task, keyed, lambda rows: encode(events(idx[rows])))
 
     @torch.no_grad()
     def _decode(self, idx: np.ndarray, task: str, path: str, beam: int, k: int,
-                jd: JointData | None = None) -> tuple[np.ndarray, np.ndarray]:
+                jd: JointData | None = None, keys: list[Hashable | None] | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
         items = np.full((len(idx), k), -1, dtype=np.int64)
         scores = np.full((len(idx), k), -np.inf, dtype=np.float32)
         order = np.argsort((idx != -1).sum(axis=1), kind="stable")
         step = self.model.path_step(path)
         for start in range(0, len(idx), self.batch_size):
             rows = order[start:start + self.batch_size]
-            state = self._states(idx[rows], task, jd)
+            state = self._states(idx[rows], task, jd,
+                                 None if keys is None else [keys[r] for r in rows])
             res = beam_search(step, state, self.tries[path], len(rows), beam, k)
             items[rows], scores[rows] = res.items.numpy(), res.scores.numpy()
         return items, scores
@@ -159,13 +176,15 @@ class JointPredictor:
     @torch.no_grad()
     def generate_from(self, idx: np.ndarray, k: int, beam: int | None = None,
                       max_words: int = 10, length_penalty: float = 0.0,
-                      jd: JointData | None = None) -> list[list[str]]:
+                      jd: JointData | None = None, keys: list[Hashable | None] | None = None
+                      ) -> list[list[str]]:
         """NSQP over (n, T) event indices into ``jd`` (default: the predictor's own)."""
         beam = beam or k  # finished hypotheses pile up over steps: beam may be < k
         out: list[list[str]] = [[] for _ in range(len(idx))]
         for start in range(0, len(idx), self.batch_size):
             rows = np.arange(start, min(start + self.batch_size, len(idx)))
-            cond = self._states(idx[rows], "NSQP", jd)
+            cond = self._states(idx[rows], "NSQP", jd,
+                                None if keys is None else [keys[r] for r in rows])
             # more hypotheses than k: distinct word-piece sequences may decode to one string
             n_hyp = min(beam * max_words, max(beam, 4 * k))
             tokens, scores = self._text_beam(cond, beam, n_hyp, max_words, length_penalty)

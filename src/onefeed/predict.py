@@ -279,9 +279,9 @@ class Predictor:
 
     def cache_states(self, capacity: int) -> Any:
         """Reuse encoded histories across calls (``decoding.state_cache``): up to
-        ``capacity`` history states of /recommend and /suggest rows; -> the cache (None: this
-        kind of run encodes no history, or ``capacity`` is 0). Search states hold the query
-        and are always encoded."""
+        ``capacity`` history states of /recommend and /suggest rows and history keys / values of
+        /search rows (the query is encoded on top); -> the cache (None: this kind of run
+        encodes no history, or ``capacity`` is 0)."""
         if self.kind != "joint" or capacity <= 0:
             return None
         from onefeed.decoding.state_cache import StateCache
@@ -505,7 +505,7 @@ class Predictor:
             mini, idx = self._joint_rows(who, split, queries)
             if fuse_bm25 is None:
                 items, scores = self.joint._decode(idx, "NSIP", "search", max(beam or k, k), k,
-                                                   mini)
+                                                   mini, self._state_keys(who, split))
                 return self._hits(items, scores, k)
             items, base = self._bm25_candidates(list(queries), max(bm25_depth, k))
             model = self._score_rows(mini, idx, items, "NSIP", "search")

@@ -61,6 +61,29 @@ def test_last_only_encoding_equals_the_full_encodings_last_state(n_layers):
     assert torch.allclose(model.last_state(ev), full[:, -1], atol=1e-6)
 
 
+@pytest.mark.parametrize("n_layers", [1, 2])
+@torch.no_grad()
+def test_a_cached_history_plus_one_event_equals_encoding_it_whole(n_layers):
+    from onefeed.models.transformer import Events, event_mask, trim_left
+
+    model, vocab = make(n_layers=n_layers)
+    hist = np.array([[-1, -1, 4, 3, 7, 9], [1, 2, 3, 4, 5, 6], [-1, -1, -1, -1, -1, 8]])
+    ev = history_events(hist, CODES, vocab)
+    head = Events(*(t[:, :-1] if t is not None else None for t in ev))
+    last = Events(*(t[:, -1:] if t is not None else None for t in ev))
+    history = trim_left(head)  # row 2 has no history at all: only the new event counts
+    kv = model.history_kv(history)
+    assert len(kv) == n_layers and kv[0][0].shape == (3, 2, history.items.shape[1], 8)
+    got = model.extend_state(kv, event_mask(history), last)
+    assert torch.allclose(got, model.last_state(ev), atol=1e-5)
+    # the history's keys / values do not depend on what follows: another last event reuses them
+    other = history_events(np.array([[-1, -1, 4, 3, 7, 11], [1, 2, 3, 4, 5, 0],
+                                     [-1, -1, -1, -1, -1, 2]]), CODES, vocab)
+    other_last = Events(*(t[:, -1:] if t is not None else None for t in other))
+    assert torch.allclose(model.extend_state(kv, event_mask(history), other_last),
+                          model.last_state(other), atol=1e-5)
+
+
 def test_causal_states_ignore_the_future():
     model, vocab = make()
     a = model.encode(history_events(np.array([[1, 2, 3, 4, 5, 6]]), CODES, vocab))

@@ -143,11 +143,16 @@ def test_cached_predictor_answers_equal_fresh_ones(runs):
     assert cache.hits == hits_before
     assert ids(cached.recommend([ctx], 4, 6)[0]) == ids(fresh.recommend([ctx], 4, 6)[0])
     assert cache.hits == hits_before + 1
-    # search states hold the query: never cached
-    n = len(cache)
-    q = cached.joint.jd.query_text[0]
-    cached.search([q], ["u0"], 4, 6)
-    assert len(cache) == n
+    # search: the history's keys / values are cached, the query is encoded on top of them
+    q, q2 = cached.joint.jd.query_text[0], "red polish"
+    for query in (q, q2, q):
+        got = cached.search([query, query], ["u0", Context("u1", (Event("rec_click", "i2"),))],
+                            4, 6)
+        assert [ids(h) for h in got] == [ids(h) for h in fresh.search([query, query],
+                                         ["u0", Context("u1", (Event("rec_click", "i2"),))],
+                                         4, 6)]
+    assert ("NSIP-history", ("user", cached.user("u0"), "all")) in cache.states
+    assert len([k for k in cache.states if k[0] == "NSIP-history"]) == 1  # u0 only
     # a catalogue change forgets every state (a history may read differently now)
     cached.remove_item(cached.item_ids[1])
     assert len(cache) == 0

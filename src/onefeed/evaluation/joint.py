@@ -21,13 +21,14 @@ from onefeed.decoding.text import text_beam_search
 from onefeed.decoding.trie import Trie
 from onefeed.evaluation.seen import Decode, choose_seen, decode_unseen
 from onefeed.models.joint import JointModel
-from onefeed.models.transformer import Events
+from onefeed.models.transformer import Events, event_mask, trim_left
 from onefeed.tasks.joint import (IdLayout, JointData, event_tensors, history_before,
                                  path_code_tensors, query_index, with_queries)
 from onefeed.tokens import Vocab
 
 CACHED_TASKS = frozenset({"NRIP", "NSQP"})
-"""Tasks whose state is the history's alone (cacheable); a search state includes the query."""
+"""Tasks whose state is the history's alone (cached whole); a search (NSIP) state includes the
+query: its history's keys and values are cached instead (``_query_after_history``)."""
 
 
 class JointPredictor:
@@ -60,7 +61,11 @@ class JointPredictor:
         def encode(ev: Events) -> torch.Tensor:
             return self.model.head_input(self.model.last_state(ev, task), task)
 
-        if self.state_cache is None or task not in CACHED_TASKS:
+        if self.state_cache is None:
+            return encode(events(idx))
+        if task == "NSIP" and keys is not None and self.model.task_blocks is None:
+            return self._query_after_history(events(idx), keys, encode)
+        if task not in CACHED_TASKS:
             return encode(events(idx))
         keyed: list[Hashable | None] = list(keys) if keys is not None else [None] * len(idx)
         unnamed = [i for i, key in enumerate(keyed) if key is None]
@@ -72,6 +77,47 @@ class JointPredictor:
             for i, key in zip(unnamed, row_keys(events(idx[unnamed]))):
                 keyed[i] = ("content", key)
         return self.state_cache.get(task, keyed, lambda rows: encode(events(idx[rows])))
+
+    def _query_after_history(self, ev: Events, keys: list[Hashable | None],
+                             encode: Any) -> torch.Tensor:
+        """NSIP states of rows whose last event is the query: a named row's history is read
+        as cached keys / values (encoded once per user and split) and only the query event
+        goes through the blocks; unnamed rows are encoded whole."""
+        cache, model = self.state_cache, self.model
+        assert cache is not None
+        out = torch.empty(len(keys), model.cfg.d_model)
+        named = [i for i, key in enumerate(keys) if key is not None]
+        unnamed = [i for i, key in enumerate(keys) if key is None]
+        if unnamed:
+            out[unnamed] = encode(select(ev, unnamed))
+        if not named:
+            return out
+        sub = select(ev, named)
+        history = Events(*(t[:, :-1] if t is not None else None for t in sub))
+        query = Events(*(t[:, -1:] if t is not None else None for t in sub))
+        full = [("NSIP-history", keys[i]) for i in named]
+        found = cache.fetch(full)
+        missing = [j for j, f in enumerate(found) if f is None]
+        if missing:
+            hist = trim_left(select(history, missing))
+            kv, valid = model.history_kv(hist), event_mask(hist)
+            for r, j in enumerate(missing):
+                keep = valid[r]
+                found[j] = [(k[r][:, keep].clone(), v[r][:, keep].clone()) for k, v in kv]
+                cache.put(full[j], found[j])
+        n_max = max(entry[0][0].shape[1] for entry in found)
+        heads, hd = found[0][0][0].shape[0], found[0][0][0].shape[2]
+        valid = torch.zeros(len(named), n_max, dtype=torch.bool)
+        layers = [(torch.zeros(len(named), heads, n_max, hd),
+                   torch.zeros(len(named), heads, n_max, hd)) for _ in found[0]]
+        for r, entry in enumerate(found):  # left-padded: what counts is the valid mask
+            n = entry[0][0].shape[1]
+            valid[r, n_max - n:] = True
+            for (k_all, v_all), (k, v) in zip(layers, entry):
+                k_all[r, :, n_max - n:], v_all[r, :, n_max - n:] = k, v
+        state = model.extend_state(layers, valid, query)
+        out[named] = model.head_input(state, "NSIP")
+        return out
 
     @torch.no_grad()
     def _decode(self, idx: np.ndarray, task: str, path: str, beam: int, k: int,

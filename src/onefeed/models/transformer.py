@@ -100,6 +100,28 @@ class Block(nn.Module):
         x = x + self.drop(self.proj(y.transpose(1, 2).reshape(b, t_q, d)))
         return x + self.drop(self.mlp(self.ln2(x)))
 
+    def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, T, d) -> this block's keys and values, each (B, heads, T, d / heads)."""
+        b, t, d = x.shape
+        k, v = F.linear(self.ln1(x), self.qkv.weight[d:], self.qkv.bias[d:]).split(d, dim=2)
+        return tuple(u.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)
+                     for u in (k, v))  # type: ignore[return-value]
+
+    def extend(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+               valid: torch.Tensor) -> torch.Tensor:
+        """One new position after cached ones (inference): x (B, 1, d) attends to itself and
+        to the ``valid`` (B, T) of ``keys`` / ``values`` (from ``keys_values`` of the earlier
+        positions) -> (B, 1, d), what ``forward`` gives at that position."""
+        b, _, d = x.shape
+        hd = d // self.n_heads
+        q, k, v = (u.view(b, 1, self.n_heads, hd).transpose(1, 2)
+                   for u in self.qkv(self.ln1(x)).split(d, dim=2))
+        mask = torch.cat([valid, valid.new_ones(b, 1)], dim=1)[:, None, None, :]
+        y = F.scaled_dot_product_attention(q, torch.cat([keys, k], 2), torch.cat([values, v], 2),
+                                           attn_mask=mask)
+        x = x + self.proj(y.transpose(1, 2).reshape(b, 1, d))
+        return x + self.mlp(self.ln2(x))
+
 
 class LevelHead(nn.Module):
     """Level-j code logits from a state and the codes chosen at levels < j."""
@@ -149,9 +171,10 @@ class GenerativeRecommender(nn.Module):
     _init = staticmethod(init_weights)
 
     # ---- encoder over the history -------------------------------------------------------------
-    def embed(self, ev: Events) -> torch.Tensor:
+    def embed(self, ev: Events, end: int | None = None) -> torch.Tensor:
         """Events -> (B, T, d) input embeddings (OneFeed Eq. 5); a query event adds the mean of
-        its word-piece embeddings (shared with the text head)."""
+        its word-piece embeddings (shared with the text head). The last column sits at position
+        ``end - 1`` (default ``max_len - 1``: histories are right-aligned)."""
         valid = event_mask(ev)
         code_tok = torch.where(ev.codes >= 0, ev.codes + self.sid_offsets, 0)  # (B, T, L)
         code_emb = self.tok(code_tok)  # (B, T, L, d)
@@ -169,8 +192,8 @@ class GenerativeRecommender(nn.Module):
             x = x + self.tok(ev.words).sum(2) / w.sum(-1, keepdim=True).clamp(min=1)
         if self.strength is not None and ev.strength is not None:
             x = x + self.strength(ev.strength)
-        t = ev.items.shape[1]
-        x = x + self.pos(torch.arange(self.cfg.max_len - t, self.cfg.max_len, device=x.device))
+        t, end = ev.items.shape[1], self.cfg.max_len if end is None else end
+        x = x + self.pos(torch.arange(end - t, end, device=x.device))
         return x * valid.unsqueeze(-1)
 
     def encode(self, ev: Events, last_only: bool = False) -> torch.Tensor:
@@ -189,6 +212,34 @@ class GenerativeRecommender(nn.Module):
         for i, block in enumerate(self.blocks):
             x = block(x, mask, last_only=last_only and i == len(self.blocks) - 1)
         return self.ln_f(x)
+
+    # ---- a cached history, one more event (inference) --------------------------------------------
+    def history_kv(self, ev: Events) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Keys and values of every block over a history that ends one position before the
+        last (``extend_state`` then adds the event at position ``max_len - 1``, e.g. a search query).
+        Causal attention makes them independent of whatever comes after."""
+        valid = event_mask(ev)
+        t = valid.shape[1]
+        causal = torch.ones(t, t, dtype=torch.bool, device=valid.device).tril()
+        eye = torch.eye(t, dtype=torch.bool, device=valid.device)
+        mask = (causal & (valid[:, None, :] | eye)).unsqueeze(1)
+        x = self.embed(ev, end=self.cfg.max_len - 1)
+        out = []
+        for i, block in enumerate(self.blocks):
+            out.append(block.keys_values(x))
+            if i < len(self.blocks) - 1:
+                x = block(x, mask)
+        return out
+
+    def extend_state(self, history: list[tuple[torch.Tensor, torch.Tensor]],
+                     valid: torch.Tensor, last: Events) -> torch.Tensor:
+        """(B, d) state after one event ``last`` (B, 1) placed after a history (``history_kv``)
+        whose ``valid`` (B, T) positions hold events: equal to ``encode`` of the whole sequence at
+        its last position, without re-encoding the history."""
+        x = self.embed(last)
+        for block, (k, v) in zip(self.blocks, history):
+            x = block.extend(x, k, v, valid)
+        return self.ln_f(x)[:, -1]
 
     # ---- per-level generation head ------------------------------------------------------------
     def out_weight(self, level: int) -> torch.Tensor:

@@ -38,7 +38,7 @@ def test_targets_and_markdown_from_the_numbers():
     assert "5 s per run; median of 3 interleaved runs per cell and server" in _markdown(doc, levels)
     assert "| /recommend | 32 | 150.0 / 270.0 / 300.0 | 600 | 200.0 / 360.0 / 400.0 | 100 | 6.00x |" in md
     assert "- suggest_p99_ms_c1: 31.0 (target 30.0) — NOT met" in md
-    assert "batched: history-state cache 900 hits / 1156 history states read (256 kept;" in md
+    assert "batched: history-state cache 900 hits / 1156 reads (256 entries kept:" in md
     assert "unbatched: history-state" not in md  # no counters: nothing claimed
 
 

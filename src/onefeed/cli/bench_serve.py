@@ -228,9 +228,9 @@ def _markdown(doc: dict, levels: list[int]) -> str:
         if c:
             reads = c.get("hits", 0) + c.get("misses", 0)
             lines.append(f"\n{mode}: history-state cache {c.get('hits', 0):.0f} hits / "
-                         f"{reads:.0f} history states read ({c.get('entries', 0):.0f} kept; "
-                         "/recommend and /suggest read a logged user's encoded history from "
-                         "it, /search encodes every request: its state holds the query)")
+                         f"{reads:.0f} reads ({c.get('entries', 0):.0f} entries kept: a logged "
+                         "user's encoded history for /recommend and /suggest, its per-block "
+                         "keys / values for /search, which encodes only the query on top)")
     lines += ["", "Targets:", ""]
     for name, t in doc["targets"].items():
         lines.append(f"- {name}: {t['value']} (target {t['target']}) — "

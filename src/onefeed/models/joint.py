@@ -29,7 +29,7 @@ from torch import nn
 
 from onefeed.models.config import ModelConfig
 from onefeed.models.transformer import (Block, Events, GenerativeRecommender, event_mask,
-                                        trim_left)
+                                        history_mask, trim_left)
 from onefeed.tokens import TASKS, Vocab
 
 
@@ -165,11 +165,7 @@ class JointModel(GenerativeRecommender):
         """The shared blocks' output before the final norm, and the attention mask."""
         if ev.items.shape[1] > self.cfg.max_len:
             raise ValueError(f"history length {ev.items.shape[1]} > max_len {self.cfg.max_len}")
-        valid = event_mask(ev)
-        t = valid.shape[1]
-        causal = torch.ones(t, t, dtype=torch.bool, device=valid.device).tril()
-        eye = torch.eye(t, dtype=torch.bool, device=valid.device)
-        mask = (causal & (valid[:, None, :] | eye)).unsqueeze(1)
+        mask = history_mask(event_mask(ev))
         x = self.drop(self.embed(ev))
         for block in self.blocks:
             x = block(x, mask)

@@ -52,6 +52,15 @@ def event_mask(ev: Events) -> torch.Tensor:
     return ev.valid if ev.valid is not None else ev.items >= 0
 
 
+def history_mask(valid: torch.Tensor) -> torch.Tensor:
+    """(B, T) event mask -> (B, 1, T, T) attention mask: causal over events; pads attend to
+    themselves only (so no row is empty), and nothing attends to a pad."""
+    t = valid.shape[1]
+    causal = torch.ones(t, t, dtype=torch.bool, device=valid.device).tril()
+    eye = torch.eye(t, dtype=torch.bool, device=valid.device)
+    return (causal & (valid[:, None, :] | eye)).unsqueeze(1)
+
+
 def trim_left(ev: Events) -> Events:
     """Drop leading columns that are padding in every row (exact: positions count from the end)."""
     used = event_mask(ev).any(dim=0).nonzero()
@@ -203,11 +212,7 @@ class GenerativeRecommender(nn.Module):
         the other positions' queries and MLPs; equal to ``encode(ev)[:, -1:]``)."""
         if ev.items.shape[1] > self.cfg.max_len:
             raise ValueError(f"history length {ev.items.shape[1]} > max_len {self.cfg.max_len}")
-        valid = event_mask(ev)
-        t = valid.shape[1]
-        causal = torch.ones(t, t, dtype=torch.bool, device=valid.device).tril()
-        eye = torch.eye(t, dtype=torch.bool, device=valid.device)
-        mask = (causal & (valid[:, None, :] | eye)).unsqueeze(1)  # pads attend to themselves
+        mask = history_mask(event_mask(ev))
         x = self.drop(self.embed(ev))
         for i, block in enumerate(self.blocks):
             x = block(x, mask, last_only=last_only and i == len(self.blocks) - 1)
@@ -218,11 +223,7 @@ class GenerativeRecommender(nn.Module):
         """Keys and values of every block over a history that ends one position before the
         last (``extend_state`` then adds the event at position ``max_len - 1``, e.g. a search query).
         Causal attention makes them independent of whatever comes after."""
-        valid = event_mask(ev)
-        t = valid.shape[1]
-        causal = torch.ones(t, t, dtype=torch.bool, device=valid.device).tril()
-        eye = torch.eye(t, dtype=torch.bool, device=valid.device)
-        mask = (causal & (valid[:, None, :] | eye)).unsqueeze(1)
+        mask = history_mask(event_mask(ev))
         x = self.embed(ev, end=self.cfg.max_len - 1)
         out = []
         for i, block in enumerate(self.blocks):

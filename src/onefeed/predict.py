@@ -508,7 +508,8 @@ class Predictor:
                                                    mini, self._state_keys(who, split))
                 return self._hits(items, scores, k)
             items, base = self._bm25_candidates(list(queries), max(bm25_depth, k))
-            model = self._score_rows(mini, idx, items, "NSIP", "search")
+            model = self._score_rows(mini, idx, items, "NSIP", "search",
+                                     self._state_keys(who, split))
         fused = score_fusion(items, base, model, fuse_bm25, k)
         # the fused score of each returned item (score_fusion's formula), for the response
         top = np.maximum(base.max(axis=1, keepdims=True), 1e-12)
@@ -589,12 +590,13 @@ class Predictor:
                                         lambda h, c, j: self.model.level_logits(h, c, j))
         mini, idx = self._joint_rows(who, split, queries)
         task, path = ("NRIP", "rec") if queries is None else ("NSIP", "search")
-        return self._score_rows(mini, idx, cand, task, path)
+        return self._score_rows(mini, idx, cand, task, path, self._state_keys(who, split))
 
-    def _score_rows(self, mini, idx, cand: np.ndarray, task: str, path: str) -> np.ndarray:
+    def _score_rows(self, mini, idx, cand: np.ndarray, task: str, path: str,
+                    keys: list[Any] | None = None) -> np.ndarray:
         pred = self.joint
         with torch.no_grad():
-            state = pred._states(idx, task, mini)
+            state = pred._states(idx, task, mini, keys)
         cols = self.model.cols(path)
         codes = torch.as_tensor(pred.layout.path_codes(path))
         return self._teacher_forced(state, cand, codes,

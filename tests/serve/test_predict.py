@@ -152,7 +152,17 @@ def test_cached_predictor_answers_equal_fresh_ones(runs):
                                          ["u0", Context("u1", (Event("rec_click", "i2"),))],
                                          4, 6)]
     assert ("NSIP-history", ("user", cached.user("u0"), "all")) in cache.states
-    assert len([k for k in cache.states if k[0] == "NSIP-history"]) == 1  # u0 only
+    # fused search and scoring read the same cached histories
+    for _ in range(2):
+        assert [ids(h) for h in cached.search([q], ["u3"], 4, 6, fuse_bm25=0.1)] == \
+            [ids(h) for h in fresh.search([q], ["u3"], 4, 6, fuse_bm25=0.1)]
+        for query in (None, [q, q]):
+            got = cached.score(["u3", "u5"], [["i1", "i2"], ["i3"]], query)
+            assert np.allclose(got, fresh.score(["u3", "u5"], [["i1", "i2"], ["i3"]], query),
+                               atol=1e-5)
+    assert ("NSIP-history", ("user", cached.user("u5"), "all")) in cache.states
+    # u1 came with extra events: its row is encoded whole, never kept under its user
+    assert ("NSIP-history", ("user", cached.user("u1"), "all")) not in cache.states
     # a catalogue change forgets every state (a history may read differently now)
     cached.remove_item(cached.item_ids[1])
     assert len(cache) == 0

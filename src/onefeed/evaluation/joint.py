@@ -51,8 +51,10 @@ class JointPredictor:
         """(n, T) event indices into ``jd`` (default: the predictor's own flat arrays; any
         other ``JointData``, e.g. explicit histories built by ``onefeed.predict``) -> (n, d).
 
-        With a ``state_cache`` (NRIP / NSQP): ``keys`` name rows whose history the caller can
-        identify (a logged user); rows without one (None, or no ``keys``) are keyed by content."""
+        With a ``state_cache``: ``keys`` name rows whose history the caller can identify (a
+        logged user). NRIP / NSQP rows without one (None, or no ``keys``) are keyed by content;
+        NSIP rows with one read their history's keys / values (``_query_after_history``), the
+        others are encoded whole."""
         jd, idx = with_queries(self.jd if jd is None else jd, idx)
 
         def events(rows: np.ndarray) -> Events:

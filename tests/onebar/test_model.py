@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from onefeed.decoding.text import prefix_parents
 from onefeed.onebar.model import (EOS_LOCAL, IGNORE, REJECT, REJECT_LOCAL, QuerySuggester,
                                   Stepper, SuggesterConfig, constrain, normalise, target_logp)
 
@@ -96,7 +97,7 @@ def test_cached_stepper_equals_the_plain_pass(model):
     rows = torch.tensor([0, 0, 1, 1, 2, 2])
     prefix = torch.zeros(6, 0, dtype=torch.long)
     for t in range(4):
-        assert (step.parents(rows, prefix) is None) == (t == 0)  # cached after the first call
+        assert (prefix_parents(step.rows, step.prefix, rows, prefix) is None) == (t == 0)  # cached after the first call
         with torch.no_grad():
             got, want = step(rows, prefix), model.next_logits(memory, rows, prefix)
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
@@ -106,7 +107,7 @@ def test_cached_stepper_equals_the_plain_pass(model):
         rows, prefix = rows[parent], torch.cat([prefix[parent], new], 1)
     with torch.no_grad():  # a prefix two tokens longer: no parents, full pass
         longer = torch.cat([prefix, prefix[:, :1]], 1)
-        assert step.parents(rows, longer) is None
+        assert prefix_parents(step.rows, step.prefix, rows, longer) is None
         torch.testing.assert_close(step(rows, longer), model.next_logits(memory, rows, longer),
                                    atol=1e-5, rtol=1e-5)
 

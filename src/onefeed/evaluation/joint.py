@@ -17,7 +17,7 @@ import torch
 
 from onefeed.decoding.beam import beam_search
 from onefeed.decoding.state_cache import StateCache, row_keys, select
-from onefeed.decoding.text import text_beam_search
+from onefeed.decoding.text import prefix_parents, text_beam_search
 from onefeed.decoding.trie import Trie
 from onefeed.evaluation.seen import Decode, choose_seen, decode_unseen
 from onefeed.models.joint import JointModel
@@ -243,19 +243,8 @@ class JointPredictor:
 
     def _text_beam(self, cond: torch.Tensor, beam: int, k: int, max_words: int,
                    length_penalty: float) -> tuple[torch.Tensor, torch.Tensor]:
-        model = self.model
-
-        out_weight = model.text_out_weight()
-        continuation = self._continuation_pieces()
-
-        def next_logits(rows: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
-            words = model.text_vocab[local] if local.numel() else local
-            logits = model.text(cond[rows], model.tok(words), out_weight, last_only=True)
-            if local.shape[1] == 0:  # a text cannot start inside a word ("##uze")
-                logits = logits.masked_fill(continuation, float("-inf"))
-            return logits
-
-        return text_beam_search(next_logits, cond.shape[0], beam, k, max_words, length_penalty)
+        step = TextSteps(self.model, cond, self._continuation_pieces())
+        return text_beam_search(step, cond.shape[0], beam, k, max_words, length_penalty)
 
     def _continuation_pieces(self) -> torch.Tensor:
         """(n_text_vocab,) bool: local text tokens that are word-piece continuations (``##x``)."""
@@ -276,3 +265,28 @@ class JointPredictor:
             if len(out) == k:
                 break
         return out
+
+
+class TextSteps:
+    """``next_logits`` of the joint model's text head for ``text_beam_search``, with a
+    self-attention cache: a call whose prefixes all extend the previous call's (found by
+    ``prefix_parents``) runs the head on the newest word only; any other call runs the full
+    prefix. Either way the logits equal ``model.text(..., last_only=True)``'s."""
+
+    def __init__(self, model: JointModel, cond: torch.Tensor, continuation: torch.Tensor) -> None:
+        self.model, self.cond, self.continuation = model, cond, continuation
+        self.out_weight = model.text_out_weight()
+        self.rows: torch.Tensor | None = None
+        self.prefix = torch.zeros(0, 0, dtype=torch.long)
+        self.past: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def __call__(self, rows: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        words = m.tok(m.text_vocab[local])
+        parent = prefix_parents(self.rows, self.prefix, rows, local)
+        past = None if parent is None else [(k[parent], v[parent]) for k, v in self.past]
+        logits, self.past = m.text.decode(self.cond[rows], words, self.out_weight, past)
+        self.rows, self.prefix = rows, local
+        if local.shape[1] == 0:  # a text cannot start inside a word ("##uze")
+            logits = logits.masked_fill(self.continuation, float("-inf"))
+        return logits

@@ -61,6 +61,32 @@ class TextHead(nn.Module):
             x = x[keep]
         return self.ln(x) @ out_weight.t() + self.bias
 
+    def decode(self, cond: torch.Tensor, word_emb: torch.Tensor, out_weight: torch.Tensor,
+               past: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+               ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Cached decoding (inference): -> (N, V_text) next-word logits after [c, w_1..w_t]
+        (``forward(..., last_only=True)``) and every block's keys / values of those t + 1
+        positions. ``past``: the keys / values of the first t positions, row-aligned with
+        ``cond``; then only the newest word runs through the blocks."""
+        t = word_emb.shape[1]
+        if past is None:
+            x = torch.cat([cond.unsqueeze(1), word_emb], dim=1)
+            x = x + self.pos(torch.arange(t + 1, device=x.device))
+            mask = torch.ones(t + 1, t + 1, dtype=torch.bool, device=x.device).tril()[None, None]
+            past = []
+            for block in self.blocks:
+                past.append(block.keys_values(x))
+                x = block(x, mask)
+            x = x[:, -1]
+        else:
+            x = word_emb[:, -1:] + self.pos.weight[t]
+            new = []
+            for block, (k, v) in zip(self.blocks, past):
+                x, k, v = block.extend(x, k, v)
+                new.append((k, v))
+            past, x = new, x[:, -1]
+        return torch.addmm(self.bias, self.ln(x), out_weight.t()), past
+
 
 class TaskAdapter(nn.Module):
     """h + W_up GELU(W_down LN(h)) (a Houlsby-style bottleneck adapter); W_up starts at zero,

@@ -117,19 +117,22 @@ class Block(nn.Module):
                      for u in (k, v))  # type: ignore[return-value]
 
     def extend(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-               valid: torch.Tensor) -> torch.Tensor:
+               valid: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One new position after cached ones (inference): x (B, 1, d) attends to itself and
         to the ``valid`` (B, T) of ``keys`` / ``values`` (from ``keys_values`` of the earlier
-        positions) -> (B, 1, d), what ``forward`` gives at that position."""
+        positions; None = all of them) -> (B, 1, d), what ``forward`` gives at that position,
+        and the keys and values with the new position appended (B, heads, T + 1, d / heads)."""
         b, _, d = x.shape
         hd = d // self.n_heads
         q, k, v = (u.view(b, 1, self.n_heads, hd).transpose(1, 2)
                    for u in self.qkv(self.ln1(x)).split(d, dim=2))
-        mask = torch.cat([valid, valid.new_ones(b, 1)], dim=1)[:, None, None, :]
-        y = F.scaled_dot_product_attention(q, torch.cat([keys, k], 2), torch.cat([values, v], 2),
-                                           attn_mask=mask)
+        keys, values = torch.cat([keys, k], 2), torch.cat([values, v], 2)
+        mask = (None if valid is None else
+                torch.cat([valid, valid.new_ones(b, 1)], dim=1)[:, None, None, :])
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         x = x + self.proj(y.transpose(1, 2).reshape(b, 1, d))
-        return x + self.mlp(self.ln2(x))
+        return x + self.mlp(self.ln2(x)), keys, values
 
 
 class LevelHead(nn.Module):
@@ -239,7 +242,7 @@ class GenerativeRecommender(nn.Module):
         its last position, without re-encoding the history."""
         x = self.embed(last)
         for block, (k, v) in zip(self.blocks, history):
-            x = block.extend(x, k, v, valid)
+            x = block.extend(x, k, v, valid)[0]
         return self.ln_f(x)[:, -1]
 
     # ---- per-level generation head ------------------------------------------------------------

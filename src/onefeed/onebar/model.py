@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from onefeed import config as config_lib
-from onefeed.decoding.text import text_beam_search
+from onefeed.decoding.text import prefix_parents, text_beam_search
 from onefeed.models.config import ModelConfig
 from onefeed.models.encoder_decoder import CrossBlock
 from onefeed.models.transformer import Block, init_weights
@@ -419,24 +419,12 @@ class Stepper:
         self.prefix = torch.zeros(0, 0, dtype=torch.long)
         self.past: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def parents(self, rows: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor | None:
-        """(N,) index of each prefix's parent in the previous call, or None if one is missing."""
-        if self.rows is None or prefix.shape[1] != self.prefix.shape[1] + 1:
-            return None
-        prev = torch.cat([self.rows.unsqueeze(1), self.prefix], dim=1)
-        cur = torch.cat([rows.unsqueeze(1), prefix[:, :-1]], dim=1)
-        _, inv = torch.unique(torch.cat([prev, cur]), dim=0, return_inverse=True)
-        table = torch.full((int(inv.max()) + 1,), -1, dtype=torch.long)
-        table[inv[: len(prev)]] = torch.arange(len(prev))
-        parent = table[inv[len(prev):]]
-        return None if (parent < 0).any() else parent
-
     def __call__(self, rows: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
         m = self.model
         if self.rows is None or not torch.equal(rows, self.rows):
             self.selected = self.memory.select(rows)  # beams keep their rows between steps
         memory = self.selected
-        parent = self.parents(rows, prefix)
+        parent = prefix_parents(self.rows, self.prefix, rows, prefix)
         if parent is None:
             y, past = m.decode_cached(memory, prefix)
             y = y[:, -1]

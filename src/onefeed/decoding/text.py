@@ -10,9 +10,9 @@ distinct.
 Per step the model sees only the live beams (at the first step one per row, not ``beam``
 copies of the empty prefix), and one top-k per row over all its beams' continuations picks the
 next beams: on CPU a single wide top-k is several times cheaper than a top-k per beam
-followed by a cross-beam one. Without length normalisation a row stops as soon as none of its
-live beams can still enter its top ``k`` (scores only fall as words are added), and finished
-rows are no longer fed to the model.
+followed by a cross-beam one. Without length normalisation a beam leaves as soon as it can no
+longer enter its row's top ``k`` (scores only fall as words are added), and a row with no beam
+left is no longer fed to the model.
 """
 
 from __future__ import annotations
@@ -67,8 +67,11 @@ def text_beam_search(next_logits: Callable[[torch.Tensor, torch.Tensor], torch.T
         scores[rows] = new_scores
         scores[~active] = NEG_INF
         if length_penalty == 0.0 and fin_scores.shape[1] >= k:
-            kth = fin_scores.topk(k, dim=1).values[:, -1]
-            active &= ~(scores.max(dim=1).values <= kth)
+            # a beam no better than the k-th finished hypothesis never enters the top k
+            # (scores only fall): it leaves the beam, and a row with no beam left stops
+            kth = fin_scores.topk(k, dim=1).values[:, -1:]
+            scores.masked_fill_(scores <= kth, NEG_INF)
+            active &= scores.max(dim=1).values > NEG_INF
     if active.any():  # hypotheses still open at max_len count as finished (truncated)
         open_scores = torch.where(active.unsqueeze(1), scores, NEG_INF)
         fin_scores = torch.cat([fin_scores, open_scores / (max_len ** length_penalty)], dim=1)

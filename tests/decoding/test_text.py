@@ -125,3 +125,16 @@ def test_prefix_parents_never_trusts_a_hash_collision(monkeypatch):
     got = text.prefix_parents(prev_rows, prev, torch.tensor([0, 0]),
                               torch.tensor([[3, 2, 5], [3, 1, 4]]))
     assert got is None
+
+
+@pytest.mark.parametrize("beam,k,length_penalty", [(1, 1, 0.0), (3, 4, 0.0), (4, 8, 0.0),
+                                                   (3, 4, 1.0), (6, 2, 0.5)])
+def test_equals_the_reference_beam_search(beam, k, length_penalty):
+    """Live-beam feeding, the wide top-k and beam pruning change the work, not the outputs."""
+    from onefeed.decoding.reference import reference_text_beam_search
+
+    _, fn = toy_model(7, seed=3)
+    got = text_beam_search(fn, 3, beam, k, 4, length_penalty)
+    want = reference_text_beam_search(fn, 3, beam, k, 4, length_penalty)
+    assert torch.equal(got[0], want[0])
+    torch.testing.assert_close(got[1], want[1])

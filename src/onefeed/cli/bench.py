@@ -15,7 +15,7 @@ app = typer.Typer(help="Benchmarks (write JSON + markdown under bench/results/).
 
 for _module in ("onefeed.cli.bench_suite", "onefeed.cli.bench_prepare",
                 "onefeed.cli.bench_sid", "onefeed.cli.bench_decode",
-                "onefeed.cli.bench_sid_matrix", "onefeed.cli.bench_amazon",
+                "onefeed.cli.bench_decode_text", "onefeed.cli.bench_sid_matrix", "onefeed.cli.bench_amazon",
                 "onefeed.cli.bench_fuzz", "onefeed.cli.bench_auto", "onefeed.cli.bench_ddp",
                 "onefeed.cli.bench_serve", "onefeed.cli.bench_serve_fuzz",
                 "onefeed.cli.bench_closed_loop", "onefeed.cli.bench_catalogue",

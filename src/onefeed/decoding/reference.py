@@ -5,6 +5,8 @@
   loop over every beam asks the trie which codes may follow and writes a mask row.
 * ``exact_scores`` / ``exact_topk`` — score every item's full code tuple (no beam at all).
 * ``greedy_constrained`` — beam 1 written as a per-row argmax loop.
+* ``reference_text_beam_search`` — word-piece beam search without the live-beam feeding, the
+  one wide top-k per row and the beam pruning of ``text.text_beam_search``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 
 from onefeed.decoding import beam as _beam
 from onefeed.decoding.beam import NEG_INF, BeamResult, StepFn, reorder_state
+from onefeed.decoding.text import EOS
 
 
 class DictTrie:
@@ -166,3 +169,59 @@ def greedy_constrained(step: StepFn, state: Any, trie: DictTrie, n_users: int
         prefix = torch.cat([prefix, torch.tensor(chosen).unsqueeze(1)], dim=1)
     items = torch.tensor([trie.item(p) for p in prefix.tolist()])
     return items, total
+
+
+def reference_text_beam_search(next_logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                               n_rows: int, beam: int, k: int, max_len: int,
+                               length_penalty: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``text.text_beam_search`` as first written: every beam (also the ``beam`` copies of the
+    empty prefix at the first step) is fed to the model, each beam's top ``beam`` words are
+    kept, then a cross-beam top-k picks the next beams; a row stops only when no beam can
+    enter its top ``k``. Same outputs (tests), more work per step."""
+    if k > beam * max_len:
+        raise ValueError(f"k={k} > beam * max_len = {beam * max_len}")
+    b, w = n_rows, beam
+    seqs = torch.zeros(b, w, 0, dtype=torch.long)
+    scores = torch.full((b, w), NEG_INF)
+    scores[:, 0] = 0.0  # one live beam at the start
+    fin_scores = torch.full((b, 0), NEG_INF)
+    fin_tokens = torch.zeros(b, 0, max_len, dtype=torch.long)
+    active = torch.ones(b, dtype=torch.bool)
+    for t in range(max_len):
+        rows = active.nonzero().squeeze(1)  # (A,)
+        if not len(rows):
+            break
+        a = len(rows)
+        logits = next_logits(rows.repeat_interleave(w), seqs[rows].reshape(a * w, t)).float()
+        lse = torch.logsumexp(logits, dim=1)
+        eos = (logits[:, EOS] - lse).view(a, w)
+        logits[:, EOS] = NEG_INF
+        top_val, top_idx = logits.topk(min(w, logits.shape[1] - 1), dim=1)
+        live = scores[rows]  # (A, W)
+        if t > 0:  # finishing here: a query of t words
+            fin = torch.full((b, w), NEG_INF)
+            fin[rows] = (live + eos) / (t ** length_penalty)
+            fin_scores = torch.cat([fin_scores, fin], dim=1)
+            fin_tokens = torch.cat([fin_tokens, torch.nn.functional.pad(seqs, (0, max_len - t))],
+                                   dim=1)
+        cand = (live.unsqueeze(-1) + (top_val - lse.unsqueeze(1)).view(a, w, -1)).view(a, -1)
+        new_scores, pick = cand.topk(w, dim=1)  # (A, W)
+        per_beam = top_val.shape[1]
+        parent, word = pick // per_beam, top_idx.view(a, -1).gather(1, pick)
+        new_seqs = torch.cat([seqs[rows].gather(1, parent.unsqueeze(-1).expand(-1, -1, t)),
+                              word.unsqueeze(-1)], dim=2)
+        seqs = torch.cat([seqs, torch.zeros(b, w, 1, dtype=torch.long)], dim=2)
+        seqs[rows] = new_seqs
+        scores[rows] = new_scores
+        scores[~active] = NEG_INF
+        if length_penalty == 0.0 and fin_scores.shape[1] >= k:
+            kth = fin_scores.topk(k, dim=1).values[:, -1]
+            active &= ~(scores.max(dim=1).values <= kth)
+    if active.any():  # hypotheses still open at max_len count as finished (truncated)
+        open_scores = torch.where(active.unsqueeze(1), scores, NEG_INF)
+        fin_scores = torch.cat([fin_scores, open_scores / (max_len ** length_penalty)], dim=1)
+        fin_tokens = torch.cat([fin_tokens, torch.nn.functional.pad(
+            seqs, (0, max_len - seqs.shape[2]))], dim=1)
+    best, pick = fin_scores.topk(min(k, fin_scores.shape[1]), dim=1)
+    tokens = torch.gather(fin_tokens, 1, pick.unsqueeze(-1).expand(-1, -1, max_len))
+    return tokens, best

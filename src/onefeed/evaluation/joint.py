@@ -233,9 +233,8 @@ class JointPredictor:
             rows = np.arange(start, min(start + self.batch_size, len(idx)))
             cond = self._states(idx[rows], "NSQP", jd,
                                 None if keys is None else [keys[r] for r in rows])
-            # more hypotheses than k: distinct word-piece sequences may decode to one string
-            n_hyp = min(beam * max_words, max(beam, 4 * k))
-            tokens, scores = self._text_beam(cond, beam, n_hyp, max_words, length_penalty)
+            tokens, scores = self._text_beam(cond, beam, hypotheses(k, beam, max_words),
+                                             max_words, length_penalty)
             words = torch.where(tokens > 0, self.model.text_vocab[tokens], 0)
             for r, toks, sc in zip(rows, words.tolist(), scores.tolist()):
                 out[r] = self._strings(toks, sc, k)
@@ -290,3 +289,24 @@ class TextSteps:
         if local.shape[1] == 0:  # a text cannot start inside a word ("##uze")
             logits = logits.masked_fill(self.continuation, float("-inf"))
         return logits
+
+
+def hypotheses(k: int, beam: int, max_words: int) -> int:
+    """Finished hypotheses the text beam keeps to return ``k`` strings: more than ``k``, since
+    distinct word-piece sequences may decode to one string."""
+    return min(beam * max_words, max(beam, 4 * k))
+
+
+def full_prefix_logits(model: JointModel, cond: torch.Tensor, continuation: torch.Tensor):
+    """``next_logits`` without a cache (each call runs the text head over the whole prefix):
+    the reference ``TextSteps`` is checked and benchmarked against."""
+    out_weight = model.text_out_weight()
+
+    def next_logits(rows: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
+        logits = model.text(cond[rows], model.tok(model.text_vocab[local]), out_weight,
+                            last_only=True)
+        if local.shape[1] == 0:
+            logits = logits.masked_fill(continuation, float("-inf"))
+        return logits
+
+    return next_logits

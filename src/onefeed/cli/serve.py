@@ -17,6 +17,11 @@ import typer
 UVICORN = {"loop": "uvloop", "http": "httptools"}
 
 
+def _uvicorn_options(log_level: str) -> dict[str, object]:
+    """The access log is written at INFO: above that level its per-request call is skipped."""
+    return {**UVICORN, "access_log": log_level.lower() in ("trace", "debug", "info")}
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve_cmd)
 
@@ -47,7 +52,8 @@ def serve_cmd(
             app = create_app(run, settings)
         except PredictError as exc:
             raise typer.BadParameter(str(exc)) from None
-        uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1, **UVICORN)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1,
+                    **_uvicorn_options(log_level))
         return
     if set_:
         raise typer.BadParameter("--set with --workers > 1: put the settings in --config (or "
@@ -56,4 +62,4 @@ def serve_cmd(
     if config is not None:
         os.environ["ONEFEED_SERVE_CONFIG"] = str(config.resolve())
     uvicorn.run("onefeed.serve.app:app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level, **UVICORN)
+                workers=workers, log_level=log_level, **_uvicorn_options(log_level))

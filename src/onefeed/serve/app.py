@@ -195,7 +195,9 @@ def create_app(run_dir: str | Path, settings: ServeSettings | None = None,
         await state.batcher.close()
         state.close()
 
+    otel = settings.telemetry
     app = FastAPI(title="onefeed", version="0.1.0", lifespan=lifespan,
+                  telemetry={"tracing": otel, "metrics": otel, "logs": otel},
                   description="Generative search, recommendation and query suggestion over "
                   "semantic IDs (docs/SERVING.md).")
     app.state.serve = state

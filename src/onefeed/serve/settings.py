@@ -40,6 +40,8 @@ class ServeSettings:
     catalogue: str = ""  # item journal; "" = <run>.catalogue.jsonl (beside the run)
     onebar: str = ""  # OneBar artifact (onefeed onebar build): /suggest with a trigger_item
     onebar_method: str = "anchor-cascade"  # its suggester: a baseline name or "model"
+    telemetry: bool = False  # FastAPI's OpenTelemetry spans / metrics / logs (with a configured
+    # provider); off, no request pays for the check. /metrics (Prometheus) is always on.
 
     RANGES: ClassVar[dict[str, str]] = {
         "max_wait_ms": "[0, 1000]", "max_batch": "[1, 4096]", "beam": "[1, 1000]",

@@ -140,3 +140,14 @@ def test_the_old_cycle_would_be_caught():
     assert layer_of("onefeed.train.loop") == layer_of("onefeed.train.rec") == layer_of(
         "onefeed.train.joint") < layer_of("onefeed.baselines.generative")
 
+
+@pytest.mark.parametrize("source", [
+    "from onefeed.train.joint import rec_targets\n",
+    "def f():\n    from onefeed.train import rec\n",
+    "from onefeed.baselines import joint\n",
+])
+def test_evaluation_importing_train_or_baselines_is_refused(tmp_path, source):
+    """evaluation sits below train and baselines: importing either (the old cycle) is caught."""
+    path = tmp_path / "mod.py"
+    path.write_text(source)
+    assert upward("onefeed.evaluation.mod", path, set(modules()))

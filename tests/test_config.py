@@ -24,8 +24,8 @@ from onefeed.bench.unisearch import load_config as load_unisearch_suite
 from onefeed.onebar.config import OneBarConfig, load_config as load_onebar_config
 from onefeed.paths import REPO
 from onefeed.sid.build import SidConfig
-from onefeed.training import RunConfig
-from onefeed.training_joint import JointRunConfig
+from onefeed.train.joint import JointRunConfig
+from onefeed.train.rec import RunConfig
 from onefeed.train.unisearch import UniSearchRunConfig
 
 

@@ -2,7 +2,7 @@
 
 An import-linter "layers" contract without the dependency: every module under src/onefeed is
 parsed with ``ast`` and every import in it (top level, inside functions, under
-``TYPE_CHECKING``) is checked, so a package cycle such as evaluation -> baselines -> training
+``TYPE_CHECKING``) is checked, so a package cycle such as evaluation -> baselines -> train
 -> evaluation cannot come back.
 """
 
@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("onefeed.tasks",),
     ("onefeed.evaluation",),
     ("onefeed.search",),
-    ("onefeed.train", "onefeed.training", "onefeed.training_joint", "onefeed.checkpoint"),
+    ("onefeed.train", "onefeed.checkpoint"),  # the loop, its tasks (train.rec, train.joint)
     ("onefeed.predict",),  # one predictor over any run: loads checkpoints
     ("onefeed.onebar",),  # content-grounded query suggestion (OneBar): evidence, labels, eval
     ("onefeed.baselines", "onefeed.export"),
@@ -76,7 +76,7 @@ def imports(module: str, path: Path, known: set[str]) -> list[tuple[str, int]]:
             if node.level:  # relative: from . import x / from ..a import b
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
-            for a in node.names:  # "from onefeed import training" imports a module
+            for a in node.names:  # "from onefeed.train import rec" imports a module
                 sub = f"{base}.{a.name}"
                 found.append((sub if sub in known else base, node.lineno))
     return [(m, line) for m, line in found if m == "onefeed" or m.startswith("onefeed.")]
@@ -118,9 +118,10 @@ def test_listed_exceptions_are_still_needed():
 
 @pytest.mark.parametrize("source, expected", [
     ("from onefeed.baselines import pop\n", ["onefeed.baselines.pop"]),
-    ("def f():\n    from onefeed import training\n", ["onefeed.training"]),
+    ("def f():\n    from onefeed.train import rec\n", ["onefeed.train.rec"]),
     ("import onefeed.bench.runner as r\n", ["onefeed.bench.runner"]),
-    ("from .. import training\n", ["onefeed.training"]),
+    ("from .. import train\n", ["onefeed.train"]),
+    ("from ..train import joint as tj\n", ["onefeed.train.joint"]),
     ("from .metrics import ndcg_at_k\n", ["onefeed.evaluation.metrics"]),
     ("import numpy\nfrom typing import Any\n", []),
 ])
@@ -136,5 +137,17 @@ def test_the_old_cycle_would_be_caught():
     runner = SRC / "onefeed" / "bench" / "runner.py"
     bad = upward("onefeed.evaluation.bench", runner, set(modules()))
     assert any("imports onefeed.baselines" in b for b in bad)
-    assert layer_of("onefeed.train.loop") == layer_of("onefeed.training") < layer_of(
-        "onefeed.baselines.generative")
+    assert layer_of("onefeed.train.loop") == layer_of("onefeed.train.rec") == layer_of(
+        "onefeed.train.joint") < layer_of("onefeed.baselines.generative")
+
+
+@pytest.mark.parametrize("source", [
+    "from onefeed.train.joint import rec_targets\n",
+    "def f():\n    from onefeed.train import rec\n",
+    "from onefeed.baselines import joint\n",
+])
+def test_evaluation_importing_train_or_baselines_is_refused(tmp_path, source):
+    """evaluation sits below train and baselines: importing either (the old cycle) is caught."""
+    path = tmp_path / "mod.py"
+    path.write_text(source)
+    assert upward("onefeed.evaluation.mod", path, set(modules()))

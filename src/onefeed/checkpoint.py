@@ -39,8 +39,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save, save_file
 
+from onefeed import config as config_lib
 from onefeed.artifacts import ArtifactError, atomic_dir, file_sha256, hash_files, verify_files, \
     write_json
+from onefeed.tokens import Vocab
 
 MANIFEST = "manifest.json"
 MODEL = "model.safetensors"
@@ -116,6 +118,11 @@ def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tenso
     tensors = {f"{idx}.{key}": (val if torch.is_tensor(val) else torch.tensor(val)).contiguous()
                for idx, st in sd["state"].items() for key, val in st.items()}
     return tensors, sd["param_groups"]
+
+
+def checkpoint_config(run_cfg: Any, vocab: Vocab) -> dict[str, Any]:
+    """config.json of a checkpoint: the resolved run config and the vocabulary."""
+    return {"run": config_lib.to_dict(run_cfg), "vocab": vocab.to_dict()}
 
 
 def save_checkpoint(directory: Path, model: torch.nn.Module | bytes, config: dict[str, Any],
@@ -291,8 +298,9 @@ def _reconcile_best(out: Path, state: dict[str, Any]) -> None:
                           "starts over)")
 
 
-__all__ = ["CheckpointError", "NonFiniteError", "check_finite", "commit", "load_optimizer",
-           "load_rng", "load_weights", "model_bytes", "resume", "save_checkpoint", "verify"]
+__all__ = ["CheckpointError", "NonFiniteError", "check_finite", "checkpoint_config", "commit",
+           "load_optimizer", "load_rng", "load_weights", "model_bytes", "resume",
+           "save_checkpoint", "verify"]
 
 
 # ---- what a run was trained on -----------------------------------------------------------------

@@ -120,11 +120,11 @@ def _examples(ds, joint_run: str | None, rec_run: str | None, k: int = 3) -> lis
 
     if joint_run is None:
         return []
-    from onefeed import training_joint
+    from onefeed.train import joint as tj
 
     manifest = json.loads((Path(joint_run) / "manifest.json").read_text())
-    model, run_cfg, _ = training_joint.load_joint(Path(joint_run) / "best")
-    pred = training_joint.predictor(model, run_cfg, ds, manifest["sid"])
+    model, run_cfg, _ = tj.load_joint(Path(joint_run) / "best")
+    pred = tj.predictor(model, run_cfg, ds, manifest["sid"])
     eq = ds.eval_queries.filter(pl.col("split") == "test").head(1)
     if eq.is_empty():
         return []

@@ -241,15 +241,15 @@ class Predictor:
         check_dataset(dirs["sid"], dirs["data"])
         ds = Dataset.load(dirs["data"])
         if manifest.get("kind") == "joint-generative":
-            from onefeed import training_joint
+            from onefeed.train import joint as tj
 
-            model, run_cfg, vocab = training_joint.load_joint(run_dir / "best")
-            pred = training_joint.predictor(model, run_cfg, ds, dirs["sid"])
+            model, run_cfg, vocab = tj.load_joint(run_dir / "best")
+            pred = tj.predictor(model, run_cfg, ds, dirs["sid"])
             if threads:
                 torch.set_num_threads(threads)
             return cls("joint", run_dir, ds, model.eval(), vocab, run_cfg.model.max_len,
                        dirs["sid"], joint=pred, max_items=run_cfg.tasks.max_history_items)
-        from onefeed.training import load_model
+        from onefeed.train.rec import load_model
 
         try:
             model, run_cfg, vocab = load_model(run_dir / "best")

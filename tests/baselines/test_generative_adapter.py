@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("onefeed.training")
+pytest.importorskip("onefeed.train.rec")
 from onefeed.bench.runner import SuiteConfig, run_suite  # noqa: E402
 from onefeed.sid.table import SidTable  # noqa: E402
 

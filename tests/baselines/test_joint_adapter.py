@@ -92,7 +92,7 @@ def test_fused_row_rejects_unknown_fusion(tmp_path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One tiny joint run the seen-item tests load through ``params.checkpoint``."""
-    from onefeed import training_joint as tj
+    from onefeed.train import joint as tj
 
     tmp = tmp_path_factory.mktemp("seen")
     ds = make_world(n_users=16)
@@ -144,7 +144,7 @@ def test_keep_is_the_plain_beam_and_exclude_drops_the_history_window(trained):
 
 
 def test_auto_records_the_choice_and_both_valid_scores(trained):
-    from onefeed.training_joint import _rec_targets
+    from onefeed.train.joint import rec_targets
 
     adapter, log = _fit(trained, seen="auto")
     choice = log.choices
@@ -153,7 +153,7 @@ def test_auto_records_the_choice_and_both_valid_scores(trained):
     assert set(scores) == {"keep", "exclude"} and all(0.0 <= v <= 1.0 for v in scores.values())
     assert choice["seen"] == ("exclude" if scores["exclude"] > scores["keep"] else "keep")
     users = np.arange(16)
-    assert choice["seen_cases"] == int((_rec_targets(adapter.pred.jd, users, "valid") >= 0).sum())
+    assert choice["seen_cases"] == int((rec_targets(adapter.pred.jd, users, "valid") >= 0).sum())
     with pytest.raises(ValueError, match="joint adapter: params.seen 'never'"):
         _fit(trained, seen="never")
 
@@ -206,7 +206,7 @@ def test_query_feed_fuses_bm25_lists_of_the_generated_queries(trained):
 
 
 def test_separate_encoders_answer_each_task_from_its_own_model(trained, tmp_path):
-    from onefeed import training_joint as tj
+    from onefeed.train import joint as tj
     from onefeed.baselines.joint import JointAdapter, SeparateEncodersAdapter
     from onefeed.data.views import rec_cases
 

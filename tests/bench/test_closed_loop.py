@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 import torch
 
-from onefeed import training_joint as tj
+from onefeed.train import joint as tj
 from onefeed.bench import closed_loop as cl
 from onefeed.bench.simulated_user import SimulatedUser
 from onefeed.config import ConfigError

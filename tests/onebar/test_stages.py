@@ -13,7 +13,7 @@ from onefeed.onebar.stages import (CandidateList, ListwiseConfig, Pair, PiopdCon
                                    ProgressiveConfig, divergence_loss, frozen_copy,
                                    insert_posterior, piopd_divergence, posteriors, teacher_pairs,
                                    train_listwise, train_piopd, train_progressive, train_sft)
-from onefeed.training import TrainConfig
+from onefeed.train.config import TrainConfig
 
 TINY = SuggesterConfig(d_model=32, n_heads=2, d_ff=64, enc_layers=1, dec_layers=1, dropout=0.0,
                        max_evidence_len=32, max_query_len=8)

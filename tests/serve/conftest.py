@@ -16,7 +16,8 @@ SMALL = ["model.d_model=16", "model.n_heads=2", "model.d_ff=32", "model.max_len=
 
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory):
-    from onefeed import training, training_joint
+    from onefeed.train import joint as tj
+    from onefeed.train import rec
     from onefeed.config import load
     from onefeed.data.schemas import Dataset
     from onefeed.sid.build import SidConfig, build
@@ -27,10 +28,10 @@ def runs(tmp_path_factory):
     ds = Dataset.load(root / "data")
     cfg = load(SidConfig, None, ["levels=2", "codebook_size=3", f"cache_dir={root / 'cache'}"])
     build(ds, cfg, root / "sid", progress=False, data_dir=root / "data")
-    training_joint.run(root / "data", root / "sid", None, root / "joint",
-                       SMALL + ["train.max_steps=3", "tasks.desc_batch=8"])
-    training.run(root / "data", root / "sid", None, root / "rec",
-                 SMALL + ["train.max_steps=3", "train.epochs=1", "train.eval_beam=20"])
+    tj.run(root / "data", root / "sid", None, root / "joint",
+           SMALL + ["train.max_steps=3", "tasks.desc_batch=8"])
+    rec.run(root / "data", root / "sid", None, root / "rec",
+            SMALL + ["train.max_steps=3", "train.epochs=1", "train.eval_beam=20"])
     return {"root": root, "joint": root / "joint", "rec": root / "rec", "data": root / "data",
             "sid": root / "sid"}
 

@@ -155,13 +155,13 @@ def test_cli_sid_build_needs_force_to_replace_and_refuses_foreign_dirs(tmp_path)
 
 def test_training_refuses_a_sid_table_from_another_dataset(tmp_path):
     """Issue 19: a re-prepared dataset under SIDs built from the old one stops at the start."""
-    from onefeed import training
+    from onefeed.train import rec
     from onefeed.data.schemas import Dataset
 
     _, out = _built(tmp_path)
     other = make_tiny_dataset([list(reversed(s)) for s in SEQS], n_items=8).save(tmp_path / "o")
     with pytest.raises(ArtifactError, match="rebuild the SIDs"):
-        training.train(Dataset.load(other), SidTable.load(out), training.load_run_config(None),
-                       tmp_path / "run")
+        rec.train(Dataset.load(other), SidTable.load(out), rec.load_run_config(None),
+                  tmp_path / "run")
     assert not (tmp_path / "run").exists()
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from joint_toy import make_world, sid_dir
-from onefeed import training_joint as tj
+from onefeed.train import joint as tj
 out = Path(sys.argv[2])
 sid = out.parent / "sid"  # written by the test (joint_toy.sid_dir) before the launch
 cfg = tj.load_run_config(None, sys.argv[3:])

@@ -13,7 +13,7 @@ from onefeed import checkpoint
 from onefeed.checkpoint import MODEL
 from onefeed.train import loop
 from onefeed.train.task import Task, rank_shard, steps_for
-from onefeed.training import TrainConfig
+from onefeed.train.config import TrainConfig
 
 X = torch.linspace(-1, 1, 20)[:, None]
 Y = 3 * X

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from onefeed import training
-from onefeed import training_joint as tj
+from onefeed.train import joint as tj
+from onefeed.train import rec
 from onefeed.sid.table import SidTable
 from onefeed.train import loop
 from onefeed.train.task import Task
@@ -51,9 +51,9 @@ def spied(monkeypatch):
         return {"score": SCORES[task.n_valid - 1]}
 
     monkeypatch.setattr(loop, "lr_at", lr_at)
-    monkeypatch.setattr(training, "fit", fit)
+    monkeypatch.setattr(rec, "fit", fit)
     monkeypatch.setattr(tj, "fit", fit)
-    monkeypatch.setattr(training.RecTask, "validate", scripted)
+    monkeypatch.setattr(rec.RecTask, "validate", scripted)
     monkeypatch.setattr(tj.JointTask, "validate", scripted)
     return seen
 
@@ -76,9 +76,8 @@ def test_rec_and_nrip_only_joint_runs_share_the_loop(tmp_path, spied):
     ds = t.make_tiny_dataset(seqs, 12)
     sid = SidTable(np.array([[i // 4, (i // 2) % 2, i % 2] for i in range(12)]), (3, 2, 2))
     small = ["model.d_model=16", "model.n_heads=2", "model.d_ff=32", "model.max_len=8"]
-    rec = training.train(ds, sid, training.load_run_config(None, small + SHARED),
-                         tmp_path / "rec")
-    _check_one_loop(spied, rec, "best_ndcg10")
+    solo = rec.train(ds, sid, rec.load_run_config(None, small + SHARED), tmp_path / "rec")
+    _check_one_loop(spied, solo, "best_ndcg10")
 
     spied["lr"].clear(), spied["tasks"].clear()
     nrip_only = ["tasks.nsip=0", "tasks.nsqp=0", "tasks.desc2id=0", "tasks.id2desc=0"]
@@ -86,5 +85,5 @@ def test_rec_and_nrip_only_joint_runs_share_the_loop(tmp_path, spied):
                            tj.load_run_config(None, small + SHARED + nrip_only),
                            tmp_path / "joint")
     _check_one_loop(spied, joint, "best_score")
-    assert set(rec) - {"best_ndcg10"} == set(joint) - {"best_score"}
-    assert [set(h) for h in rec["history"]] == [set(h) for h in joint["history"]]
+    assert set(solo) - {"best_ndcg10"} == set(joint) - {"best_score"}
+    assert [set(h) for h in solo["history"]] == [set(h) for h in joint["history"]]

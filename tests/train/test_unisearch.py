@@ -11,7 +11,7 @@ from unisearch_toy import CFG, PAIRS, TASK, TEXTS, toy_data, trained  # noqa: E4
 from onefeed.tasks.unisearch import build_index, load_frozen, search, word_ids  # noqa: E402
 from onefeed.train.unisearch import (SPOConfig, UniSearchRunConfig, candidate_log_probs,  # noqa: E402
                                      reference_copy, spo_step)
-from onefeed.training import TrainConfig  # noqa: E402
+from onefeed.train.config import TrainConfig  # noqa: E402
 
 
 def test_train_unisearch_through_the_loop_freezes_best_codes(tmp_path):

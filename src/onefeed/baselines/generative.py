@@ -1,4 +1,4 @@
-"""Adapter: the generative recommender (``onefeed.training``) in the baselines' shape, so the
+"""Adapter: the generative recommender (``onefeed.train.rec``) in the baselines' shape, so the
 bench runs it as the ``tiger`` row (OneFeed §4.4 "OneRec-style": same SIDs, recommendation
 objective only) or, with a joint checkpoint, the ``onefeed`` row.
 
@@ -53,7 +53,7 @@ class GenerativeAdapter:
     def fit(self, ds: Dataset, cfg: dict[str, Any], seed: int) -> TrainLog:
         import torch
 
-        from onefeed import training
+        from onefeed.train import rec
         from onefeed.decoding.trie import Trie
         from onefeed.sid.table import SidTable
         from onefeed.tasks.rec import sid_tensor
@@ -67,18 +67,18 @@ class GenerativeAdapter:
         checkpoint = str(cfg["checkpoint"]).format(seed=seed) if cfg.get("checkpoint") else None
         if not checkpoint:
             out = Path(cfg.get("out", "runs/bench-generative")) / f"seed{seed}"
-            run_cfg = training.load_run_config(cfg.get("config"),
-                                               list(cfg.get("overrides", [])) +
-                                               [f"train.seed={seed}"])
-            state = training.train(ds, sid, run_cfg, out, resume=bool(cfg.get("resume", True)),
-                                   provenance=run_inputs(cfg))
+            run_cfg = rec.load_run_config(cfg.get("config"),
+                                          list(cfg.get("overrides", [])) +
+                                          [f"train.seed={seed}"])
+            state = rec.train(ds, sid, run_cfg, out, resume=bool(cfg.get("resume", True)),
+                              provenance=run_inputs(cfg))
             for h in state.get("history", []):
                 log.epochs.append(int(h["epoch"]))
                 log.loss.append(float(h["loss"]) if h.get("loss") is not None else float("nan"))
                 log.valid_ndcg10.append(float(h["valid_ndcg@10"]))
             log.best_epoch = int(state.get("best_epoch", -1))
             checkpoint = out / "best"
-        self.model, run_cfg, self.vocab = training.load_model(checkpoint)
+        self.model, run_cfg, self.vocab = rec.load_model(checkpoint)
         self.max_len = int(run_cfg.model.max_len)  # the model's window (histories are cut)
         self.codes = sid_tensor(sid)
         self.trie = Trie.from_table(sid.codes, sid.codebook_sizes)

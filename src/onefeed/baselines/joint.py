@@ -1,4 +1,4 @@
-"""Adapter: the joint model (``onefeed.training_joint``) as a bench row — the ``onefeed`` row
+"""Adapter: the joint model (``onefeed.train.joint``) as a bench row — the ``onefeed`` row
 and every variant of the joint-model studies.
 
 It answers all three bench tasks from one trained model:
@@ -45,7 +45,7 @@ class JointAdapter:
     def fit(self, ds: Dataset, cfg: dict[str, Any], seed: int) -> TrainLog:
         import torch
 
-        from onefeed import training_joint as tj
+        from onefeed.train import joint as tj
 
         self.params = dict(cfg)
         if "sid" not in cfg:
@@ -83,12 +83,12 @@ class JointAdapter:
     def _seen_rule(self, log: TrainLog) -> str:
         """``params.seen``, with "auto" decided on (at most 5,000 seeded) valid users."""
         from onefeed.evaluation.seen import check_seen_rule
-        from onefeed.training_joint import _rec_targets
+        from onefeed.train.joint import rec_targets
 
         rule = check_seen_rule(str(self.params.get("seen", "keep")), "joint adapter")
         if rule == "auto":
             users = np.arange(self.pred.jd.n_users)
-            targets = _rec_targets(self.pred.jd, users, "valid")
+            targets = rec_targets(self.pred.jd, users, "valid")
             has = targets >= 0
             choice = self.pred.choose_seen_rule(users[has], "valid", targets[has],
                                                 self._beam(10))
@@ -139,7 +139,7 @@ class FusedJointAdapter(JointAdapter):
         from onefeed.search.bm25 import BM25Config, BM25Retriever
         from onefeed.search.fusion import tune_lambda, tune_weight
         from onefeed.search.hybrid import valid_queries
-        from onefeed.training_joint import _rec_targets
+        from onefeed.train.joint import rec_targets
 
         log = super().fit(ds, cfg, seed).as_dict()
         self.bm25 = BM25Retriever()
@@ -167,7 +167,7 @@ class FusedJointAdapter(JointAdapter):
                                        exclude_seen=self.seen == "exclude")
             extra = self._feed_extra(users, "valid", 30)
             self.w_feed, fusion["feed"] = tune_weight(base, extra,
-                                                      _rec_targets(self.pred.jd, users, "valid"))
+                                                      rec_targets(self.pred.jd, users, "valid"))
         fusion.update(w_search=self.w_search, w_feed=self.w_feed)
         log["fusion"] = fusion
         return log
@@ -252,7 +252,7 @@ class QueryFeedAdapter(JointAdapter):
         from onefeed.config import from_dict
         from onefeed.search.bm25 import BM25Config, BM25Retriever
         from onefeed.search.intent import IntentConfig
-        from onefeed.training_joint import _rec_targets
+        from onefeed.train.joint import rec_targets
 
         rule = check_seen_rule(str(cfg.get("seen", "auto")), "query-feed adapter")
         log = super().fit(ds, {**cfg, "tasks": "query", "seen": "keep"}, seed)
@@ -267,7 +267,7 @@ class QueryFeedAdapter(JointAdapter):
         self.depth = int(cfg.get("feed_depth", 50))
         if rule == "auto":
             users = np.arange(self.pred.jd.n_users)
-            targets = _rec_targets(self.pred.jd, users, "valid")
+            targets = rec_targets(self.pred.jd, users, "valid")
             pick = users[targets >= 0]
             pick = np.sort(np.random.default_rng(seed).permutation(pick)[:5000])
             scores = {}

@@ -7,7 +7,7 @@ Per seed:
    phases only, so the users' *live* interests (the last phase) are partly unseen by the
    initial model. Identifiers are the ground-truth category path ``(topic, leaf, index)``
    (no embedding or quantiser is trained: the loop, not the SID build, is under test).
-2. **Initial model**: the joint model (``training_joint.train_joint``) on that log.
+2. **Initial model**: the joint model (``train.joint.train_joint``) on that log.
 3. **Rounds** ``r = 0 .. rounds``, for two arms started from the same initial checkpoint:
 
    * serve every user a top-``k`` list: RRF (``search.fusion.rrf``) of the model's
@@ -20,7 +20,7 @@ Per seed:
      (``feedback.export.split_log``); clicks become ``rec_click`` train events appended to
      each user's history, skipped items explicit negatives of the consistency loss (CONSIST,
      OneFeed Eq. 10, joined to its BM25 candidates); then the model is fine-tuned
-     ``finetune_steps`` steps from its last checkpoint (``training_joint.fine_tune``);
+     ``finetune_steps`` steps from its last checkpoint (``train.joint.fine_tune``);
    * ``control`` arm: nothing is logged; the model is fine-tuned the same number of steps
      on the original log only (same seeds, same schedule);
    * diagnostics: ``clicks-only`` (the feedback arm without the skip negatives) and
@@ -182,7 +182,7 @@ def build_world(cfg: SyntheticConfig, seed: int, work: Path) -> LoopWorld:
 # ---- one round ----------------------------------------------------------------------------------
 def predictor(run_dir: Path, ds: Dataset, sid_dir: Path):
     """A ``Predictor`` over the weights in ``run_dir/last`` and the in-memory ``ds``."""
-    from onefeed import training_joint as tj
+    from onefeed.train import joint as tj
     from onefeed.predict import Predictor
 
     model, run_cfg, vocab = tj.load_joint(run_dir / "last")
@@ -319,7 +319,7 @@ def _finetune(run_cfg, cfg: ClosedLoopConfig, seed: int, round_: int):
 def run_seed(cfg: ClosedLoopConfig, seed: int, work: Path,
              progress=lambda msg: None) -> dict[str, Any]:
     """Both arms of one seed -> {arm: [metrics of round 0..rounds]} plus counts."""
-    from onefeed import training_joint as tj
+    from onefeed.train import joint as tj
 
     work.mkdir(parents=True, exist_ok=True)
     lw = build_world(cfg.world, seed, work)

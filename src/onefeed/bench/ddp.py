@@ -5,7 +5,7 @@ by ``torchrun --nproc_per_node W`` for W in ``worlds`` (gloo, CPU, one thread pe
     onefeed bench ddp                               # -> bench/results/ddp-worldsize.{json,md}
 
 Paths: ``rqvae`` (sid/rqvae.py), ``biencoder`` (embeddings/biencoder.py, MiniLM fine-tune) and
-``loop`` (train/loop.py through training.train, the rec model). Each rank writes
+``loop`` (train/loop.py through train.rec.train, the rec model). Each rank writes
 ``OUT/rank<r>.json`` (weight checksum: ranks must agree); rank 0 writes ``OUT/result.json``
 (loss curve, final metric).
 """
@@ -76,7 +76,7 @@ def _biencoder(out: Path, dropout: bool = True) -> tuple[dict[str, Any], dict[st
 
 
 def _loop(out: Path) -> tuple[dict[str, Any], dict[str, float]]:
-    from onefeed import training
+    from onefeed.train import rec
     from onefeed.data.prepare import PrepareConfig, prepare
     from onefeed.sid.table import SidTable
 
@@ -84,11 +84,11 @@ def _loop(out: Path) -> tuple[dict[str, Any], dict[str, float]]:
                                options={"n_users": 64, "n_items": 40, "seed": 0}))
     codes = np.array([[i // 8, (i // 2) % 4, i % 2] for i in range(ds.n_items)])
     sid = SidTable(codes, (int(codes[:, 0].max()) + 1, 4, 2))
-    cfg = training.load_run_config(None, [
+    cfg = rec.load_run_config(None, [
         "model.d_model=16", "model.n_heads=2", "model.d_ff=32", "model.max_len=8",
         "model.dropout=0.0", "train.batch_size=16", "train.warmup_steps=2",
         "train.eval_beam=20", "train.max_steps=24", "train.eval_every=1", "train.epochs=100"])
-    state = training.train(ds, sid, cfg, out / "run", resume=False)
+    state = rec.train(ds, sid, cfg, out / "run", resume=False)
     ranks = json.loads((out / "run" / "ranks" / f"rank{os.environ.get('RANK', '0')}.json")
                        .read_text())
     hist = state["history"]

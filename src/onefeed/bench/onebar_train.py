@@ -55,7 +55,7 @@ from onefeed.onebar.model import QuerySuggester, SuggesterConfig, normalise
 from onefeed.onebar.stages import CandidateList, ListwiseConfig, Pair, PiopdConfig
 from onefeed.onebar.suggesters import ModelSuggester
 from onefeed.train.task import steps_for
-from onefeed.training import TrainConfig
+from onefeed.train.config import TrainConfig
 
 STAGE_ROWS: tuple[str, ...] = ("onebar-stage1", "onebar-stage1-verbose", "onebar-stage2",
                                "onebar")

@@ -51,7 +51,7 @@ def bench_decode(
     from onefeed.paths import results_root
     from onefeed.sid.table import SidTable
     from onefeed.tasks.rec import history_events, sid_tensor
-    from onefeed.training import load_model
+    from onefeed.train.rec import load_model
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)

@@ -52,14 +52,14 @@ def train_cmd(
     quiet: bool = typer.Option(False, help=QUIET_HELP),
 ) -> None:
     """Train on NRIP + NSIP + NSQP + DESC2ID + ID2DESC (weights in the config's [tasks])."""
-    from onefeed import training_joint
+    from onefeed.train import joint as tj
     from onefeed.cli.model import check_inputs
 
     check_inputs(data, sid)
-    training_joint.load_run_config(config, list(set_))  # a bad config fails before any loading
+    tj.load_run_config(config, list(set_))  # a bad config fails before any loading
     out = out or data.parent / "model" / f"joint-{sid.name}"
     with quiet_output(quiet):
-        state = training_joint.run(data, sid, config, out, list(set_), resume=resume)
+        state = tj.run(data, sid, config, out, list(set_), resume=resume)
     typer.echo(json.dumps({"run": str(out), "best_epoch": state["best_epoch"],
                            "best_valid": state.get("best_valid"),
                            "train_minutes": round(state["train_seconds"] / 60, 1)}, indent=2))

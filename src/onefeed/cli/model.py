@@ -29,16 +29,16 @@ def train_cmd(
                                      "over)"),
     quiet: bool = typer.Option(False, help=QUIET_HELP),
 ) -> None:
-    """Train the generative recommender (also runs under torchrun: python -m onefeed.training)."""
-    from onefeed import training
+    """Train the generative recommender (also runs under torchrun: python -m onefeed.train.rec)."""
+    from onefeed.train import rec
 
     check_inputs(data, sid)
-    training.load_run_config(config, list(set_))  # a bad config fails before anything loads
+    rec.load_run_config(config, list(set_))  # a bad config fails before anything loads
     if out is None:
         stem = config.stem if config else "default"
         out = data.parent / "model" / f"{sid.name}-{stem}"
     with quiet_output(quiet):
-        state = training.run(data, sid, config, out, list(set_), resume=resume)
+        state = rec.run(data, sid, config, out, list(set_), resume=resume)
     typer.echo(f"run: {out}\nbest valid ndcg@10 {state['best_ndcg10']:.4f} at epoch "
                f"{state['best_epoch']} ({state['train_seconds'] / 60:.1f} min)")
 
@@ -170,7 +170,7 @@ def _evaluate_split(run: Path, split: str, beam: int, filter_seen: bool,
     from onefeed.evaluation.generative import RunProtocol, evaluate_cases
     from onefeed.sid.table import SidTable
     from onefeed.tasks.rec import sid_tensor
-    from onefeed.training import load_model
+    from onefeed.train.rec import load_model
 
     _, data_dir, sid_dir = run_inputs(run, data, sid)
     ds, sid_table = Dataset.load(data_dir), SidTable.load(sid_dir)

@@ -42,7 +42,7 @@ from onefeed.onebar.model import (IGNORE, REJECT, SEP, QuerySuggester, Suggester
                                   eval_mode, target_logp)
 from onefeed.train.loop import fit
 from onefeed.train.task import rank_shard, steps_for
-from onefeed.training import TrainConfig
+from onefeed.train.config import TrainConfig
 
 Validator = Callable[[QuerySuggester], float]  # higher is better (e.g. HR@8 on valid)
 # pairs may be Pair s or plain (evidence, target) tuples everywhere below

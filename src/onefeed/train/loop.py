@@ -18,7 +18,7 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,10 +28,8 @@ from onefeed import checkpoint
 from onefeed.artifacts import write_json
 from onefeed.checkpoint import NonFiniteError
 from onefeed.distributed import all_sum, any_rank, dist_info, wrap
+from onefeed.train.config import TrainConfig
 from onefeed.train.task import Task
-
-if TYPE_CHECKING:  # TrainConfig stays in onefeed.training (its one home for now)
-    from onefeed.training import TrainConfig
 
 
 # ---- distributed helpers: onefeed.distributed (one home for every training path) -----------

@@ -24,8 +24,8 @@ from onefeed.models.unisearch import UniSearch, UniSearchConfig
 from onefeed.objectives.spo import group_advantages, spo_loss, token_kl
 from onefeed.tasks.unisearch import (LearnedIndex, SearchData, UniSearchTask,
                                      UniSearchTaskConfig, dataset_search_data, freeze, word_ids)
+from onefeed.train.config import TrainConfig
 from onefeed.train.loop import fit, seed_everything
-from onefeed.training import TrainConfig
 
 RewardFn = Callable[[Sequence[str], np.ndarray], np.ndarray]  # (queries, items (Q, G)) -> (Q, G)
 

@@ -8,7 +8,7 @@ a batch of items for the two history-free text-alignment tasks. Early stopping w
 mean of validation NDCG@10 over the item tasks with non-zero weight (recommendation on each
 user's valid target; personalised search on the valid held-out queries). :class:`JointTask`
 is that objective; the loop (schedule, optimizer, checkpoints, DDP) is
-``onefeed.train.loop.fit``, shared with ``onefeed.training``.
+``onefeed.train.loop.fit``, shared with ``onefeed.train.rec``.
 
     onefeed train-joint --data runs/beauty/data --sid runs/beauty/sid/content-joint \
         --config configs/model/beauty-joint.toml --out runs/beauty/model/joint-seed0
@@ -45,9 +45,11 @@ from onefeed.tasks.joint import (NRIP, NSIP, NSQP, S_I, S_Q, IdLayout, JointBatc
                                  path_code_tensors, training_windows)
 from onefeed.tasks.rec import length_bucketed_batches
 from onefeed.tokens import Vocab
+from onefeed.checkpoint import checkpoint_config
+from onefeed.train.config import TrainConfig
 from onefeed.train.loop import fit, seed_everything
+from onefeed.train.rec import load_model
 from onefeed.train.task import rank_shard, steps_for
-from onefeed.training import TrainConfig, checkpoint_config, load_model
 
 
 @dataclass
@@ -407,7 +409,7 @@ def validate(pred: JointPredictor, ds: Dataset, t: TaskConfig, beam: int, seed: 
     users = eq["user"].to_numpy().astype(np.int64)
     targets = eq["item"].to_numpy().astype(np.int64)
     if t.nrip:
-        rec_t = _rec_targets(pred.jd, users, split)
+        rec_t = rec_targets(pred.jd, users, split)
         ranks = target_ranks(pred.recommend(users, split, 10, beam), rec_t)
         out["rec_ndcg@10"] = float(ndcg_at_k(ranks, 10).mean())
         out["rec_recall@10"] = float(((ranks >= 0) & (ranks < 10)).mean())
@@ -420,7 +422,8 @@ def validate(pred: JointPredictor, ds: Dataset, t: TaskConfig, beam: int, seed: 
     return out
 
 
-def _rec_targets(jd: JointData, users: np.ndarray, split: str) -> np.ndarray:
+def rec_targets(jd: JointData, users: np.ndarray, split: str) -> np.ndarray:
+    """Each user's first recommendation (non-query) item of ``split``, -1 for users without."""
     from onefeed.tasks.joint import SPLIT_CODES
 
     code = SPLIT_CODES[split]
@@ -659,4 +662,5 @@ def run(data: str | Path, sid_dir: str | Path, config_path: str | Path | None, o
     return train_joint(ds, sid_dir, run_cfg, out, resume=resume, provenance=provenance)
 
 
-__all__ = ["JointRunConfig", "TaskConfig", "train_joint", "fine_tune", "load_joint", "predictor", "S_I"]
+__all__ = ["JointRunConfig", "TaskConfig", "train_joint", "fine_tune", "load_joint", "predictor",
+           "rec_targets", "S_I"]

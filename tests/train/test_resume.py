@@ -1,4 +1,4 @@
-"""Crash-safe, exact resume of ``training.train``: a run killed with SIGKILL at a chosen moment
+"""Crash-safe, exact resume of ``train.rec.train``: a run killed with SIGKILL at a chosen moment
 and resumed ends bit-identical to the uninterrupted run (weights, best epoch, scores)."""
 
 import json
@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from onefeed import training
+from onefeed.train import rec
 from onefeed.artifacts import file_sha256
 from onefeed.sid.table import SidTable
 
@@ -29,13 +29,13 @@ def _load_sibling(name: str):
     return module
 
 
-_t = _load_sibling("test_training")
+_t = _load_sibling("test_rec")
 CODES, SEQS, SMALL, make_tiny_dataset = _t.CODES, _t.SEQS, _t.SMALL, _t.make_tiny_dataset
 
 # validation improves at epochs 1, 2 and 4 (so best/ is saved three times, last/ five)
 ARGS = SMALL + ["train.epochs=5", "train.eval_every=1", "train.patience=10", "train.seed=2"]
 
-# Runs ``python -m onefeed.training`` and SIGKILLs itself at the moment named by KILL_AT:
+# Runs ``python -m onefeed.train.rec`` and SIGKILLs itself at the moment named by KILL_AT:
 #   step:N           when step N starts (mid-epoch)
 #   commit:K         right after the K-th checkpoint commit (last/ and best/ written)
 #   rename:PREFIX:K  right after the K-th os.replace onto a name starting with PREFIX
@@ -45,8 +45,8 @@ ARGS = SMALL + ["train.epochs=5", "train.eval_every=1", "train.patience=10", "tr
 DRIVER = r"""
 import os, signal, sys
 from pathlib import Path
-from onefeed import checkpoint, training
-from onefeed.train import loop
+from onefeed import checkpoint
+from onefeed.train import loop, rec
 
 kind, *spec = os.environ.get("KILL_AT", "none").split(":")
 count = [0]
@@ -93,7 +93,7 @@ elif kind == "write":
             die()
         return orig_write(path, obj)
     checkpoint.write_json = write_json
-training.main(sys.argv[1:])
+rec.main(sys.argv[1:])
 """
 
 
@@ -110,7 +110,7 @@ def world(tmp_path_factory):
 
 def _run(root: Path, out: Path, kill_at: str | None = None, extra: list[str] | None = None
          ) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(training.__file__).parents[1]),
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(rec.__file__).parents[2]),
                KILL_AT=kill_at or "none")
     cmd = [sys.executable, str(root / "driver.py"), "--data", str(root / "data"),
            "--sid", str(root / "sid"), "--out", str(out),
@@ -169,7 +169,7 @@ def test_flipped_byte_in_optimizer_state_refuses_resume(world, tmp_path):
 
 
 def _resume_in_process(world: Path, out: Path) -> dict:
-    return training.run(world / "data", world / "sid", None, out, ARGS + ["train.epochs=6"])
+    return rec.run(world / "data", world / "sid", None, out, ARGS + ["train.epochs=6"])
 
 
 def test_best_that_disagrees_with_last_state_is_refused(world, tmp_path):

@@ -9,7 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from onefeed import training
+from onefeed.checkpoint import NonFiniteError
+from onefeed.train import loop, rec
+from onefeed.train.config import TrainConfig
 from onefeed.sid.table import SidTable
 
 
@@ -19,7 +21,7 @@ def _load_root_conftest():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("_onefeed_tests_conftest",
-                                                  Path(__file__).parent / "conftest.py")
+                                                  Path(__file__).parents[1] / "conftest.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -45,31 +47,31 @@ def inputs(tmp_path):
 
 
 def test_lr_schedule_warms_up_then_decays():
-    cfg = training.TrainConfig(lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
-    lrs = [training.lr_at(s, 100, cfg) for s in range(100)]
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    lrs = [loop.lr_at(s, 100, cfg) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:])) and lrs[-1] >= 0.1
 
 
 def test_train_checkpoint_resume_and_reload(inputs):
     out = inputs / "run"
-    state = training.run(inputs / "data", inputs / "sid", None, out,
+    state = rec.run(inputs / "data", inputs / "sid", None, out,
                          SMALL + ["train.epochs=2", "train.eval_every=1"])
     assert state["epoch"] == 2 and len(state["history"]) == 2
     for name in ("model.safetensors", "config.json", "optimizer.safetensors", "state.json"):
         assert (out / "last" / name).exists()
-    model, run_cfg, vocab = training.load_model(out / "best")
+    model, run_cfg, vocab = rec.load_model(out / "best")
     assert run_cfg.model.d_model == 16 and vocab.codebook_sizes == (3, 2, 2)
     # resuming continues from epoch 2 with the saved optimizer state
-    state = training.run(inputs / "data", inputs / "sid", None, out,
+    state = rec.run(inputs / "data", inputs / "sid", None, out,
                          SMALL + ["train.epochs=3", "train.eval_every=1"])
     assert state["epoch"] == 3 and [h["epoch"] for h in state["history"]] == [1, 2, 3]
 
 
 def test_same_seed_same_weights(inputs):
     args = SMALL + ["train.max_steps=4", "train.eval_every=100"]
-    training.run(inputs / "data", inputs / "sid", None, inputs / "a", args, resume=False)
-    training.run(inputs / "data", inputs / "sid", None, inputs / "b", args, resume=False)
+    rec.run(inputs / "data", inputs / "sid", None, inputs / "a", args, resume=False)
+    rec.run(inputs / "data", inputs / "sid", None, inputs / "b", args, resume=False)
     a = load_file(inputs / "a" / "last" / "model.safetensors")
     b = load_file(inputs / "b" / "last" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -77,9 +79,9 @@ def test_same_seed_same_weights(inputs):
 
 def test_torchrun_two_processes_agree(inputs, free_port):
     out = inputs / "ddp"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(training.__file__).parents[1]))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(rec.__file__).parents[2]))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", str(free_port), "-m", "onefeed.training", "--data", str(inputs / "data"),
+           "--master_port", str(free_port), "-m", "onefeed.train.rec", "--data", str(inputs / "data"),
            "--sid", str(inputs / "sid"), "--out", str(out), "--no-resume",
            *[a for s in SMALL + ["train.max_steps=3", "train.eval_every=100"]
              for a in ("--set", s)]]
@@ -164,9 +166,9 @@ def test_drop_seen_and_evaluation_ranks(inputs):
     from onefeed.evaluation.metrics import drop_seen
     from onefeed.tasks.rec import sid_tensor
 
-    training.run(inputs / "data", inputs / "sid", None, inputs / "r",
+    rec.run(inputs / "data", inputs / "sid", None, inputs / "r",
                  SMALL + ["train.max_steps=2", "train.eval_every=100"])
-    model, run_cfg, vocab = training.load_model(inputs / "r" / "best")
+    model, run_cfg, vocab = rec.load_model(inputs / "r" / "best")
     ds, sid = Dataset.load(inputs / "data"), SidTable.load(inputs / "sid")
     cases = rec_cases(ds, "test", 8)
     trie = Trie.from_table(sid.codes, sid.codebook_sizes)
@@ -205,11 +207,11 @@ def test_drop_seen_and_evaluation_ranks(inputs):
 
 
 def test_encoder_decoder_trains_and_evaluates(inputs):
-    state = training.run(inputs / "data", inputs / "sid", None, inputs / "ed",
+    state = rec.run(inputs / "data", inputs / "sid", None, inputs / "ed",
                          SMALL + ["model.arch=encoder_decoder", "train.max_steps=3",
                                   "train.eval_every=1"])
     assert state["step"] == 3 and state["history"]
-    model, run_cfg, _ = training.load_model(inputs / "ed" / "best")
+    model, run_cfg, _ = rec.load_model(inputs / "ed" / "best")
     assert run_cfg.model.arch == "encoder_decoder" and type(model).__name__.startswith("Encoder")
 
 
@@ -227,40 +229,40 @@ def _linear_step(cfg, poison=None):
 
 @pytest.mark.parametrize("poison", ["loss", "grad"])
 def test_guarded_step_stops_or_skips_on_non_finite(poison):
-    stop = training.TrainConfig(grad_clip=1.0)
+    stop = TrainConfig(grad_clip=1.0)
     model, opt, loss, before = _linear_step(stop, poison)
-    with pytest.raises(training.NonFiniteError, match="step 5: non-finite"):
-        training.guarded_step(loss, model, opt, stop, {"step": 5})
+    with pytest.raises(NonFiniteError, match="step 5: non-finite"):
+        loop.guarded_step(loss, model, opt, stop, {"step": 5})
     assert all(torch.equal(a, p) for a, p in zip(before, model.parameters()))
-    skip = training.TrainConfig(grad_clip=0.0, nonfinite="skip", max_skipped_steps=1)
+    skip = TrainConfig(grad_clip=0.0, nonfinite="skip", max_skipped_steps=1)
     state = {"step": 5}
     model, opt, loss, before = _linear_step(skip, poison)
-    assert training.guarded_step(loss, model, opt, skip, state) is False
+    assert loop.guarded_step(loss, model, opt, skip, state) is False
     assert state["skipped_steps"] == 1 and not opt.state  # no AdamW moment was touched
     assert all(torch.equal(a, p) for a, p in zip(before, model.parameters()))
     model, opt, loss, _ = _linear_step(skip, poison)
-    with pytest.raises(training.NonFiniteError, match="max_skipped_steps=1"):
-        training.guarded_step(loss, model, opt, skip, state)
+    with pytest.raises(NonFiniteError, match="max_skipped_steps=1"):
+        loop.guarded_step(loss, model, opt, skip, state)
 
 
 def test_guarded_step_steps_on_finite_loss():
-    cfg = training.TrainConfig(grad_clip=0.0)  # 0 = no clipping (gradients are kept)
+    cfg = TrainConfig(grad_clip=0.0)  # 0 = no clipping (gradients are kept)
     model, opt, loss, before = _linear_step(cfg)
-    assert training.guarded_step(loss, model, opt, cfg, {"step": 0})
+    assert loop.guarded_step(loss, model, opt, cfg, {"step": 0})
     assert not torch.equal(before[0], model.weight)
     with pytest.raises(ValueError, match="nonfinite"):
-        training.guarded_step(loss, model, opt, training.TrainConfig(nonfinite="ignore"), {})
+        loop.guarded_step(loss, model, opt, TrainConfig(nonfinite="ignore"), {})
 
 
 def _nan_loss_at(monkeypatch, step):
     calls = {"n": 0}
-    real = training.sid_nll
+    real = rec.sid_nll
 
     def poisoned(*args, **kwargs):
         calls["n"] += 1
         return real(*args, **kwargs) * (float("nan") if calls["n"] == step else 1.0)
 
-    monkeypatch.setattr(training, "sid_nll", poisoned)
+    monkeypatch.setattr(rec, "sid_nll", poisoned)
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(inputs, monkeypatch):
@@ -268,8 +270,8 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(inputs, monke
 
     _nan_loss_at(monkeypatch, 5)  # in epoch 2 (3 steps per epoch)
     out = inputs / "nan"
-    with pytest.raises(training.NonFiniteError, match="step 4: non-finite loss"):
-        training.run(inputs / "data", inputs / "sid", None, out,
+    with pytest.raises(NonFiniteError, match="step 4: non-finite loss"):
+        rec.run(inputs / "data", inputs / "sid", None, out,
                      SMALL + ["train.epochs=3", "train.eval_every=1"])
     state = json.loads((out / "last" / "state.json").read_text())
     assert state["step"] == 3 and state["epoch"] == 1
@@ -281,7 +283,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(inputs, monke
 def test_nan_loss_is_skipped_and_counted(inputs, monkeypatch):
     _nan_loss_at(monkeypatch, 5)
     out = inputs / "skip"
-    state = training.run(inputs / "data", inputs / "sid", None, out,
+    state = rec.run(inputs / "data", inputs / "sid", None, out,
                          SMALL + ["train.epochs=3", "train.eval_every=1",
                                   "train.nonfinite=skip"])
     assert state["skipped_steps"] == 1 and state["step"] == 9

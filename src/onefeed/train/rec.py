@@ -2,14 +2,13 @@
 
 ``train`` builds the model and a :class:`RecTask` and runs the one loop,
 ``onefeed.train.loop.fit`` (AdamW, warm-up + cosine, clipping, non-finite guards, early
-stopping on validation NDCG@10, checkpoints with exact resume, DDP). ``TrainConfig``, the
-loop's settings, lives here; the loop's helpers (``lr_at``, ``guarded_step``, ...) are
-re-exported. Under ``torchrun --nproc_per_node N`` (DDP, gloo) each rank trains on its shard
-of the windows and evaluates its shard of the validation users; metrics are summed across
-ranks so every rank takes the same early-stopping decision.
+stopping on validation NDCG@10, checkpoints with exact resume, DDP); the loop's settings,
+``TrainConfig``, are ``onefeed.train.config``'s. Under ``torchrun --nproc_per_node N`` (DDP,
+gloo) each rank trains on its shard of the windows and evaluates its shard of the validation
+users; metrics are summed across ranks so every rank takes the same early-stopping decision.
 
-    python -m onefeed.training --data runs/x/data --sid runs/x/sid/y --config c.toml --out DIR
-    torchrun --nproc_per_node 2 -m onefeed.training ...   (same arguments)
+    python -m onefeed.train.rec --data runs/x/data --sid runs/x/sid/y --config c.toml --out DIR
+    torchrun --nproc_per_node 2 -m onefeed.train.rec ...   (same arguments)
 """
 
 from __future__ import annotations
@@ -20,15 +19,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
+
 from onefeed import checkpoint
 from onefeed import config as config_lib
 from onefeed.artifacts import git_commit, machine_info
-from onefeed.checkpoint import NonFiniteError, load_optimizer  # noqa: F401 (re-exported)
+from onefeed.checkpoint import checkpoint_config
 from onefeed.data.schemas import Dataset
 from onefeed.data.views import rec_cases, train_sequences
 from onefeed.decoding.trie import Trie
@@ -39,38 +39,9 @@ from onefeed.sid.table import SidTable
 from onefeed.tasks.rec import (RecBatch, length_bucketed_batches, rec_batch, sid_tensor,
                                training_windows)
 from onefeed.tokens import Vocab
-from onefeed.train.loop import (  # noqa: F401 (the loop's helpers, re-exported)
-    all_sum, dist_info, fit, guarded_step, lr_at, make_optimizer, progress_columns,
-    resume_state, seed_everything)
+from onefeed.train.config import TrainConfig
+from onefeed.train.loop import all_sum, fit, seed_everything
 from onefeed.train.task import rank_shard, steps_for
-
-
-@dataclass
-class TrainConfig:
-    RANGES: ClassVar[dict[str, str]] = {"lr": "> 0", "weight_decay": ">= 0", "betas": "[0, 1)",
-        "batch_size": ">= 1", "epochs": ">= 1", "max_steps": ">= 0", "warmup_steps": ">= 0",
-        "min_lr_ratio": "[0, 1]", "grad_clip": ">= 0", "label_smoothing": "[0, 1)",
-        "eval_every": ">= 1", "patience": ">= 1", "eval_beam": ">= 1", "eval_users": ">= 0",
-        "threads": ">= 1", "time_limit_min": ">= 0", "max_skipped_steps": ">= 0"}
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    betas: tuple[float, float] = (0.9, 0.98)
-    batch_size: int = 256
-    epochs: int = 100
-    max_steps: int = 0  # stop after this many optimizer steps (0 = no limit; for smoke tests)
-    warmup_steps: int = 200
-    min_lr_ratio: float = 0.05
-    grad_clip: float = 1.0
-    label_smoothing: float = 0.0
-    eval_every: int = 5  # epochs between validation runs
-    patience: int = 4  # validation runs without improvement before stopping
-    eval_beam: int = 20
-    eval_users: int = 0  # validation users per evaluation (0 = all)
-    seed: int = 0
-    threads: int = 1
-    time_limit_min: float = 0.0  # stop (and keep the best checkpoint) after this wall time
-    nonfinite: Literal["stop", "skip"] = "stop"  # a NaN/inf loss or gradient: "stop" the run, or "skip" the step
-    max_skipped_steps: int = 10  # with "skip": stop anyway after more skipped steps than this
 
 
 @dataclass
@@ -80,20 +51,6 @@ class RunConfig:
 
 
 # ---- checkpoints (format and commit in onefeed.checkpoint) -------------------------------------
-def checkpoint_config(run_cfg: Any, vocab: Vocab) -> dict[str, Any]:
-    """config.json of a checkpoint: the resolved run config and the vocabulary."""
-    return {"run": config_lib.to_dict(run_cfg), "vocab": vocab.to_dict()}
-
-
-def save_checkpoint(directory: Path, model: torch.nn.Module, run_cfg: Any, vocab: Vocab,
-                    optimizer: torch.optim.Optimizer | None = None,
-                    state: dict[str, Any] | None = None) -> None:
-    """One checkpoint directory: weights, config.json, optionally optimizer and state, with a
-    checksum manifest (see ``onefeed.checkpoint``)."""
-    checkpoint.save_checkpoint(directory, model, checkpoint_config(run_cfg, vocab), optimizer,
-                               state)
-
-
 def load_model(directory: str | Path, run_cls: type = RunConfig
                ) -> tuple[GenerativeRecommender, Any, Vocab]:
     """Rebuild a model from ``directory``'s config.json (read as ``run_cls``) and load its
@@ -192,7 +149,7 @@ def run(data: str | Path, sid_dir: str | Path, config_path: str | Path | None, o
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m onefeed.training")
+    parser = argparse.ArgumentParser(prog="python -m onefeed.train.rec")
     parser.add_argument("--data", required=True)
     parser.add_argument("--sid", required=True)
     parser.add_argument("--config")

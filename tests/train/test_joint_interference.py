@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from onefeed import training_joint as tj
+from onefeed.train import joint as tj
 from onefeed.models import build_model
 from onefeed.models.transformer import GenerativeRecommender
 
-sys.path.insert(0, str(Path(__file__).parent / "tasks"))
-sys.path.insert(0, str(Path(__file__).parent / "objectives"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "tasks"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "objectives"))
 from joint_toy import make_world, sid_dir  # noqa: E402
 from test_balance import reference_pcgrad  # noqa: E402
 
@@ -271,7 +271,7 @@ def test_switch_under_torchrun_keeps_ranks_identical(tmp_path, free_port, switch
     import subprocess
 
     import onefeed
-    sys.path.insert(0, str(Path(__file__).parent / "train"))
+    sys.path.insert(0, str(Path(__file__).parent))
     from test_ddp import DRIVER
 
     assert sid_dir(tmp_path) == tmp_path / "sid"
@@ -283,7 +283,7 @@ def test_switch_under_torchrun_keeps_ranks_identical(tmp_path, free_port, switch
             "tasks.desc_batch=6", "tasks.id2desc_batch=3", "tasks.valid_search_users=4", switch]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
            "--master_port", str(free_port), str(tmp_path / "driver.py"),
-           str(Path(__file__).parent / "tasks"), str(tmp_path / "run"), *args]
+           str(Path(__file__).parents[1] / "tasks"), str(tmp_path / "run"), *args]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / "run" / "ranks" / f"rank{r}.json").read_text())

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from onefeed import training_joint as tj
+from onefeed.train import joint as tj
 from onefeed.evaluation.metrics import target_ranks
 
-sys.path.insert(0, str(Path(__file__).parent / "tasks"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "tasks"))
 from joint_toy import make_world, sid_dir  # noqa: E402
 
 OVERRIDES = ["model.d_model=32", "model.n_heads=2", "model.d_ff=64", "model.dropout=0.0",
@@ -128,7 +128,7 @@ TINY = OVERRIDES[:5] + ["train.epochs=3", "train.eval_every=1", "train.batch_siz
 
 def test_interrupted_and_resumed_joint_run_is_bit_identical(tmp_path, commit_crash):
     """Exact resume (RNG, optimizer, data order) of the joint loop, interrupted right after
-    its second checkpoint; the SIGKILL variants are in tests/test_training_resume.py."""
+    its second checkpoint; the SIGKILL variants are in tests/train/test_resume.py."""
     from safetensors.torch import load_file
 
 

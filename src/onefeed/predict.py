@@ -333,6 +333,8 @@ class Predictor:
         from onefeed.tasks.joint import BEHAVIOUR_NAMES, S_Q, JointData, encode_texts
 
         jd = self.joint.jd
+        if queries is None and split == "all" and all(isinstance(row, str) for row in who):
+            return jd, self._logged_rows(np.array([self.user(u, field) for u in who]))
         codes = {v: k for k, v in BEHAVIOUR_NAMES.items()}
         extra = 0 if queries is None else 1
         room = self.max_len - extra
@@ -403,6 +405,21 @@ class Predictor:
                 idx[r, self.max_len - n:] = np.arange(start, start + n)
             start += n
         return mini, idx
+
+    def _logged_rows(self, users: np.ndarray) -> np.ndarray:
+        """(n,) users -> (n, max_len) left-padded indices into the joint data of each whole
+        logged history (``_user_flat`` with split "all", vectorised: the rows of a batch of
+        bare user ids need no mini data)."""
+        from onefeed.tasks.joint import S_Q
+
+        jd = self.joint.jd
+        lo, hi = jd.user_start[users][:, None], jd.user_start[users + 1][:, None]
+        idx = hi - self.max_len + np.arange(self.max_len)  # the last max_len positions
+        valid = idx >= lo
+        if self.max_items:  # at most max_items item events, counted from the end
+            items = valid & (jd.behaviour[np.maximum(idx, 0)] != S_Q)
+            valid &= np.cumsum(items[:, ::-1], axis=1)[:, ::-1] <= self.max_items
+        return np.where(valid, idx, -1).astype(np.int64)
 
     def _rec_rows(self, who: Sequence[Who], field: str = "user") -> np.ndarray:
         """Rows -> (n, max_len) left-padded item ids (a rec-only model reads item events)."""

@@ -48,6 +48,25 @@ def test_explicit_history_equals_the_logged_one(joint_pred):
     assert len(p.search(["green widget never typed"], [events], 3, 6)[0]) == 3
 
 
+@pytest.mark.parametrize("max_items", [0, 1, 2, 50])
+def test_bare_user_rows_equal_the_per_user_history(joint_pred, monkeypatch, max_items):
+    """A batch of bare user ids reads the joint data directly (``_logged_rows``): the same
+    events as ``_user_flat``, queries kept between the last ``max_items`` item events."""
+    p = joint_pred
+    monkeypatch.setattr(p, "max_items", max_items)
+    users = np.arange(len(p.joint.jd.user_start) - 1)
+    rows = p._logged_rows(users)
+    assert rows.shape == (len(users), p.max_len)
+    for u, row in zip(users, rows):
+        flat = p._user_flat(int(u), "all", p.max_len)
+        assert row.tolist() == [-1] * (p.max_len - len(flat)) + flat.tolist()
+    # and the answers match the general path (a Context with no events takes it)
+    names = sorted(p.user_index)[:4]
+    fast = p.recommend(names, 4, 6)
+    slow = p.recommend([Context(n, ()) for n in names], 4, 6)
+    assert [_ids(h) for h in fast] == [_ids(h) for h in slow]
+
+
 def test_bad_rows_name_the_field(joint_pred):
     with pytest.raises(UnknownUser, match="user: unknown user 'nobody'"):
         joint_pred.recommend(["nobody"], 3)

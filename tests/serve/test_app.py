@@ -236,3 +236,62 @@ def test_a_bad_request_does_not_fail_its_batch(runs, joint_pred, tmp_path):
 def test_predictor_from_run_is_what_the_app_loads(runs):
     app = create_app(runs["joint"], ServeSettings(catalogue="/dev/null/none"))
     assert isinstance(app.state.serve.predictor, Predictor)
+
+
+HOT_CASES = [  # (path, body) sent to both servers; raw bytes are sent as they are
+    ("/recommend", {"user": "u0", "k": 3}),
+    ("/recommend", {"user": "u0", "k": 3, "exclude_seen": True}),
+    ("/recommend", {"history": [{"behaviour": "rec_click", "item": "i1"}], "k": 2}),
+    ("/recommend", {"user": "nobody", "k": 3}),
+    ("/recommend", {"user": "u0", "k": 99}),
+    ("/recommend", {"user": "u0", "k": "three"}),
+    ("/recommend", {"k": 3}),
+    ("/recommend", {"user": "u0", "k": 3, "history": [{"behaviour": "rec_click"}]}),
+    ("/feed", {"user": "u1", "k": "2"}),
+    ("/search", {"query": "red lipstick", "user": "u1", "k": 4}),
+    ("/search", {"query": "   ", "k": 4}),
+    ("/search", {"query": "x" * 41, "k": 4}),
+    ("/search", {"query": "red", "k": 4, "fuse_bm25": 0.05}),
+    ("/search", {"user": "u1"}),
+    ("/suggest", {"user": "u2", "k": 3}),
+    ("/suggest", {"trigger_item": "i5", "k": 2}),
+    ("/suggest", {"trigger_item": "nope", "k": 2}),
+    ("/suggest", {"user": "u2", "k": 0}),
+    ("/recommend", b'{"user": "u0", "k": 3'),
+    ("/recommend", b'[1, 2]'),
+    ("/recommend", b''),
+    ("/search", b'{"query": "\\ud800", "k": 2}'),
+]
+
+
+def test_hot_routes_answer_as_the_routed_endpoints(runs, joint_pred, tmp_path):
+    """The hot endpoints' fast answers (before FastAPI's routing) and the routed ones agree,
+    status and body, on good and bad requests alike (request ids aside)."""
+    def settings(name, hot):
+        return ServeSettings(catalogue=str(tmp_path / f"{name}.jsonl"), max_query_chars=40,
+                             max_k=8, beam=6, suggest_beam=5, hot_routes=hot)
+
+    hot_app = create_app(runs["joint"], settings("a", True), joint_pred)
+    routed_app = create_app(runs["joint"], settings("b", False), joint_pred)
+    with TestClient(hot_app) as hot, TestClient(routed_app) as routed:
+        for path, body in HOT_CASES:
+            answers = []
+            for c in (hot, routed):
+                if isinstance(body, bytes):
+                    r = c.post(path, content=body, headers={"content-type": "application/json"})
+                else:
+                    r = c.post(path, json=body)
+                data = r.json()
+                if isinstance(data, dict):
+                    data.pop("request_id", None)
+                answers.append((r.status_code, data))
+            assert answers[0] == answers[1], (path, body)
+            assert answers[0][0] < 500, (path, body, answers[0])
+        # the fast path did answer: with the FastAPI routes gone, good bodies still get theirs
+        # and bad ones (left to the routes) now find none
+        hot_app.router.routes[:] = [r for r in hot_app.router.routes
+                                    if getattr(r, "path", "") not in ("/recommend", "/suggest")]
+        assert hot.post("/recommend", json={"user": "u0", "k": 3}).status_code == 200
+        assert hot.post("/suggest", json={"user": "u2", "k": 3}).status_code == 200
+        assert hot.post("/recommend", json={"user": "u0", "k": "x"}).status_code == 404
+        assert hot.post("/suggest", json={"user": "u2", "k": "x"}).status_code == 404

@@ -17,6 +17,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any, Hashable
 
 from fastapi import FastAPI, Request
@@ -24,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
                                Histogram, generate_latest)
+from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -202,8 +204,9 @@ def create_app(run_dir: str | Path, settings: ServeSettings | None = None,
                   "semantic IDs (docs/SERVING.md).")
     app.state.serve = state
     _errors(app)
-    _middleware(app, state)
-    _routes(app, state)
+    hot: dict[str, HotRoute] = {}
+    _middleware(app, state, hot)
+    _routes(app, state, hot if settings.hot_routes else {})
     return app
 
 
@@ -218,6 +221,12 @@ def _field(loc: tuple | list) -> str | None:
 
 def _error(status: int, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse({"error": message, "field": field}, status_code=status)
+
+
+def _client_error(exc: ServeError | PredictError) -> JSONResponse:
+    if isinstance(exc, ServeError):
+        return _error(exc.status, exc.message, exc.field)
+    return _error(_status(exc), str(exc), exc.field)
 
 
 def _errors(app: FastAPI) -> None:
@@ -236,11 +245,11 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(ServeError)
     async def _serve(request: Request, exc: ServeError) -> JSONResponse:
-        return _error(exc.status, exc.message, exc.field)
+        return _client_error(exc)
 
     @app.exception_handler(PredictError)
     async def _predict(request: Request, exc: PredictError) -> JSONResponse:
-        return _error(_status(exc), str(exc), exc.field)
+        return _client_error(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -251,9 +260,36 @@ def _errors(app: FastAPI) -> None:
         return _error(500, f"internal error: {type(exc).__name__}: {exc}", None)
 
 
-def _middleware(app: FastAPI, state: ServeState) -> None:
+def _middleware(app: FastAPI, state: ServeState, hot: dict[str, HotRoute]) -> None:
     app.add_middleware(RequestGuard, limit=state.settings.max_body_bytes, known=_KNOWN,
-                       observe=state.metrics.answered)
+                       observe=state.metrics.answered, hot=hot)
+
+
+HotRoute = Callable[[bytes], Awaitable[Response | None]]
+
+
+def _hot_route(model: type[BaseModel], handler: Callable[[Any], Awaitable[Response | None]]
+               ) -> HotRoute:
+    """A hot endpoint's body -> its answer, without FastAPI's routing and dependency
+    resolution: the body is validated by the route's own request model and handed to the
+    route's own handler; errors it raises answer as the exception handlers do. A body the
+    model refuses, or a request the handler leaves to FastAPI (None), gives None: the request
+    goes on to the FastAPI route, so every 400 / 422 is the route's own (docs/SERVING.md
+    "Latency and throughput")."""
+
+    async def answer(body: bytes) -> Response | None:
+        try:
+            req = model.model_validate_json(body)
+        except ValidationError:
+            return None
+        try:
+            return await handler(req)
+        except (ServeError, PredictError) as exc:
+            return _client_error(exc)
+        except Exception as exc:  # a bug, not the client: as the app's catch-all answers
+            return _error(500, f"internal error: {type(exc).__name__}: {exc}", None)
+
+    return answer
 
 
 _KNOWN = frozenset({"recommend", "search", "suggest", "feed", "feedback", "items", "health",
@@ -349,7 +385,8 @@ class IdConvertor(Convertor):
 register_url_convertor("id", IdConvertor())
 
 
-def _routes(app: FastAPI, state: ServeState) -> None:
+def _routes(app: FastAPI, state: ServeState, hot: dict[str, HotRoute]) -> None:
+    """Every endpoint; the hot ones (the model's) also go into ``hot``, path -> answer."""
     s = state.settings
 
     @app.post("/recommend", response_model=S.ItemsResponse, responses=ERRORS)
@@ -395,6 +432,18 @@ def _routes(app: FastAPI, state: ServeState) -> None:
         queries = await state.batcher.submit("suggest", (), row)
         return _json({"queries": queries, "rejected": False, "request_id": _request_id(),
                       "source": "nsqp"})
+
+    async def suggest_hot(req: S.SuggestRequest) -> Response | None:
+        if req.trigger_item is not None and state.trigger is not None:
+            return None  # OneBar's answer is a response model: the route writes it
+        out = await suggest(req)
+        assert isinstance(out, Response)
+        return out
+
+    hot.update({"/recommend": _hot_route(S.RecommendRequest, recommend),
+                "/feed": _hot_route(S.RecommendRequest, feed),
+                "/search": _hot_route(S.SearchRequest, search),
+                "/suggest": _hot_route(S.SuggestRequest, suggest_hot)})
 
     @app.post("/feedback", response_model=S.FeedbackResponse, responses=ERRORS)
     async def feedback(req: S.FeedbackRequest) -> S.FeedbackResponse:

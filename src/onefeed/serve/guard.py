@@ -3,7 +3,9 @@
 Every request passes here before routing. A body over ``limit`` bytes is a 413 (by its declared
 ``Content-Length`` before any byte is read, else as soon as the streamed body passes the
 limit); a body that is not UTF-8 is a 400 naming the byte; each response is counted by endpoint
-and status, and its latency observed.
+and status, and its latency observed. A JSON POST to a ``hot`` path (the model's endpoints) is
+answered by the app's fast handler for it when that handler takes the body; otherwise, and for
+every other request, the app routes it.
 
 Plain ASGI rather than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware`` runs
 every request through an anyio task group and memory streams, which cost more of the event
@@ -30,9 +32,15 @@ Observe = Callable[[str, int, float], None]
 WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+Hot = Callable[[bytes], Awaitable[Any]]
+"""body -> a response (an ASGI app) or None: the app's fast answer for one path."""
+
+
 class RequestGuard:
-    def __init__(self, app: App, limit: int, known: frozenset[str], observe: Observe) -> None:
+    def __init__(self, app: App, limit: int, known: frozenset[str], observe: Observe,
+                 hot: dict[str, Hot] | None = None) -> None:
         self.app, self.limit, self.known, self.observe = app, limit, known, observe
+        self.hot = hot if hot is not None else {}
 
     def endpoint(self, path: str) -> str:
         name = path.strip("/").split("/")[0] or "root"
@@ -58,6 +66,12 @@ class RequestGuard:
                 if problem is not None:
                     await _reject(counted_send, *problem)
                     return
+                hot = self.hot.get(scope["path"]) if scope["method"] == "POST" else None
+                if hot is not None and _is_json(scope):
+                    response = await hot(body)
+                    if response is not None:
+                        await response(scope, receive, counted_send)
+                        return
                 receive = _replay(body, receive)
             await self.app(scope, receive, counted_send)
         finally:
@@ -87,6 +101,11 @@ class RequestGuard:
         except UnicodeDecodeError as exc:
             return b"", (400, f"body: not valid UTF-8 (byte {exc.start})")
         return body, None
+
+
+def _is_json(scope: Scope) -> bool:
+    kind = _header(scope, b"content-type")
+    return kind is not None and kind.split(";")[0].strip().lower() == "application/json"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -40,6 +40,8 @@ class ServeSettings:
     catalogue: str = ""  # item journal; "" = <run>.catalogue.jsonl (beside the run)
     onebar: str = ""  # OneBar artifact (onefeed onebar build): /suggest with a trigger_item
     onebar_method: str = "anchor-cascade"  # its suggester: a baseline name or "model"
+    hot_routes: bool = True  # /recommend, /feed, /search, /suggest bodies answered before
+    # FastAPI's routing (same models, handlers, errors); false = every request routed
     telemetry: bool = False  # FastAPI's OpenTelemetry spans / metrics / logs (with a configured
     # provider); off, no request pays for the check. /metrics (Prometheus) is always on.
 

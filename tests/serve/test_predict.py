@@ -4,6 +4,7 @@ rec-only runs, catalogue updates and their journal."""
 import json
 
 import numpy as np
+import torch
 import pytest
 
 from onefeed.predict import (Catalogue, CatalogueConflict, Context, Event, Predictor,
@@ -190,3 +191,45 @@ def test_cached_predictor_answers_equal_fresh_ones(runs):
 
 def test_rec_only_runs_have_no_history_cache(runs):
     assert Predictor.from_run(runs["rec"]).cache_states(10) is None
+
+
+def test_queries_from_2k_hypotheses_first_equal_the_full_set(joint_pred, monkeypatch):
+    """NSQP decodes the top 2k hypotheses first and only rows they give fewer than k distinct
+    strings again with all of them: the answers equal one pass over all hypotheses."""
+    from onefeed.evaluation import joint as ej
+
+    jp = joint_pred.joint
+    users = [str(u) for u in sorted(joint_pred.user_index)]
+    mini, idx = joint_pred._joint_rows(users, "all")
+    calls = []
+    real = jp._text_beam
+
+    def spy(cond, beam, n_hyp, *rest):
+        calls.append((len(cond), n_hyp))
+        return real(cond, beam, n_hyp, *rest)
+
+    monkeypatch.setattr(jp, "_text_beam", spy)
+    strings = jp._strings
+
+    def fewer(tokens, scores, k):  # as if many hypotheses decoded to strings already taken
+        kept = [(t, s) for t, s in zip(tokens, scores) if len(t) and t[0] % 3 == 0]
+        return strings([t for t, _ in kept], [s for _, s in kept], k)
+
+    for k, beam in [(1, 5), (3, 5), (8, 4), (12, 20)]:
+        calls.clear()
+        got = jp.generate_from(idx, k, beam, 6, jd=mini)
+        full = ej.hypotheses(k, beam, 6)
+        tokens, scores = real(jp._states(idx, "NSQP", mini, None), beam, full, 6, 0.0)
+        words = torch.where(tokens > 0, jp.model.text_vocab[tokens], 0)
+        want = [jp._strings(t, s, k) for t, s in zip(words.tolist(), scores.tolist())]
+        assert got == want, (k, beam)
+        assert calls[0] == (len(users), min(full, 2 * k))
+        if len(calls) > 1:  # the second pass decodes only the short rows, with every hypothesis
+            assert calls[1][1] == full and calls[1][0] < len(users)
+    monkeypatch.setattr(jp, "_strings", fewer)  # now rows come up short after 2k
+    calls.clear()
+    got = jp.generate_from(idx, 3, 5, 6, jd=mini)
+    tokens, scores = real(jp._states(idx, "NSQP", mini, None), 5, ej.hypotheses(3, 5, 6), 6, 0.0)
+    words = torch.where(tokens > 0, jp.model.text_vocab[tokens], 0)
+    assert got == [fewer(t, s, 3) for t, s in zip(words.tolist(), scores.tolist())]
+    assert len(calls) == 2 and calls[1][1] == ej.hypotheses(3, 5, 6)

@@ -233,11 +233,20 @@ class JointPredictor:
             rows = np.arange(start, min(start + self.batch_size, len(idx)))
             cond = self._states(idx[rows], "NSQP", jd,
                                 None if keys is None else [keys[r] for r in rows])
-            tokens, scores = self._text_beam(cond, beam, hypotheses(k, beam, max_words),
-                                             max_words, length_penalty)
-            words = torch.where(tokens > 0, self.model.text_vocab[tokens], 0)
-            for r, toks, sc in zip(rows, words.tolist(), scores.tolist()):
-                out[r] = self._strings(toks, sc, k)
+            # first the top 2k hypotheses: they are the top 2k of the full set (the beam
+            # search is exact for any k), so a row they give k distinct strings is done;
+            # the rest (distinct word pieces that decode alike) decode again with them all
+            full = hypotheses(k, beam, max_words)
+            first = min(full, 2 * k)
+            for n_hyp in (first, full):
+                tokens, scores = self._text_beam(cond, beam, n_hyp, max_words, length_penalty)
+                words = torch.where(tokens > 0, self.model.text_vocab[tokens], 0)
+                for r, toks, sc in zip(rows, words.tolist(), scores.tolist()):
+                    out[r] = self._strings(toks, sc, k)
+                short = [i for i, r in enumerate(rows) if len(out[r]) < k]
+                if n_hyp == full or not short:
+                    break
+                rows, cond = rows[short], cond[short]
         return out
 
     def _text_beam(self, cond: torch.Tensor, beam: int, k: int, max_words: int,

@@ -22,8 +22,12 @@ The catalogue can change at run time (UniSearch §3.4): ``add_item`` embeds the 
 the packaged MiniLM, quantises it with the run's own SID codebooks, gives it the first free
 disambiguation code under its prefix (identifiers stay unique) and puts it into the decoding
 tries at once; ``remove_item`` takes it out at once. New items have no learned item embedding
-(the model reads them by their codes). ``Catalogue`` is the append-only journal that makes these
-changes survive a restart (and reach other worker processes).
+(the model reads them by their codes). On a UniSearch run the codes come from its item encoder
+alone (``tasks.unisearch.add_item``: the learned codes, then the first free disambiguation slot
+under them, ranked among its collisions by the encoder's item vector) and the item joins the
+``LearnedIndex`` trie; a removal frees its slot. ``Catalogue`` is the append-only journal that
+makes these changes survive a restart (and reach other worker processes): it records the full
+code tuple, which a replay puts back as it is (the vector is recomputed from the journaled text).
 """
 
 from __future__ import annotations
@@ -645,15 +649,19 @@ class Predictor:
 
     def encode_item(self, text: str) -> list[int]:
         """The code tuple a new item with ``text`` gets: the run's quantiser on its MiniLM
-        embedding, then the first disambiguation code free under that prefix."""
+        embedding (a UniSearch run: its item encoder's learned codes), then the first
+        disambiguation code free under that prefix."""
         from onefeed.artifacts import read_json_object
         from onefeed.embeddings.content import encode_texts, load_encoder
         from onefeed.sid.build import load_quantiser
 
-        if self.kind == "unisearch":
-            raise Unsupported("items: adding items to a served UniSearch run is not wired yet "
-                              "(tasks.unisearch.add_item does it on the model and index)",
-                              "text")
+        if self.kind == "unisearch":  # the item encoder alone (cold start, UniSearch §3.4)
+            from onefeed.tasks.unisearch import word_ids
+
+            model, index = self.model
+            words = torch.as_tensor(word_ids([text], model.cfg.max_item_words))
+            learned = [int(c) for c in model.assign_codes(words)[0]]
+            return learned + [index.free_slot(learned)]
         manifest = read_json_object(self.sid_dir / "manifest.json",
                                     f"{self.sid_dir}: unreadable SID manifest", ValueError)
         cfg = manifest.get("config", {})
@@ -713,6 +721,8 @@ class Predictor:
             raise CatalogueConflict(f"item: {item_id!r} is already in the catalogue", "item")
         if not text or not text.strip():
             raise PredictError("text is empty", "text")
+        if self.kind == "unisearch":
+            return self._unisearch_add(item_id, text, title, codes)
         codes = list(codes) if codes is not None else self.encode_item(text)
         table, sizes = self._layout_codes()
         if len(codes) != table.shape[1] or any(not 0 <= c < s for c, s in zip(codes, sizes)):
@@ -737,9 +747,48 @@ class Predictor:
         self.index[item_id] = new
         return {"item": item_id, "codes": [int(c) for c in codes], "index": new}
 
+    def _unisearch_add(self, item_id: str, text: str, title: str | None,
+                       codes: Sequence[int] | None) -> dict[str, Any]:
+        """A UniSearch run's ``add_item``: ``tasks.unisearch.add_item`` puts the item into the
+        LearnedIndex trie with its learned codes (from the item encoder, or the recorded full
+        tuple on a replay) and its vector (from ``text``) for ranking colliding items."""
+        from onefeed.tasks.unisearch import add_item
+
+        model, index = self.model
+        new = len(self.item_ids)
+        if codes is not None:
+            codes = [int(c) for c in codes]
+            sizes = index.table.codebook_sizes
+            if len(codes) != len(sizes) or any(not 0 <= c < s for c, s in zip(codes, sizes)):
+                raise PredictError(f"codes {codes}: do not fit the learned index (sizes "
+                                   f"{list(sizes)})", "codes")
+            group = index.members.get(tuple(codes[:-1]), [])
+            if codes[-1] < len(group) and group[codes[-1]] >= 0:
+                raise CatalogueConflict(f"items: codes {codes} already belong to item "
+                                        f"{self.item_ids[group[codes[-1]]]!r}", "codes")
+        else:
+            codes = self.encode_item(text)
+            if codes[-1] >= index.table.codebook_sizes[-1]:
+                raise CatalogueConflict(
+                    f"items: every disambiguation slot under learned codes {codes[:-1]} is "
+                    f"taken (the index keeps {index.table.codebook_sizes[-1]}); remove an item "
+                    "first or refreeze the index", "text")
+        try:
+            full = add_item(model, index, new, text, codes)
+        except ValueError as exc:  # e.g. a code past an index frozen with the data's sizes
+            raise Unsupported(f"items: {exc}", "text") from None
+        self.item_ids.append(item_id)
+        self.titles.append(title or item_id)
+        self._added_texts.append(text)
+        self.index[item_id] = new
+        return {"item": item_id, "codes": [int(c) for c in full], "index": new}
+
     def remove_item(self, item_id: str) -> dict[str, Any]:
         i = self.item(item_id, "item")
         self._forget_states()
+        if self.kind == "unisearch":  # frees its disambiguation slot too
+            self.model[1].remove(i)
+            return {"item": str(item_id), "removed": True}
         for trie in self.tries.values():
             trie.remove(i)
         return {"item": str(item_id), "removed": True}

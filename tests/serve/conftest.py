@@ -41,3 +41,30 @@ def joint_pred(runs):
     from onefeed.predict import Predictor
 
     return Predictor.from_run(runs["joint"])
+
+
+UNISEARCH_SMALL = ["model.d_model=32", "model.n_heads=2", "model.d_ff=64",
+                   "model.query_layers=1", "model.item_layers=1", "model.decoder_layers=1",
+                   "model.n_levels=2", "model.codebook_size=8", "model.max_query_words=4",
+                   "model.max_item_words=6", "model.dropout=0.0", "model.ema_decay=0.8",
+                   "train.epochs=30", "train.warmup_steps=1", "train.lr=0.003",
+                   "task.batch_size=8", "task.eval_beam=4", "task.hard_negatives=1",
+                   "task.neighbours=3"]
+
+
+@pytest.fixture(scope="session")
+def unisearch_run(tmp_path_factory):
+    """A tiny UniSearch run (``onefeed unisearch train``) on the same toy world."""
+    from typer.testing import CliRunner
+
+    from onefeed.cli import app
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("serve-unisearch")
+    make_world(n_users=8).save(root / "data")
+    args = ["unisearch", "train", "--data", str(root / "data"), "--out", str(root / "run")]
+    for s in UNISEARCH_SMALL:
+        args += ["--set", s]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return root / "run"

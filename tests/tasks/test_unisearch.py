@@ -211,3 +211,18 @@ def test_score_items_equals_the_beam_scores_of_the_same_items(model_task):
     assert np.allclose(got, res.scores.numpy(), atol=1e-4)
     pad = score_items(model, index, queries[:1], np.array([[len(TEXTS), -1]]))
     assert np.isfinite(pad[0, 0]) and pad[0, 1] == -np.inf
+
+
+def test_index_remove_frees_the_slot_and_a_replay_takes_a_given_one():
+    index = LearnedIndex.build(np.array([[0, 0], [0, 0]]), spare=2)
+    assert index.add(2, [0, 0]) == (0, 0, 2)
+    index.remove(0)
+    assert 0 not in index.trie and index.members[(0, 0)] == [-1, 1, 2]
+    assert index.free_slot([0, 0]) == 0 and index.add(3, [0, 0]) == (0, 0, 0)
+    index.remove(1)
+    with pytest.raises(ValueError, match="already belong to item 3"):
+        index.add(4, [0, 0], slot=0)
+    assert index.add(4, [0, 0], slot=1) == (0, 0, 1) and index.trie.codes_of(4) == (0, 0, 1)
+    assert index.add(5, [0, 0], slot=3) == (0, 0, 3) and index.members[(0, 0)] == [3, 4, 2, 5]
+    with pytest.raises(ValueError, match="refreeze"):
+        index.add(6, [0, 0])

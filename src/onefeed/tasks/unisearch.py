@@ -114,7 +114,7 @@ def dataset_search_data(ds: Any, cfg: UniSearchConfig, item_queries: bool = True
 # ---- learned identifiers -------------------------------------------------------------------------
 class LearnedIndex:
     """A frozen ``SidTable`` of learned codes (+ disambiguation level) and its trie, which
-    items can join at run time (:meth:`add`).
+    items can join and leave at run time (:meth:`add`, :meth:`remove`).
 
     ``vectors`` (n_items, d): each item's ``sum_n d^(n)``; at the disambiguation level the
     items sharing a learned code tuple are ranked by the RCL similarity to the query
@@ -148,16 +148,31 @@ class LearnedIndex:
         return cls(SidTable(rows, (*(int(s) for s in sizes), size + spare), dict(meta or {})),
                    codes.shape[1], vectors)
 
-    def add(self, item: int, codes: Sequence[int], vector: torch.Tensor | None = None
-            ) -> tuple[int, ...]:
+    def free_slot(self, codes: Sequence[int]) -> int:
+        """The disambiguation slot a new item with learned ``codes`` (L,) would take: the
+        first one under that code tuple no live item holds (a removed item's is free again)."""
+        group = self.members.get(tuple(int(c) for c in codes), [])
+        return group.index(-1) if -1 in group else len(group)
+
+    def add(self, item: int, codes: Sequence[int], vector: torch.Tensor | None = None,
+            slot: int | None = None) -> tuple[int, ...]:
         """Put a new item with learned ``codes`` (L,) (and its vector, if the index ranks
-        collisions) into the trie: -> its full code tuple."""
+        collisions) into the trie, at ``slot`` (a replay of a recorded tuple) or the first
+        free one: -> its full code tuple."""
         key = tuple(int(c) for c in codes)
-        group = self.members.get(key, [])
+        if len(key) != self.n_levels:
+            raise ValueError(f"item {item}: {len(key)} learned codes, the index has "
+                             f"{self.n_levels} levels")
+        group = list(self.members.get(key, []))
+        slot = self.free_slot(key) if slot is None else int(slot)
         extra = self.table.codebook_sizes[-1]
-        if len(group) >= extra or any(c >= s for c, s in zip(key, self.table.codebook_sizes)):
-            raise ValueError(f"item {item}: codes {key} need slot {len(group)} of a {extra}-slot "
+        if not 0 <= slot < extra or any(not 0 <= c < s for c, s in
+                                        zip(key, self.table.codebook_sizes)):
+            raise ValueError(f"item {item}: codes {key} need slot {slot} of a {extra}-slot "
                              "disambiguation level or an unseen code: refreeze the index")
+        if slot < len(group) and group[slot] >= 0:
+            raise ValueError(f"item {item}: codes {(*key, slot)} already belong to item "
+                             f"{group[slot]}")
         if self.vectors is not None:
             if vector is None:
                 raise ValueError(f"item {item}: this index ranks collisions; pass its vector")
@@ -165,15 +180,26 @@ class LearnedIndex:
                 grown = self.vectors.new_zeros(item + 1, self.vectors.shape[1])
                 grown[:len(self.vectors)] = self.vectors
                 self.vectors = grown
-            self.vectors[item] = vector
-        full = (*key, len(group))
+            self.vectors[item] = vector.detach()
+        full = (*key, slot)
         self.trie.add(item, full)
-        self.members[key] = [*group, item]
+        group += [-1] * (slot + 1 - len(group))
+        group[slot] = item
+        self.members[key] = group
         self._lookup = None
         return full
 
+    def remove(self, item: int) -> None:
+        """Take ``item`` out of the trie; its disambiguation slot is free for a new item."""
+        full = self.trie.codes_of(int(item))
+        self.trie.remove(int(item))
+        group = self.members[tuple(full[:self.n_levels])]
+        group[full[-1]] = -1
+        self._lookup = None
+
     def lookup(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(strides (L,), sorted keys (G,), members (G, S) item per slot, -1 = none)."""
+        """(strides (L,), sorted keys (G,), members (G, S) item per slot, -1 = none or
+        removed)."""
         if self._lookup is None:
             sizes = np.asarray(self.table.codebook_sizes[:self.n_levels], dtype=np.int64)
             strides = np.concatenate([np.cumprod(sizes[::-1])[::-1][1:], [1]])
@@ -259,10 +285,21 @@ def load_frozen(directory: str | Path) -> tuple[UniSearch, LearnedIndex]:
     return model, LearnedIndex(SidTable.load(directory), int(info["n_levels"]), vectors)
 
 
-def add_item(model: UniSearch, index: LearnedIndex, item: int, text: str) -> tuple[int, ...]:
-    """Cold start: a new item's codes (and vector) from the item encoder alone, into the trie."""
+@torch.no_grad()
+def add_item(model: UniSearch, index: LearnedIndex, item: int, text: str,
+             codes: Sequence[int] | None = None) -> tuple[int, ...]:
+    """Cold start: a new item's codes (and vector) from the item encoder alone, into the trie.
+    ``codes`` (L + 1,): a recorded full tuple (a journal replay) used as it is; the vector
+    for ranking colliding items is still the encoder's, from ``text``. -> the full tuple."""
     words = torch.as_tensor(word_ids([text], model.cfg.max_item_words))
-    return index.add(item, model.assign_codes(words)[0], model.item_vectors(words)[0])
+    vector = model.item_vectors(words)[0] if index.vectors is not None else None
+    if codes is None:
+        return index.add(item, model.assign_codes(words)[0], vector)
+    codes = [int(c) for c in codes]
+    if len(codes) != index.n_levels + 1:
+        raise ValueError(f"item {item}: {len(codes)} codes, the index has "
+                         f"{index.n_levels + 1} levels")
+    return index.add(item, codes[:-1], vector, slot=codes[-1])
 
 
 # ---- search --------------------------------------------------------------------------------------
@@ -334,7 +371,7 @@ def unconstrained_search(model: UniSearch, index: LearnedIndex, query_texts: Seq
     items = np.full((n, prefix.shape[1]), -1, dtype=np.int64)
     for qi in range(n):
         for j, codes in enumerate(prefix[qi].tolist()):
-            group = index.members.get(tuple(codes))
+            group = [g for g in index.members.get(tuple(codes), []) if g >= 0]
             if group:
                 best = 0 if index.vectors is None or len(group) == 1 else int(
                     model.match_scores(state[2][qi * width:qi * width + 1],

@@ -98,9 +98,11 @@ def test_journal_replay_remove_and_readd(unisearch_run, tmp_path):
 
 
 def _searched(c, query, k):
-    """The app's own predictor's hits (the service's POST /search still refuses non-joint
-    runs: serve/app.py's kind gate)."""
-    return _ids(c.app.state.serve.predictor.search([query], [None], k, beam=20)[0])
+    """POST /search's items (a UniSearch run answers from the query alone)."""
+    r = c.post("/search", json={"query": query, "k": k})
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] == "unisearch"
+    return [i["item"] for i in r.json()["items"]]
 
 
 def test_items_through_the_api_on_a_unisearch_run(unisearch_run, tmp_path):

@@ -411,9 +411,9 @@ def _routes(app: FastAPI, state: ServeState, hot: dict[str, HotRoute]) -> None:
         if len(req.query) > s.max_query_chars:
             raise ServeError(422, f"query: {len(req.query)} characters; at most "
                              f"{s.max_query_chars}", "query")
-        if state.predictor.kind != "joint":
+        if state.predictor.kind == "rec":
             raise Unsupported("search: this run is recommendation-only (onefeed train); serve "
-                              "a joint run for search", "query")
+                              "a joint or UniSearch run for search", "query")
         who = _who(state, req) if (req.user is not None or req.history) else None
         row = {"who": who, "k": _k(state, req.k), "query": req.query}
         out = await state.batcher.submit("search", (req.fuse_bm25,), row)

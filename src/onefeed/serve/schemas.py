@@ -85,7 +85,7 @@ class Item(BaseModel):
 class ItemsResponse(BaseModel):
     items: list[Item]
     request_id: str
-    model: str = Field(description="run kind: joint or rec")
+    model: str = Field(description="run kind: joint, rec or unisearch")
 
 
 class FeedResponse(ItemsResponse):

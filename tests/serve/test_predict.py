@@ -219,7 +219,8 @@ def test_queries_from_2k_hypotheses_first_equal_the_full_set(joint_pred, monkeyp
         calls.clear()
         got = jp.generate_from(idx, k, beam, 6, jd=mini)
         full = ej.hypotheses(k, beam, 6)
-        tokens, scores = real(jp._states(idx, "NSQP", mini, None), beam, full, 6, 0.0)
+        with torch.no_grad():  # as generate_from decodes
+            tokens, scores = real(jp._states(idx, "NSQP", mini, None), beam, full, 6, 0.0)
         words = torch.where(tokens > 0, jp.model.text_vocab[tokens], 0)
         want = [jp._strings(t, s, k) for t, s in zip(words.tolist(), scores.tolist())]
         assert got == want, (k, beam)
@@ -229,7 +230,9 @@ def test_queries_from_2k_hypotheses_first_equal_the_full_set(joint_pred, monkeyp
     monkeypatch.setattr(jp, "_strings", fewer)  # now rows come up short after 2k
     calls.clear()
     got = jp.generate_from(idx, 3, 5, 6, jd=mini)
-    tokens, scores = real(jp._states(idx, "NSQP", mini, None), 5, ej.hypotheses(3, 5, 6), 6, 0.0)
+    with torch.no_grad():
+        tokens, scores = real(jp._states(idx, "NSQP", mini, None), 5, ej.hypotheses(3, 5, 6), 6,
+                              0.0)
     words = torch.where(tokens > 0, jp.model.text_vocab[tokens], 0)
     assert got == [fewer(t, s, 3) for t, s in zip(words.tolist(), scores.tolist())]
     assert len(calls) == 2 and calls[1][1] == ej.hypotheses(3, 5, 6)

@@ -295,9 +295,13 @@ class TextSteps:
         past = None if parent is None else [(k[parent], v[parent]) for k, v in self.past]
         logits, self.past = m.text.decode(self.cond[rows], words, self.out_weight, past)
         self.rows, self.prefix = rows, local
-        if local.shape[1] == 0:  # a text cannot start inside a word ("##uze")
-            logits = logits.masked_fill(self.continuation, float("-inf"))
-        return logits
+        return _start_on_a_word(logits, local, self.continuation)
+
+
+def _start_on_a_word(logits: torch.Tensor, local: torch.Tensor, continuation: torch.Tensor
+                     ) -> torch.Tensor:
+    """A text cannot start inside a word ("##uze"): no continuation piece comes first."""
+    return logits.masked_fill(continuation, float("-inf")) if local.shape[1] == 0 else logits
 
 
 def hypotheses(k: int, beam: int, max_words: int) -> int:
@@ -314,8 +318,6 @@ def full_prefix_logits(model: JointModel, cond: torch.Tensor, continuation: torc
     def next_logits(rows: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
         logits = model.text(cond[rows], model.tok(model.text_vocab[local]), out_weight,
                             last_only=True)
-        if local.shape[1] == 0:
-            logits = logits.masked_fill(continuation, float("-inf"))
-        return logits
+        return _start_on_a_word(logits, local, continuation)
 
     return next_logits

@@ -741,11 +741,7 @@ class Predictor:
             for path, trie in pred.tries.items():
                 trie.add(new, layout.path_codes(path)[new])
             pred.layout, pred.codes = layout, path_code_tensors(layout)
-        self.item_ids.append(item_id)
-        self.titles.append(title or item_id)
-        self._added_texts.append(text)
-        self.index[item_id] = new
-        return {"item": item_id, "codes": [int(c) for c in codes], "index": new}
+        return self._register(item_id, text, title, codes)
 
     def _unisearch_add(self, item_id: str, text: str, title: str | None,
                        codes: Sequence[int] | None) -> dict[str, Any]:
@@ -777,11 +773,17 @@ class Predictor:
             full = add_item(model, index, new, text, codes)
         except ValueError as exc:  # e.g. a code past an index frozen with the data's sizes
             raise Unsupported(f"items: {exc}", "text") from None
+        return self._register(item_id, text, title, full)
+
+    def _register(self, item_id: str, text: str, title: str | None, codes: Sequence[int]
+                  ) -> dict[str, Any]:
+        """Name the item just put into the tries at index ``len(item_ids)``."""
+        new = len(self.item_ids)
         self.item_ids.append(item_id)
         self.titles.append(title or item_id)
         self._added_texts.append(text)
         self.index[item_id] = new
-        return {"item": item_id, "codes": [int(c) for c in full], "index": new}
+        return {"item": item_id, "codes": [int(c) for c in codes], "index": new}
 
     def remove_item(self, item_id: str) -> dict[str, Any]:
         i = self.item(item_id, "item")

@@ -190,7 +190,7 @@ def test_items_add_and_delete_through_the_api(runs, tmp_path):
 
 def test_concurrent_requests_share_one_batched_call(runs, joint_pred, tmp_path):
     settings = ServeSettings(catalogue=str(tmp_path / "c.jsonl"), max_wait_ms=200,
-                             max_batch=64, beam=6)
+                             wait_gap_ms=0, max_batch=64, beam=6)  # a fixed wait: one batch
     app = create_app(runs["joint"], settings, joint_pred)
     users = [f"u{i}" for i in range(8)]
 
@@ -220,7 +220,8 @@ def test_concurrent_requests_share_one_batched_call(runs, joint_pred, tmp_path):
 
 
 def test_a_bad_request_does_not_fail_its_batch(runs, joint_pred, tmp_path):
-    settings = ServeSettings(catalogue=str(tmp_path / "c.jsonl"), max_wait_ms=200, beam=6)
+    settings = ServeSettings(catalogue=str(tmp_path / "c.jsonl"), max_wait_ms=200,
+                             wait_gap_ms=0, beam=6)
     app = create_app(runs["joint"], settings, joint_pred)
     bodies = [{"user": "u0"}, {"query": "red"}, {"user": "u1", "query": "blue " * 3}]
 

@@ -34,7 +34,7 @@ from onefeed.predict import (Catalogue, CatalogueConflict, Context, Event, Predi
                              Predictor, UnknownItem, UnknownUser, Unsupported)
 from onefeed.serve import browse
 from onefeed.serve import schemas as S
-from onefeed.serve.batching import MicroBatcher
+from onefeed.serve.batching import MicroBatcher, ServerClosing
 from onefeed.serve.guard import RequestGuard
 from onefeed.serve.settings import ServeSettings
 
@@ -103,7 +103,7 @@ class ServeState:
         self.io_thread = ThreadPoolExecutor(1, thread_name_prefix="onefeed-feedback")
         self.batcher = MicroBatcher(
             self.run_batch, self.model_thread, settings.batching, settings.max_wait_ms,
-            settings.max_batch, on_batch=lambda e, n: self.metrics.batch.labels(e).observe(n))
+            settings.max_batch, settings.wait_gap_ms, on_batch=lambda e, n: self.metrics.batch.labels(e).observe(n))
         for endpoint in ("recommend", "search", "suggest"):  # /feed queues as recommend
             self.metrics.depth.labels(endpoint).set_function(
                 lambda e=endpoint: self.batcher.depth(e))
@@ -251,6 +251,10 @@ def _errors(app: FastAPI) -> None:
     async def _predict(request: Request, exc: PredictError) -> JSONResponse:
         return _client_error(exc)
 
+    @app.exception_handler(ServerClosing)
+    async def _closing(request: Request, exc: ServerClosing) -> JSONResponse:
+        return _error(503, str(exc), None)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail), None)
@@ -286,6 +290,8 @@ def _hot_route(model: type[BaseModel], handler: Callable[[Any], Awaitable[Respon
             return await handler(req)
         except (ServeError, PredictError) as exc:
             return _client_error(exc)
+        except ServerClosing as exc:
+            return _error(503, str(exc), None)
         except Exception as exc:  # a bug, not the client: as the app's catch-all answers
             return _error(500, f"internal error: {type(exc).__name__}: {exc}", None)
 

@@ -22,8 +22,10 @@ ENV_PREFIX = "ONEFEED_SERVE_"
 @dataclass(frozen=True)
 class ServeSettings:
     batching: bool = True  # False: one request at a time (the comparison server)
-    max_wait_ms: float = 0.0  # extra wait for company; 0 = greedy: what queued meanwhile
+    max_wait_ms: float = 3.0  # longest wait of the free model thread for company; 0 = greedy
     max_batch: int = 64  # rows per batched beam search
+    wait_gap_ms: float = 0.3  # > 0: wait only after a batch of several, and only while requests
+    # keep coming (stop after this long without one); 0: always wait the whole max_wait_ms
     beam: int = 20  # beam of /recommend and /search (widened to at least k)
     suggest_beam: int = 20  # beam of /suggest (next-query generation)
     suggest_max_words: int = 10
@@ -46,7 +48,8 @@ class ServeSettings:
     # provider); off, no request pays for the check. /metrics (Prometheus) is always on.
 
     RANGES: ClassVar[dict[str, str]] = {
-        "max_wait_ms": "[0, 1000]", "max_batch": "[1, 4096]", "beam": "[1, 1000]",
+        "max_wait_ms": "[0, 1000]", "max_batch": "[1, 4096]", "wait_gap_ms": "[0, 1000]",
+        "beam": "[1, 1000]",
         "suggest_beam": "[1, 200]", "suggest_max_words": "[1, 64]", "max_k": "[1, 1000]",
         "max_query_chars": "[1, 100000]", "max_history": "[1, 100000]",
         "max_body_bytes": ">= 1024", "max_feedback_events": "[1, 100000]",

@@ -52,6 +52,7 @@ def bench_serve_cmd(
     from onefeed.artifacts import git_commit, machine_info, write_json
     from onefeed.paths import results_root
     from onefeed.serve.loadgen import Server, drive
+    from onefeed.serve.settings import ServeSettings
 
     levels = _levels(concurrency)
     if client not in CLIENTS:
@@ -73,7 +74,10 @@ def bench_serve_cmd(
     load_before = os.getloadavg()[0]  # what else the 2 cores were doing when the run started
     payloads = _payloads(run, seed, k)
     common = [f"beam={beam}", f"suggest_beam={beam}"]
-    modes = {"batched": common + ["batching=true"], "unbatched": common + ["batching=false"]}
+    d = ServeSettings()  # the batched server's wait, spelled out so the record names it
+    batched = ["batching=true", f"max_batch={d.max_batch}", f"max_wait_ms={d.max_wait_ms:g}",
+               f"wait_gap_ms={d.wait_gap_ms:g}"]
+    modes = {"batched": common + batched, "unbatched": common + ["batching=false"]}
     results: dict[str, Any] = {m: {e: {"concurrency": {}} for e in ENDPOINTS} for m in modes}
     caches: dict[str, dict[str, float]] = {}
     with contextlib.ExitStack() as stack:  # both servers up; the idle one takes no CPU
@@ -213,7 +217,9 @@ def _markdown(doc: dict, levels: list[int]) -> str:
              f"{doc.get('load_average_1min_at_start', '?')} when the run started); server: 1 "
              "uvicorn worker, torch 1 thread, loopback; the load client runs on the same cores",
              f"- client: {doc['config']['client']}; {_per_cell(doc['config'])}",
-             f"- beam {doc['config']['beam']}, k {doc['config']['k']} (suggest k 5)", "",
+             f"- beam {doc['config']['beam']}, k {doc['config']['k']} (suggest k 5)",
+             f"- batched server: `{' '.join(doc['config']['batched'])}`; unbatched: "
+             f"`{' '.join(doc['config']['unbatched'])}`", "",
              "| endpoint | c | batched p50 / p95 / p99 ms | batched req/s | unbatched p50 / p95 "
              "/ p99 ms | unbatched req/s | ratio |", "|---|---|---|---|---|---|---|"]
     for e in ENDPOINTS:

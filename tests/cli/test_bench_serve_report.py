@@ -25,7 +25,9 @@ def test_targets_and_markdown_from_the_numbers():
     doc = {"run": "r", "commit": "abc", "seed": 0, "load_average_1min_at_start": 0.42,
            "machine": {"cpu_model": "cpu", "cpu_count": 2},
            "config": {"beam": 20, "k": 10, "requests_per_level": 300,
-                      "client": "wrk (...)", "seconds_per_level": 5.0},
+                      "client": "wrk (...)", "seconds_per_level": 5.0,
+                      "batched": ["beam=20", "batching=true", "max_wait_ms=3"],
+                      "unbatched": ["beam=20", "batching=false"]},
            "endpoints": batched, "unbatched": {"endpoints": unbatched},
            "ratio_rps_batched_vs_unbatched": ratio, "targets": targets, "command": "c",
            "state_cache": {"batched": {"entries": 256.0, "hits": 900.0, "misses": 256.0},
@@ -34,6 +36,8 @@ def test_targets_and_markdown_from_the_numbers():
     assert "1-min load average 0.42 when the run started" in md
     assert "shared with other jobs" not in md
     assert "- client: wrk (...); 5 s per run" in md
+    assert ("- batched server: `beam=20 batching=true max_wait_ms=3`; unbatched: "
+            "`beam=20 batching=false`") in md
     doc["config"]["repeats"] = 3
     assert "5 s per run; median of 3 interleaved runs per cell and server" in _markdown(doc, levels)
     assert "| /recommend | 32 | 150.0 / 270.0 / 300.0 | 600 | 200.0 / 360.0 / 400.0 | 100 | 6.00x |" in md

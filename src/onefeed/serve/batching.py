@@ -34,7 +34,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
 from onefeed.predict import PredictError
@@ -48,7 +48,6 @@ class _Job:
     key: Hashable
     payload: Any
     future: asyncio.Future
-    queued: float = field(default_factory=time.perf_counter)
 
 
 class ServerClosing(RuntimeError):
@@ -98,8 +97,8 @@ class MicroBatcher:
     def _drain(self, endpoint: str) -> None:
         """On the model thread: answer one batch of ``endpoint``, then the next one if requests
         came meanwhile (submitted behind whatever else the thread has queued, e.g. a catalogue
-        update, so nothing starves). With ``max_wait`` the batch is what is queued that long
-        after the thread got here, or sooner once ``max_batch`` are."""
+        update, so nothing starves), after waiting for company (``_gather``) when the
+        settings say so."""
         with self._cond:
             queue = self.queues[endpoint]
             if self.max_wait and (not self.gap or self._last_batch[endpoint] > 1):

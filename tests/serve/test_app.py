@@ -296,3 +296,14 @@ def test_hot_routes_answer_as_the_routed_endpoints(runs, joint_pred, tmp_path):
         assert hot.post("/suggest", json={"user": "u2", "k": 3}).status_code == 200
         assert hot.post("/recommend", json={"user": "u0", "k": "x"}).status_code == 404
         assert hot.post("/suggest", json={"user": "u2", "k": "x"}).status_code == 404
+
+
+@pytest.mark.parametrize("hot", [True, False])
+def test_a_closed_batcher_answers_503_not_500(runs, joint_pred, tmp_path, hot):
+    settings = ServeSettings(catalogue=str(tmp_path / "c.jsonl"), beam=6, hot_routes=hot)
+    app = create_app(runs["joint"], settings, joint_pred)
+    asyncio.run(app.state.serve.batcher.close())
+    with TestClient(app) as c:
+        r = c.post("/recommend", json={"user": "u0", "k": 3})
+    assert r.status_code == 503 and r.json() == {"error": "the server is shutting down",
+                                                 "field": None}

@@ -102,8 +102,10 @@ class ServeState:
         self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="onefeed-model")
         self.io_thread = ThreadPoolExecutor(1, thread_name_prefix="onefeed-feedback")
         self.batcher = MicroBatcher(
-            self.run_batch, self.model_thread, settings.batching, settings.max_wait_ms,
-            settings.max_batch, settings.wait_gap_ms, on_batch=lambda e, n: self.metrics.batch.labels(e).observe(n))
+            self.run_batch, self.model_thread, settings.batching,
+            max_wait_ms=settings.max_wait_ms, max_batch=settings.max_batch,
+            wait_gap_ms=settings.wait_gap_ms,
+            on_batch=lambda e, n: self.metrics.batch.labels(e).observe(n))
         for endpoint in ("recommend", "search", "suggest"):  # /feed queues as recommend
             self.metrics.depth.labels(endpoint).set_function(
                 lambda e=endpoint: self.batcher.depth(e))
@@ -223,9 +225,11 @@ def _error(status: int, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse({"error": message, "field": field}, status_code=status)
 
 
-def _client_error(exc: ServeError | PredictError) -> JSONResponse:
+def _client_error(exc: ServeError | PredictError | ServerClosing) -> JSONResponse:
     if isinstance(exc, ServeError):
         return _error(exc.status, exc.message, exc.field)
+    if isinstance(exc, ServerClosing):
+        return _error(503, str(exc), None)
     return _error(_status(exc), str(exc), exc.field)
 
 
@@ -253,7 +257,7 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(ServerClosing)
     async def _closing(request: Request, exc: ServerClosing) -> JSONResponse:
-        return _error(503, str(exc), None)
+        return _client_error(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -288,10 +292,8 @@ def _hot_route(model: type[BaseModel], handler: Callable[[Any], Awaitable[Respon
             return None
         try:
             return await handler(req)
-        except (ServeError, PredictError) as exc:
+        except (ServeError, PredictError, ServerClosing) as exc:
             return _client_error(exc)
-        except ServerClosing as exc:
-            return _error(503, str(exc), None)
         except Exception as exc:  # a bug, not the client: as the app's catch-all answers
             return _error(500, f"internal error: {type(exc).__name__}: {exc}", None)
 

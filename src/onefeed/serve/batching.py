@@ -58,7 +58,7 @@ class MicroBatcher:
     def __init__(self, run: Run, executor: ThreadPoolExecutor, enabled: bool = True,
                  max_wait_ms: float = 0.0, max_batch: int = 64, wait_gap_ms: float = 0.0,
                  on_batch: Callable[[str, int], None] | None = None) -> None:
-        self.run, self.executor, self.enabled = run, executor, enabled
+        self.run, self.executor = run, executor
         self.max_wait = max_wait_ms / 1000.0 if enabled else 0.0
         self.max_batch = max_batch if enabled else 1
         self.gap = wait_gap_ms / 1000.0

@@ -61,6 +61,31 @@ def test_batch_tasks_follow_the_next_event(world):
                                              vocab.behaviour("search_click")]
 
 
+def test_nrip_all_also_targets_the_item_clicked_after_a_query(world):
+    vocab = Vocab.build((2, 3, 2))
+    jd = joint_data(world, vocab)
+    windows = training_windows(jd, max_len=20)
+    layout = IdLayout.single(np.stack([np.arange(12) // 6, np.arange(12) % 3,
+                                       (np.arange(12) // 3) % 2], 1), (2, 3, 2))
+    codes = path_code_tensors(layout)
+    items = jd.item[:9]  # user 0: R S_Q S_I R S_Q S_I R S_Q S_I (train)
+    feed = joint_batch(windows[:1], jd, codes, vocab)
+    assert feed.rec_item[0].tolist() == [-1, -1, items[3], -1, -1, items[6], -1, -1]
+    every = joint_batch(windows[:1], jd, codes, vocab, nrip="all")
+    # before each query: the item its search click (two events on) went to; NSQP stays
+    assert every.rec_item[0].tolist() == [items[2], -1, items[3], items[5], -1, items[6],
+                                          items[8], -1]
+    assert every.task[0].tolist() == feed.task[0].tolist()
+    # a click outside the training split is never a target
+    split = jd.split.copy()
+    split[5] = 1
+    jd.split = split
+    held = joint_batch(windows[:1], jd, codes, vocab, nrip="all")
+    assert held.rec_item[0, 3] == -1 and held.rec_item[0, 0] == items[2]
+    with pytest.raises(ValueError, match="nrip targets 'some' unknown"):
+        joint_batch(windows[:1], jd, codes, vocab, nrip="some")
+
+
 def test_history_before_caps_items_and_appends_the_query(world):
     vocab = Vocab.build((2, 3, 2))
     jd = joint_data(world, vocab, extra_queries=["crimson gloss"])

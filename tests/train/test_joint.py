@@ -236,6 +236,41 @@ def test_cross_task_switches_change_the_loss_and_off_is_bit_identical(tmp_path, 
     assert abs(total.item() - (base[0].item() + 0.5 * parts[name])) < 1e-5
 
 
+def test_nrip_all_adds_the_search_clicked_items_to_the_nrip_loss(tmp_path):
+    from onefeed.objectives.generation import sid_nll
+
+    model, p, feed_cfg, feed = toy_model_and_task(tmp_path, [])
+    _, _, all_cfg, every = toy_model_and_task(tmp_path, ["tasks.nrip_targets=all"])
+    model.eval()
+    s_feed = next(feed.batches(0, np.random.default_rng(0), 0, 1))
+    s_all = next(every.batches(0, np.random.default_rng(0), 0, 1))
+    b = s_all.batch
+    extra = (b.rec_item >= 0) & (b.task != tj.NRIP)
+    assert extra.any() and torch.equal(b.rec_item[b.task == tj.NRIP],
+                                       s_feed.batch.rec_item[b.task == tj.NRIP])
+    base = tj.task_losses(model, p, s_feed, feed.codes, feed.path_codes, feed_cfg.tasks)
+    parts = tj.task_losses(model, p, s_all, every.codes, every.path_codes, all_cfg.tasks)
+    assert {k: v.item() for k, v in parts.items() if k != "NRIP"} == \
+        {k: v.item() for k, v in base.items() if k != "NRIP"}
+    # NRIP's loss is the mean over the feed targets and the extra ones (per level)
+    h = model.head_input(model.encode(b.events)[extra], "NRIP")
+    target = every.path_codes["rec"][b.rec_item[extra]]
+    n_feed, n_extra = int((b.task == tj.NRIP).sum()), int(extra.sum())
+    per_level_extra = [torch.nn.functional.cross_entropy(lg, target[:, j]).item()
+                       for j, lg in enumerate(model.sid_logits(h, target, "rec"))]
+    h_feed = model.head_input(model.encode(b.events)[b.task == tj.NRIP], "NRIP")
+    t_feed = every.path_codes["rec"][b.rec_item[b.task == tj.NRIP]]
+    per_level_feed = [torch.nn.functional.cross_entropy(lg, t_feed[:, j]).item()
+                      for j, lg in enumerate(model.sid_logits(h_feed, t_feed, "rec"))]
+    want = sum((n_feed * f + n_extra * e) / (n_feed + n_extra)
+               for f, e in zip(per_level_feed, per_level_extra))
+    assert abs(parts["NRIP"].item() - want) < 1e-4
+    assert abs(base["NRIP"].item() - sid_nll(model.sid_logits(h_feed, t_feed, "rec"),
+                                             t_feed).item()) < 1e-5
+    with pytest.raises(Exception, match="nrip_targets"):
+        tj.load_run_config(None, ["tasks.nrip_targets=search"])
+
+
 def test_alignment_pairs_queries_with_their_clicked_items(tmp_path):
     from onefeed.objectives.alignment import info_nce
 

@@ -266,6 +266,7 @@ class JointBatch(NamedTuple):
     task: torch.Tensor  # (B, T) NRIP / NSIP / NSQP of the next event, 0 = none
     target_item: torch.Tensor  # (B, T) next item (NRIP / NSIP), -1 otherwise
     target_words: torch.Tensor  # (B, T, W) next query's word pieces (NSQP), 0-padded
+    rec_item: torch.Tensor  # (B, T) NRIP's target item, -1 = none (``joint_batch``'s ``nrip``)
 
 
 def event_tensors(idx: np.ndarray, jd: JointData, layout_codes: dict[str, torch.Tensor],
@@ -307,8 +308,16 @@ def path_code_tensors(layout: IdLayout) -> dict[str, torch.Tensor]:
 
 
 def joint_batch(windows: np.ndarray, jd: JointData, layout_codes: dict[str, torch.Tensor],
-                vocab: Vocab, behaviour_tokens: bool = True) -> JointBatch:
-    """(B, T + 1) windows -> inputs ``[:, :-1]`` and per-position next-event targets."""
+                vocab: Vocab, behaviour_tokens: bool = True, nrip: str = "feed") -> JointBatch:
+    """(B, T + 1) windows -> inputs ``[:, :-1]`` and per-position next-event targets.
+
+    ``nrip`` picks NRIP's targets (``rec_item``): ``feed`` = the next event's item when it is a
+    feed click (GenSAR's NRIP); ``all`` = also, at a position followed by a query whose next
+    event is a training search click, that click's item: the next item the user engaged with,
+    whichever channel, as the item-only core sees every item. The position keeps its NSQP
+    target as well."""
+    if nrip not in ("feed", "all"):
+        raise ValueError(f"nrip targets {nrip!r} unknown; known: feed, all")
     used = (windows[:, :-1] >= 0).any(axis=0).nonzero()[0]
     first = int(used[0]) if len(used) else windows.shape[1] - 2
     w = windows[:, first:]
@@ -320,10 +329,18 @@ def joint_batch(windows: np.ndarray, jd: JointData, layout_codes: dict[str, torc
     target_item = np.where((task == NRIP) | (task == NSIP), jd.item[safe], -1)
     qrow = np.where(task == NSQP, jd.query[safe], -1)
     words = jd.query_words[np.maximum(qrow, 0)] * (qrow >= 0)[..., None]
+    rec_item = np.where(task == NRIP, target_item, -1)
+    if nrip == "all":
+        # the event after the query: the same user's next event (positions are consecutive)
+        after = np.minimum(safe + 1, len(jd.behaviour) - 1)
+        click = ((task == NSQP) & (safe + 1 < len(jd.behaviour)) & (jd.behaviour[after] == S_I)
+                 & (jd.split[after] == 0) & (jd.position[after] == jd.position[safe] + 1))
+        rec_item = np.where(click, jd.item[after], rec_item)
     return JointBatch(event_tensors(inputs, jd, layout_codes, vocab, behaviour_tokens),
                       torch.as_tensor(task, dtype=torch.long),
                       torch.as_tensor(target_item, dtype=torch.long),
-                      torch.as_tensor(words, dtype=torch.long))
+                      torch.as_tensor(words, dtype=torch.long),
+                      torch.as_tensor(rec_item, dtype=torch.long))
 
 
 # ---- evaluation cases ----------------------------------------------------------------------------

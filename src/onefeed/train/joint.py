@@ -89,6 +89,9 @@ class TaskConfig:
     balance_every: int = 50  # steps between gradient-norm measurements
     balance_momentum: float = 0.1  # EMA momentum of the task scales
     pcgrad_every: int = 1  # pcgrad-last: steps of an epoch between coefficient measurements
+    # NRIP's targets (tasks.joint.joint_batch): "feed" = next feed click (GenSAR); "all" = the
+    # next item engaged with, a search click's item too (predicted before its query)
+    nrip_targets: Literal["feed", "all"] = "feed"
 
 
 @dataclass
@@ -214,7 +217,7 @@ def joint_step(windows: np.ndarray, p: Prepared, codes: dict[str, torch.Tensor],
                rng: np.random.Generator, cross: CrossTaskData | None = None) -> JointStep:
     """Build one step's batch and draw its samples (NSQP positions, DESC items, then the
     switched-on cross-task samples: nothing more is drawn from ``rng`` when they are off)."""
-    batch = joint_batch(windows, p.jd, codes, p.vocab, t.behaviour_tokens)
+    batch = joint_batch(windows, p.jd, codes, p.vocab, t.behaviour_tokens, t.nrip_targets)
     text_at = None
     sel = (batch.task == NSQP).nonzero()
     if t.nsqp and len(sel):
@@ -283,12 +286,14 @@ def task_losses(model: JointModel, p: Prepared, step: JointStep, codes: dict[str
     batch = step.batch
     h = _TaskStates(model, batch.events)
     out: dict[str, torch.Tensor] = {}
-    for task, path, name, w in ((NRIP, "rec", "NRIP", t.nrip), (NSIP, "search", "NSIP", t.nsip)):
-        sel = batch.task == task
+    for path, name, w, item in (("rec", "NRIP", t.nrip, batch.rec_item),
+                                ("search", "NSIP", t.nsip,
+                                 batch.target_item.masked_fill(batch.task != NSIP, -1))):
+        sel = item >= 0
         if not w or not sel.any():
             continue
         hh = model.head_input(h[name][sel], name)
-        target = path_codes[path][batch.target_item[sel]]
+        target = path_codes[path][item[sel]]
         out[name] = sid_nll(model.sid_logits(hh, target, path), target, label_smoothing)
     if step.text_at is not None:
         sel = step.text_at

@@ -87,13 +87,19 @@ def test_bad_configs_are_rejected(tmp_path):
         load_suite(bad)
 
 
-def test_seeds_run_one_at_a_time_accumulate(tmp_path):
+def test_seeds_run_one_at_a_time_accumulate(tmp_path, monkeypatch):
+    from onefeed.bench import runner
+
+    calls = []  # a fake git: each call is a new commit, so a late or repeated read shows
+    monkeypatch.setattr(runner, "git_commit", lambda: calls.append(1) or f"c{len(calls)}")
     cfg = load_suite(QUICK)
     run_suite(cfg, tmp_path, models=["sasrec"], seeds=[0])
     run_suite(cfg, tmp_path, models=["sasrec"], seeds=[1])
     doc = json.loads((tmp_path / "results.json").read_text())
     sas = doc["models"]["sasrec"]
     assert sas["seeds"] == [0, 1]
+    # each seed keeps the commit of the run that made it, read once at its start
+    assert sas["commits"] == {"0": "c1", "1": "c2"} and doc["commit"] == "c2"
     assert len(sas["metrics"]["ndcg@10"]["per_seed"]) == 2
     pc = pl.read_parquet(tmp_path / "per_case.parquet")
     assert sorted(pc["seed"].unique().to_list()) == [0, 1]

@@ -375,6 +375,9 @@ def run_suite(cfg: SuiteConfig, out_dir: str | Path | None = None, quick: bool =
     from onefeed.evaluation.report import write_report
 
     torch.set_num_threads(max(cfg.threads, 1))
+    # the code that runs, read before anything is written: a results dir inside the tree (or
+    # a parallel run of the suite merging first) would otherwise make the record say +dirty
+    commit = git_commit()
     specs = cfg.model_specs()
     if models:
         unknown = sorted(set(models) - set(specs))
@@ -401,6 +404,7 @@ def run_suite(cfg: SuiteConfig, out_dir: str | Path | None = None, quick: bool =
         results[name]["dataset"] = {"dir": data_dir or cfg.dataset.dir, "name": ds.name,
                                     "files": ds.manifest.get("files", {})}
         results[name]["eval_history"] = spec.history or proto.max_history
+        results[name]["commits"] = {str(seed): commit for seed in run_seeds}
     dataset_info = {"name": ds.name, "dir": data_dir or cfg.dataset.dir,
                     "synthetic": cfg.dataset.synthetic and not data_dir,
                     "protocol": ds.manifest.get("protocol"), "n_users": ds.n_users,
@@ -415,7 +419,7 @@ def run_suite(cfg: SuiteConfig, out_dir: str | Path | None = None, quick: bool =
         "quick": quick,
         "dataset": dataset_info,
         "protocol": proto.as_dict(),
-        "commit": git_commit(),
+        "commit": commit,
         "machine": machine_info(),
         "seeds": sorted({s for m in results.values() for s in m["seeds"]}),
         "headline": cfg.headline,
@@ -505,6 +509,8 @@ def _combine_seeds(old: dict[str, Any], new: dict[str, Any], kept: list[int]) ->
     out["curves"] = curves
     out["training"] = {**{str(s): old.get("training", {}).get(str(s), {}) for s in kept},
                        **new.get("training", {})}
+    out["commits"] = {**{str(s): old.get("commits", {}).get(str(s), "unknown") for s in kept},
+                      **new.get("commits", {})}
     return out
 
 

@@ -71,6 +71,11 @@ def test_subset_run_merges_into_existing_results(quick_run):
     run_suite(cfg, quick_run, quick=True, models=["bm25"])
     doc = json.loads((quick_run / "results.json").read_text())
     assert list(doc["models"]) == ["pop", "bm25"]  # merged, in suite order
+    del cfg.models["pop"]  # a row taken out of the suite leaves its results at the next run
+    run_suite(cfg, quick_run, quick=True, models=["bm25"])
+    doc = json.loads((quick_run / "results.json").read_text())
+    assert list(doc["models"]) == ["bm25"]
+    assert set(pl.read_parquet(quick_run / "per_case.parquet")["model"].unique()) == {"bm25"}
 
 
 def test_bad_configs_are_rejected(tmp_path):

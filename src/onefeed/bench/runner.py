@@ -431,7 +431,7 @@ def run_suite(cfg: SuiteConfig, out_dir: str | Path | None = None, quick: bool =
     # runs of one suite in parallel (e.g. one seed each) take turns to merge and write
     with dir_lock(out_dir):
         if models:  # a subset run updates the suite's existing results instead of replacing them
-            per_case_frames = _merge_previous(doc, out_dir, per_case_frames)
+            per_case_frames = _merge_previous(doc, out_dir, per_case_frames, set(cfg.models))
         order = list(cfg.models)
         doc["models"] = dict(sorted(doc["models"].items(),
                                     key=lambda kv: order.index(kv[0]) if kv[0] in order else 999))
@@ -442,13 +442,15 @@ def run_suite(cfg: SuiteConfig, out_dir: str | Path | None = None, quick: bool =
     return out_dir
 
 
-def _merge_previous(doc: dict[str, Any], out_dir: Path,
-                    frames: list[pl.DataFrame]) -> list[pl.DataFrame]:
+def _merge_previous(doc: dict[str, Any], out_dir: Path, frames: list[pl.DataFrame],
+                    suite_models: set[str] | None = None) -> list[pl.DataFrame]:
     """Fold a previous results.json of the same suite, dataset and mode into ``doc``.
 
-    Models not re-run are kept as they were. A re-run model with the same kind, params, eval
-    history and dataset files keeps its previous seeds that were not re-run (so seeds can be
-    run one command at a time); otherwise the new entry replaces the old one.
+    Models not re-run are kept as they were, unless the suite no longer has them
+    (``suite_models``): a row removed from the config leaves the results too. A re-run model
+    with the same kind, params, eval history and dataset files keeps its previous seeds that
+    were not re-run (so seeds can be run one command at a time); otherwise the new entry
+    replaces the old one.
     """
     import json
 
@@ -465,6 +467,9 @@ def _merge_previous(doc: dict[str, Any], out_dir: Path,
     keep_rows = []  # (model, seeds) of previous per-case rows to keep
     merged = {}
     for name, entry in old.get("models", {}).items():
+        if suite_models is not None and name not in suite_models:
+            console.print(f"[yellow]{path}: row {name!r} is no longer in the suite; dropped[/]")
+            continue
         if name not in doc["models"]:
             merged[name] = entry
             keep_rows.append((name, entry["seeds"]))

@@ -443,7 +443,7 @@ def run_suite(cfg: SuiteConfig, out_dir: str | Path | None = None, quick: bool =
 
 
 def _merge_previous(doc: dict[str, Any], out_dir: Path, frames: list[pl.DataFrame],
-                    suite_models: set[str] | None = None) -> list[pl.DataFrame]:
+                    suite_models: set[str]) -> list[pl.DataFrame]:
     """Fold a previous results.json of the same suite, dataset and mode into ``doc``.
 
     Models not re-run are kept as they were, unless the suite no longer has them
@@ -467,7 +467,7 @@ def _merge_previous(doc: dict[str, Any], out_dir: Path, frames: list[pl.DataFram
     keep_rows = []  # (model, seeds) of previous per-case rows to keep
     merged = {}
     for name, entry in old.get("models", {}).items():
-        if suite_models is not None and name not in suite_models:
+        if name not in suite_models:
             console.print(f"[yellow]{path}: row {name!r} is no longer in the suite; dropped[/]")
             continue
         if name not in doc["models"]:

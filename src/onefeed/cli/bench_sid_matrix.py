@@ -29,6 +29,13 @@ def _yes(value) -> str:
     return "—" if value is None else ("yes" if value else "NO")
 
 
+def _behaviour(table: dict) -> str:
+    agree = table.get("behaviour_agreement")
+    if not agree:
+        return "—"
+    return f"{_fmt(agree['train_graph'], 3)} / {_fmt(agree['valid_next'], 3)}"
+
+
 def markdown(result: dict) -> str:
     lines = [f"# onefeed bench sid-matrix — {result['dataset']}", "",
              f"`{result['command']}` (last of {len(result.get('commands', [1]))} resumable "
@@ -39,11 +46,16 @@ def markdown(result: dict) -> str:
              "before the disambiguation level. Utilisation / perplexity per level include the "
              "disambiguation level (last). Coherence: P(same category path | same first code) "
              "/ P(same path | random pair), then the same for 'share any category label' "
-             "(sampled, seeded; the meaningful one for flat labels such as ML genres). Build s: "
+             "(sampled, seeded; the meaningful one for flat labels such as ML genres). Behaviour "
+             "train / valid: share of the training co-click + co-search graph's weight, then of "
+             "validation next-item transitions (last history item -> target), on item pairs "
+             "sharing the 1- / 2-level prefix (what `calibration.weight` > 0 raises; tables "
+             "measured before this column have —). Build s: "
              "wall time of the build that made the table (shared 2-core machine; embeddings "
              "and fine-tunes served from cache count ~0 s).", "",
              "| table | id | build s | collisions % | unique | utilisation | perplexity | "
-             "coherence path / any | rebuild = | save→load = |", "|---" * 10 + "|"]
+             "coherence path / any | behaviour train / valid | rebuild = | save→load = |",
+             "|---" * 11 + "|"]
     for name, row in result["tables"].items():
         checks = row.get("checks", {})
         for key in ("sid", "sid_semantic", "sid_collab"):
@@ -55,7 +67,7 @@ def markdown(result: dict) -> str:
                 f"| {name} | {key} | {row['build_s']:.1f} | {t['collision_rate']:.2f} | "
                 f"{_yes(t['unique'])} | {_fmt(t['utilisation'], 2)} | "
                 f"{_fmt(t['perplexity'], 0)} | {'—' if coh is None else f'{coh:.1f}'} / "
-                f"{'—' if any_ is None else f'{any_:.2f}'} | "
+                f"{'—' if any_ is None else f'{any_:.2f}'} | {_behaviour(t)} | "
                 f"{_yes(checks.get('rebuild_identical'))} | "
                 f"{_yes(checks.get('reload_identical'))} |")
     tuned = {n: r["fine_tune"] for n, r in result["tables"].items() if "fine_tune" in r}

@@ -40,6 +40,7 @@ from onefeed.embeddings.collaborative import CollabConfig, collaborative_embeddi
 from onefeed.embeddings.content import content_embeddings, fill_missing
 from onefeed.embeddings.fusion import fused_concat, fused_svd, l2_normalise
 from onefeed.embeddings.text import item_texts
+from onefeed.sid.calibrate import CalibrationConfig, Calibrator, behaviour_graph, prefix_agreement
 from onefeed.sid.collisions import collision_rate, disambiguate, max_group_size
 from onefeed.sid.joint import JointConfig, fit_joint, load_joint
 from onefeed.sid.rq_kmeans import RQKMeans, RQKMeansConfig, fit_rows
@@ -79,6 +80,8 @@ class SidConfig:
     biencoder: BiEncoderConfig = field(default_factory=BiEncoderConfig)
     rqvae: RQVAEConfig = field(default_factory=RQVAEConfig)
     joint: JointConfig = field(default_factory=JointConfig)
+    # behaviour-aware calibration of the content codes (OneFeed §3.4; rq_kmeans, one part)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -96,6 +99,22 @@ def events_hash(events: pl.DataFrame) -> str:
     for col in ("user", "item", "position"):
         h.update(ev[col].cast(pl.Int64).to_numpy().tobytes())
     return h.hexdigest()
+
+
+def calibrating(cfg: SidConfig) -> bool:
+    """Whether the build calibrates codes on the behaviour graph; raises for quantisers and
+    strategies it does not apply to."""
+    on = cfg.calibration.weight > 0 and cfg.calibration.levels > 0
+    if on and (cfg.quantizer != "rq_kmeans" or cfg.strategy in ("separate", "prefix_share")):
+        raise ValueError(f"calibration applies to one-part rq_kmeans IDs, not strategy "
+                         f"{cfg.strategy!r} with quantizer {cfg.quantizer!r} (set "
+                         f"calibration.weight = 0)")
+    return on
+
+
+def graph_events(ds: Dataset) -> pl.DataFrame:
+    """The events the behaviour graph of calibration is built from (train item events)."""
+    return train_item_events(ds)
 
 
 def events_used(ds: Dataset) -> dict[str, Any]:
@@ -256,13 +275,18 @@ def fit_rows_of(train: np.ndarray, cfg: SidConfig) -> np.ndarray:
     return idx[fit_rows(len(idx), cfg.fit_sample, cfg.seed)]
 
 
-def fit_quantiser(x: np.ndarray, train: np.ndarray, cfg: SidConfig, progress: bool):
+def fit_quantiser(x: np.ndarray, train: np.ndarray, cfg: SidConfig, progress: bool,
+                  graph=None):
     """Fit ``cfg.quantizer`` (rq_kmeans | rqvae) on the training rows of ``x`` (rq_kmeans:
-    on ``fit_rows_of`` them)."""
+    on ``fit_rows_of`` them; with ``graph`` (n_items, n_items), calibrated on it)."""
     if cfg.quantizer == "rq_kmeans":
-        return RQKMeans.fit(x[fit_rows_of(train, cfg)], RQKMeansConfig(
+        rows = fit_rows_of(train, cfg)
+        refine = None if graph is None else Calibrator(graph[rows][:, rows], cfg.calibration,
+                                                       cfg.seed)
+        quantiser = RQKMeans.fit(x[rows], RQKMeansConfig(
             cfg.levels, cfg.codebook_size, cfg.niter, cfg.seed, cfg.balanced,
-            cfg.fit_sample)), {}
+            cfg.fit_sample), refine)
+        return quantiser, ({"calibration": refine.log} if refine is not None else {})
     rcfg = dataclasses.replace(cfg.rqvae, levels=cfg.levels, codebook_size=cfg.codebook_size,
                                seed=cfg.seed)
     return train_rqvae(x[train], rcfg, progress)
@@ -374,6 +398,13 @@ def _build(ds: Dataset, cfg: SidConfig, out_dir: Path, progress: bool,
         else None)
     started, timings = time.perf_counter(), {}
     with atomic_dir(out_dir, kind="sid", replace=replace) as tmp:
+        graph, graph_info = None, None
+        if calibrating(cfg):
+            used = graph_events(ds)
+            graph_info = {"co_click_graph": _check_sources(ds, used, "behaviour graph")}
+            graph = behaviour_graph(used, ds.n_items, cfg.calibration)
+            graph_info.update(n_events=used.height, sha256=events_hash(used),
+                              edges=int(graph.nnz // 2))
         emb = Embedder(ds, cfg, tmp, progress)
         parts = strategy_parts(emb, cfg)
         timings["embeddings"] = round(time.perf_counter() - started, 3)
@@ -385,7 +416,13 @@ def _build(ds: Dataset, cfg: SidConfig, out_dir: Path, progress: bool,
         if cfg.quantizer == "joint":
             table, extra = _build_joint(parts, train, cfg, tmp, meta)
         else:
-            table, extra = _build_single(parts, train, cfg, tmp, meta, progress)
+            table, extra = _build_single(parts, train, cfg, tmp, meta, progress, graph)
+            if graph is not None:
+                codes = table.codes[:, :-1]
+                graph_info["prefix_agreement"] = {  # share of graph weight on shared prefixes
+                    f"levels_{d}": round(prefix_agreement(codes, graph, d), 4)
+                    for d in range(1, codes.shape[1] + 1)}
+                extra["calibration_graph"] = graph_info
         timings["quantise"] = round(time.perf_counter() - t0, 3)
         table.save(tmp)
         timings["total"] = round(time.perf_counter() - started, 3)
@@ -397,7 +434,9 @@ def _build(ds: Dataset, cfg: SidConfig, out_dir: Path, progress: bool,
                 ds.manifest, sort_keys=True, default=str).encode()).hexdigest(),
                 "n_items": ds.n_items, "n_train_items": int(train.sum()),
                 "n_cold_items": int((~train).sum())},
-            "events_used": events_used(ds), "leakage_check": _leakage_check(ds),
+            "events_used": events_used(ds),
+            "leakage_check": dict(_leakage_check(ds), **({"co_click_graph": "pass"}
+                                                         if graph is not None else {})),
             "embeddings": emb.info, "quantiser": extra, "timings_s": timings,
             "table": {"n_levels": table.n_levels, "codebook_sizes": list(table.codebook_sizes),
                       "collision_rate": table.meta["collision_rate"], "unique": table.is_unique()},
@@ -406,17 +445,18 @@ def _build(ds: Dataset, cfg: SidConfig, out_dir: Path, progress: bool,
     return table
 
 
-def _build_single(parts, train, cfg, tmp, meta, progress) -> tuple[SidTable, dict]:
+def _build_single(parts, train, cfg, tmp, meta, progress, graph=None) -> tuple[SidTable, dict]:
     codes, sizes, logs = [], (), {}
     for name, x in parts.items():
-        quantiser, log = fit_quantiser(x, train, cfg, progress)
+        quantiser, log = fit_quantiser(x, train, cfg, progress, graph)
         quantiser.save(tmp / f"{cfg.quantizer}_{name}.safetensors")
         codes.append(encode_items(quantiser, x, train))
         sizes = sizes + sizes_of(quantiser)
         logs[name] = log
         if isinstance(quantiser, RQKMeans):
             rows = fit_rows_of(train, cfg)
-            logs[name] = {"mse_by_level": quantiser.residual_errors(x[rows], codes[-1][rows])}
+            logs[name] = dict(log, mse_by_level=quantiser.residual_errors(x[rows],
+                                                                          codes[-1][rows]))
     if len(codes) == 2:  # Spotify "Separate": <SEARCH: ID_sem, REC: ID_rec>
         joined, sizes = separate(codes[0], sizes[:cfg.levels], codes[1], sizes[cfg.levels:])
         meta["separate"] = {"semantic_levels": list(range(cfg.levels)),
@@ -453,18 +493,18 @@ def _build_joint(parts, train, cfg, tmp, meta) -> tuple[SidTable, dict]:
 
 
 def _leakage_check(ds: Dataset) -> dict[str, Any]:
-    """Verify the events ID construction reads are train-only (OneFeed App. B), with the data
-    package's hook ``leakage.check_semantic_id_sources`` when it is available."""
+    """Verify the events ID construction reads are train-only (OneFeed App. B) with the data
+    package's hook ``leakage.check_semantic_id_sources``."""
     used = train_item_events(ds)
-    try:
-        from onefeed.data.leakage import check_semantic_id_sources
-    except ImportError:  # data package without the hook: the same check, locally
-        bad = used.filter(pl.col("split") != "train").height
-        if bad:
-            raise DataError(f"ID construction would read {bad} non-train events") from None
-        return {"semantic_id_sources": "pass", "by": "onefeed.sid.build (local)"}
+    return {"semantic_id_sources": _check_sources(ds, used, "clustering"),
+            "by": "onefeed.data.leakage.check_semantic_id_sources"}
+
+
+def _check_sources(ds: Dataset, used: pl.DataFrame, what: str) -> str:
+    """``check_semantic_id_sources`` on the events ``what`` reads; raises on a finding."""
+    from onefeed.data.leakage import check_semantic_id_sources
+
     finding = check_semantic_id_sources(ds, used.select("user", "position"))
     if finding is not None:
-        raise DataError(f"semantic-ID leakage check failed: {finding}")
-    return {"semantic_id_sources": "pass",
-            "by": "onefeed.data.leakage.check_semantic_id_sources"}
+        raise DataError(f"semantic-ID leakage check failed ({what}): {finding}")
+    return "pass"

@@ -4,7 +4,11 @@
 * codebook utilisation and perplexity per level; a PNG of code usage per level;
 * items sharing a first-level / first-two-level prefix (titles);
 * semantic coherence: P(share category | share first-level code) / P(share category | random
-  pair), exact for "same leaf category", sampled (seeded) for "share any category label".
+  pair), exact for "same leaf category", sampled (seeded) for "share any category label";
+* behaviour agreement (``behaviour_agreement``): the share of the training co-click/co-search
+  graph's weight, and of validation next-item transitions (last history item -> valid
+  target), whose two items share a 1- and 2-level prefix — what behaviour-aware calibration
+  (``onefeed.sid.calibrate``) raises.
 """
 
 from __future__ import annotations
@@ -86,6 +90,23 @@ def prefix_examples(codes: np.ndarray, titles: list[str], depth: int, n_groups: 
         out.append({"prefix": prefix[idx[0]].tolist(), "n_items": int(idx.size),
                     "titles": [titles[i] for i in idx[:per_group]]})
     return out
+
+
+def behaviour_agreement(codes: np.ndarray, ds, max_history: int = 20) -> dict[str, list[float]]:
+    """{"train_graph": [depth 1, depth 2], "valid_next": [depth 1, depth 2]} (see module doc);
+    codes: (n_items, levels) without the disambiguation level."""
+    from onefeed.data.views import rec_cases
+    from onefeed.sid.calibrate import CalibrationConfig, behaviour_graph, prefix_agreement
+    from onefeed.sid.build import graph_events
+
+    depths = [d for d in (1, 2) if d <= codes.shape[1]]
+    graph = behaviour_graph(graph_events(ds), ds.n_items, CalibrationConfig())
+    cases = rec_cases(ds, "valid", max_history)
+    last, ok = cases.history[:, -1], cases.history[:, -1] >= 0
+    nxt = [float((codes[last[ok], :d] == codes[cases.targets[ok], :d]).all(1).mean())
+           if ok.any() else float("nan") for d in depths]
+    return {"train_graph": [round(prefix_agreement(codes, graph, d), 4) for d in depths],
+            "valid_next": [round(v, 4) for v in nxt]}
 
 
 def diagnose(table: SidTable, items: pl.DataFrame | None = None, seed: int = 0) -> dict[str, Any]:

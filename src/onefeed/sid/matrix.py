@@ -6,7 +6,8 @@ directory whose manifest config equals the requested config (after filling defau
 since it was built) is reused, not rebuilt — that is what makes the benchmark resumable.
 
 Per table (``measure``): build time, GenSAR collision rate before disambiguation, uniqueness,
-utilisation / perplexity per level, the semantic-coherence ratio, and two reproducibility
+utilisation / perplexity per level, the semantic-coherence ratio, the behaviour agreement
+(co-clicked pairs and validation next-item pairs sharing a prefix), and two reproducibility
 checks — ``rebuild_identical`` (a second build with the same config and seed into a scratch
 dir gives the same codes; embedding caches are reused, so for search/multitask the fine-tune is
 not repeated) and ``reload_identical`` (the saved table equals the codes recomputed from the
@@ -30,7 +31,7 @@ import numpy as np
 from onefeed import config
 from onefeed.data.schemas import Dataset
 from onefeed.sid.build import SidConfig, build, reencode
-from onefeed.sid.diagnostics import diagnose
+from onefeed.sid.diagnostics import behaviour_agreement, diagnose, semantic_codes
 from onefeed.sid.table import SidTable
 
 SINGLE = ["content", "collaborative", "search", "multitask", "fused_concat", "fused_svd",
@@ -38,6 +39,10 @@ SINGLE = ["content", "collaborative", "search", "multitask", "fused_concat", "fu
 # CPU budget for the multi-task fine-tune: 512 search + 512 item pairs (16 steps of two summed
 # losses). The default 4,096 + 4,096 takes ~40 min on this shared 2-core machine.
 MULTITASK_CAP = ("biencoder.max_search_pairs=512", "biencoder.max_item_pairs=512")
+
+
+# behaviour-aware calibration (OneFeed §3.4) of the content RQ-KMeans IDs at these weights
+CALIBRATION_WEIGHTS = (1, 3, 10, 30)
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,9 @@ def default_specs() -> list[TableSpec]:
             + [spec(s, "rqvae") for s in SINGLE]
             + [spec(s, "joint") for s in ("search", "multitask")]
             + [spec("prefix_share", "joint"),
-               spec("content", "joint", "joint.method=learned", name="content-joint-learned")])
+               spec("content", "joint", "joint.method=learned", name="content-joint-learned")]
+            + [spec("content", "rq_kmeans", f"calibration.weight={w}",
+                    name=f"content-rq_kmeans-calib{w}") for w in CALIBRATION_WEIGHTS])
 
 
 def resolve(spec: TableSpec, base: list[str]) -> SidConfig:
@@ -155,8 +162,9 @@ def rebuild_check(ds: Dataset, cfg: SidConfig, directory: Path, scratch: Path,
         shutil.rmtree(other, ignore_errors=True)
 
 
-def measure(directory: Path, items, seed: int = 0) -> dict[str, Any]:
-    """Diagnostics of every table of one build (see module doc), without the checks."""
+def measure(directory: Path, items, seed: int = 0, ds: Dataset | None = None) -> dict[str, Any]:
+    """Diagnostics of every table of one build (see module doc), without the checks; with
+    ``ds``, also each table's behaviour agreement (``diagnostics.behaviour_agreement``)."""
     manifest = json.loads((directory / "manifest.json").read_text())
     row: dict[str, Any] = {"build_s": manifest["timings_s"]["total"],
                            "timings_s": manifest["timings_s"]}
@@ -169,6 +177,8 @@ def measure(directory: Path, items, seed: int = 0) -> dict[str, Any]:
             "utilisation": report["utilisation"], "perplexity": report["perplexity"],
             "coherence_same_path": coherence.get("same_category_path", {}).get("ratio"),
             "coherence_any_category": coherence.get("share_any_category", {}).get("ratio")}
+        if ds is not None:
+            row[key]["behaviour_agreement"] = behaviour_agreement(semantic_codes(table), ds)
     fine_tune = {k: v["fine_tune"] for k, v in manifest.get("embeddings", {}).items()
                  if isinstance(v, dict) and "fine_tune" in v}
     if fine_tune:
@@ -191,7 +201,7 @@ def run_matrix(ds: Dataset, data_dir: Path, sid_root: Path, specs: list[TableSpe
         row = {"config_hash": config_hash(cfg), "overrides": list(spec.overrides),
                "dir": str(directory), "built_now": built,
                "wall_s": round(time.perf_counter() - started, 3),
-               **measure(directory, ds.items, cfg.seed)}
+               **measure(directory, ds.items, cfg.seed, ds)}
         old = previous.get(spec.name, {})
         old_checks = old.get("checks", {})
         if old.get("config_hash") == row["config_hash"] and not built and (

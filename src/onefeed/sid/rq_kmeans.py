@@ -40,6 +40,10 @@ class RQKMeansConfig:
     sample: int = 0  # fit on at most this many training rows (seeded sample); 0 = all
 
 
+# level, residual (n, d), centroids (k, d), codes of earlier levels (n, level), code (n,)
+Refine = Callable[[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                  tuple[np.ndarray, np.ndarray]]
+
 ENCODE_BATCH = 65536  # rows per ``encode`` batch (~100 MB of float32 residuals at d = 384)
 
 
@@ -161,11 +165,15 @@ def balanced_kmeans(x: np.ndarray, k: int, niter: int, seed: int) -> np.ndarray:
 class RQKMeans:
     """Fitted residual codebooks: ``centroids[l]`` is (k_l, d) float32."""
 
-    def __init__(self, centroids: list[np.ndarray], config: RQKMeansConfig | None = None):
+    def __init__(self, centroids: list[np.ndarray], config: RQKMeansConfig | None = None,
+                 assigned: np.ndarray | None = None):
         if not centroids:
             raise ValueError("RQKMeans needs at least one level")
         self.centroids = [np.asarray(c, dtype=np.float32) for c in centroids]
         self.config = config or RQKMeansConfig(levels=len(centroids))
+        # codes of the fit rows when ``fit`` refined them (behaviour calibration): they are not
+        # a function of (centroids, vectors) any more, so they are kept with the codebooks
+        self.assigned = None if assigned is None else np.asarray(assigned, dtype=np.int64)
 
     @property
     def codebook_sizes(self) -> tuple[int, ...]:
@@ -176,13 +184,18 @@ class RQKMeans:
         return int(self.centroids[0].shape[1])
 
     @classmethod
-    def fit(cls, x: np.ndarray, cfg: RQKMeansConfig) -> "RQKMeans":
-        """Fit ``cfg.levels`` codebooks on (n, d) training vectors (on ``fit_rows`` of them)."""
+    def fit(cls, x: np.ndarray, cfg: RQKMeansConfig, refine: Refine | None = None) -> "RQKMeans":
+        """Fit ``cfg.levels`` codebooks on (n, d) training vectors (on ``fit_rows`` of them).
+
+        ``refine(level, residual, centroids, earlier_codes, code) -> (code, centroids)`` may
+        change each level's assignment (and centroids) before the residual is passed on
+        (``onefeed.sid.calibrate``); the fit rows' final codes are then kept as ``assigned``.
+        """
         if x.ndim != 2 or x.shape[0] == 0:
             raise ValueError(f"RQKMeans.fit: expected a non-empty (n, d) array, got {x.shape}")
         rows = fit_rows(x.shape[0], cfg.sample, cfg.seed)
         residual = (x[rows] if len(rows) < x.shape[0] else x).astype(np.float32, copy=True)
-        centroids = []
+        centroids, codes = [], []
         for level in range(cfg.levels):
             if cfg.balanced:
                 c = balanced_kmeans(residual, cfg.codebook_size, cfg.niter, cfg.seed + level)
@@ -190,9 +203,13 @@ class RQKMeans:
             else:
                 c = kmeans(residual, cfg.codebook_size, cfg.niter, cfg.seed + level)
                 code = nearest(residual, c)
+            if refine is not None:
+                earlier = np.stack(codes, 1) if codes else np.zeros((len(code), 0), np.int64)
+                code, c = refine(level, residual, c, earlier, code)
             residual -= c[code]
             centroids.append(c)
-        return cls(centroids, cfg)
+            codes.append(code)
+        return cls(centroids, cfg, np.stack(codes, 1) if refine is not None else None)
 
     def encode_split(self, x: np.ndarray, train: np.ndarray,
                      progress: Callable[[int], None] | None = None) -> np.ndarray:
@@ -202,12 +219,18 @@ class RQKMeans:
         codes = np.empty((x.shape[0], len(self.centroids)), dtype=np.int64)
         train_idx = np.flatnonzero(train)
         fitted = train_idx[fit_rows(len(train_idx), self.config.sample, self.config.seed)]
-        if len(fitted) and self.config.balanced:
+        if self.assigned is not None:
+            if self.assigned.shape[0] != len(fitted):
+                raise ValueError(f"RQKMeans.encode_split: the codebooks keep codes for "
+                                 f"{self.assigned.shape[0]} fit rows but this train mask gives "
+                                 f"{len(fitted)}")
+            codes[fitted] = self.assigned
+        elif len(fitted) and self.config.balanced:
             codes[fitted] = self.encode_balanced(x[fitted])
             if progress:
                 progress(len(fitted))
         rest = np.ones(x.shape[0], dtype=bool)
-        if self.config.balanced:
+        if self.config.balanced or self.assigned is not None:
             rest[fitted] = False
         rest_idx = np.flatnonzero(rest)
         for start in range(0, len(rest_idx), ENCODE_BATCH):
@@ -259,8 +282,10 @@ class RQKMeans:
         """Write centroids to a safetensors file (config in its metadata)."""
         from safetensors.numpy import save_file
 
-        save_file({f"level{i}": np.ascontiguousarray(c) for i, c in enumerate(self.centroids)},
-                  str(path),
+        tensors = {f"level{i}": np.ascontiguousarray(c) for i, c in enumerate(self.centroids)}
+        if self.assigned is not None:
+            tensors["assigned"] = np.ascontiguousarray(self.assigned)
+        save_file(tensors, str(path),
                   metadata={"config": json.dumps(asdict(self.config)), "kind": "rq_kmeans"})
 
     @classmethod
@@ -271,5 +296,6 @@ class RQKMeans:
             meta = fh.metadata() or {}
             n = len([k for k in fh.keys() if k.startswith("level")])
             centroids = [fh.get_tensor(f"level{i}") for i in range(n)]
+            assigned = fh.get_tensor("assigned") if "assigned" in fh.keys() else None
         cfg = RQKMeansConfig(**json.loads(meta["config"])) if "config" in meta else None
-        return cls(centroids, cfg)
+        return cls(centroids, cfg, assigned)

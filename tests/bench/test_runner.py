@@ -162,3 +162,25 @@ def test_eval_query_reports_the_share_of_users_off_the_global_list():
     assert eval_query(Fixed(one_off), cases, refs, proto, AllMatch(), glob)[0][
         "personal_share@2"] == 0.25
     assert "personal_share@2" not in eval_query(Fixed(one_off), cases, refs, proto, AllMatch())[0]
+
+
+def test_a_model_reporting_its_loop_time_is_credited_with_it(tmp_path, monkeypatch):
+    """A resumed run's fit takes seconds; the loop's time summed over resumes is what counts."""
+    from onefeed.bench import runner
+
+    real = runner.resolve
+
+    class Resumed(real("pop")):
+        def fit(self, ds, cfg, seed):
+            log = super().fit(ds, cfg, seed)
+            log.train_seconds = 1234.5
+            return log
+
+    monkeypatch.setattr(runner, "resolve", lambda kind: Resumed if kind == "pop" else real(kind))
+    run_suite(load_suite(QUICK), tmp_path, models=["pop", "itemknn"], seeds=[0])
+    models = json.loads((tmp_path / "results.json").read_text())["models"]
+    assert models["pop"]["train_seconds"]["per_seed"] == [1234.5]
+    assert models["pop"]["training"]["0"]["fit_seconds"] < 1234.5
+    knn = models["itemknn"]  # no loop time reported: the wall time of fit
+    assert knn["train_seconds"]["per_seed"][0] == pytest.approx(
+        knn["training"]["0"]["fit_seconds"], abs=1e-3)

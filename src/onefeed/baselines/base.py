@@ -34,6 +34,9 @@ class TrainLog:
     epoch_seconds: list[float] = field(default_factory=list)
     best_epoch: int = -1
     choices: dict[str, Any] = field(default_factory=dict)  # settings picked on validation
+    # the training loop's own seconds, summed over resumes (None: the bench times ``fit``);
+    # a resumed or reloaded run would otherwise report only its last invocation
+    train_seconds: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -77,6 +77,8 @@ class GenerativeAdapter:
                 log.loss.append(float(h["loss"]) if h.get("loss") is not None else float("nan"))
                 log.valid_ndcg10.append(float(h["valid_ndcg@10"]))
             log.best_epoch = int(state.get("best_epoch", -1))
+            if state.get("train_seconds") is not None:
+                log.train_seconds = float(state["train_seconds"])
             checkpoint = out / "best"
         self.model, run_cfg, self.vocab = rec.load_model(checkpoint)
         self.max_len = int(run_cfg.model.max_len)  # the model's window (histories are cut)

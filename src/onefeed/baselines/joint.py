@@ -64,6 +64,8 @@ class JointAdapter:
                 log.loss.append(float(h["loss"]) if h.get("loss") is not None else float("nan"))
                 log.valid_ndcg10.append(float(h.get("valid_score", float("nan"))))
             log.best_epoch = int(state.get("best_epoch", -1))
+            if state.get("train_seconds") is not None:
+                log.train_seconds = float(state["train_seconds"])
             checkpoint = str(out / "best")
         model, run_cfg, _ = tj.load_joint(checkpoint)
         self.pred = tj.predictor(model, run_cfg, ds, cfg["sid"])

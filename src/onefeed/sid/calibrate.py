@@ -145,7 +145,7 @@ def calibrate_level(residual: np.ndarray, centroids: np.ndarray, code: np.ndarra
     coo = graph.tocoo()
     keep = prefix[coo.row] == prefix[coo.col]
     src, dst, w = coo.row[keep].astype(np.int64), coo.col[keep].astype(np.int64), coo.data[keep]
-    degree = np.bincount(src, weights=w, minlength=n) + cfg.smoothing
+    degree = np.maximum(np.bincount(src, weights=w, minlength=n) + cfg.smoothing, 1e-12)
     scale = margin(residual, centroids)
     rng = np.random.default_rng(seed)
     code = code.astype(np.int64).copy()

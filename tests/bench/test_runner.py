@@ -105,6 +105,8 @@ def test_seeds_run_one_at_a_time_accumulate(tmp_path, monkeypatch):
     assert sas["seeds"] == [0, 1]
     # each seed keeps the commit of the run that made it, read once at its start
     assert sas["commits"] == {"0": "c1", "1": "c2"} and doc["commit"] == "c2"
+    report = (tmp_path / "report.md").read_text()  # the report names both, not only the last
+    assert "- `c1`: `sasrec` 0" in report and "- `c2`: `sasrec` 1" in report
     assert len(sas["metrics"]["ndcg@10"]["per_seed"]) == 2
     pc = pl.read_parquet(tmp_path / "per_case.parquet")
     assert sorted(pc["seed"].unique().to_list()) == [0, 1]

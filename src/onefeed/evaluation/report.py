@@ -195,6 +195,20 @@ def plot_training(doc: dict[str, Any], path: Path) -> bool:
     return True
 
 
+def _commit_lines(doc: dict[str, Any]) -> list[str]:
+    """Which commit made which rows' seeds, when they differ from the last run's commit."""
+    made: dict[str, list[str]] = {}
+    for name, m in doc["models"].items():
+        for seed, commit in sorted(m.get("commits", {}).items()):
+            made.setdefault(commit, []).append(f"`{name}` {seed}")
+    if not made or set(made) == {doc["commit"]}:
+        return []
+    lines = ["Seeds were run at more than one commit (rows without a record predate per-seed "
+             "commits):", ""]
+    lines += [f"- `{c}`: {', '.join(rows)}" for c, rows in made.items()]
+    return lines + [""]
+
+
 def render(doc: dict[str, Any], plots: list[str]) -> str:
     proto = Protocol(**doc["protocol"])
     single = [n for n, m in doc["models"].items() if len(m["seeds"]) == 1]
@@ -206,6 +220,7 @@ def render(doc: dict[str, Any], plots: list[str]) -> str:
              f"single-seed rows (no ± std): {', '.join(f'`{n}`' for n in single) or 'none'}. "
              "Bold = best mean per column; p = paired t-test over users vs the best row "
              "(bootstrap p in results.json).", ""]
+    parts += _commit_lines(doc)
     dirs: dict[str, list[str]] = {}
     for name, m in doc["models"].items():
         dirs.setdefault(str(m.get("dataset", {}).get("dir", "?")), []).append(name)

@@ -24,8 +24,10 @@ def test_build_and_inspect_smoke(tmp_path):
     result = runner.invoke(app, ["inspect", str(out)])
     assert result.exit_code == 0, result.output
     assert "collision rate" in result.output and "coherence" in result.output
+    assert "behaviour agreement" in result.output  # the dataset recorded in the manifest
     report = json.loads((out / "sid_diagnostics.json").read_text())
     assert report["unique"] and (out / "sid_code_usage.png").exists()
+    assert len(report["behaviour_agreement"]["valid_next"]) == 2
 
 
 def test_unknown_override_is_rejected(tmp_path):

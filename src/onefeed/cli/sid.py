@@ -84,7 +84,7 @@ def inspect(
     from onefeed.artifacts import write_json
     from onefeed.cli.model import manifest_json
     from onefeed.data.schemas import Dataset
-    from onefeed.sid.diagnostics import diagnose, plot_usage
+    from onefeed.sid.diagnostics import behaviour_agreement, diagnose, plot_usage, semantic_codes
     from onefeed.sid.table import SidTable
 
     table = SidTable.load(directory / table_dir if table_dir else directory)
@@ -92,8 +92,11 @@ def inspect(
     manifest = manifest_json(manifest_path) if manifest_path.exists() else {}
     data = data or (Path(manifest["dataset"]["path"]) if manifest.get("dataset", {}).get("path")
                     else None)
-    items = Dataset.load(data).items if data is not None and data.exists() else None
-    report = diagnose(table, items, seed=int(manifest.get("seed", 0)))
+    ds = Dataset.load(data) if data is not None and data.exists() else None
+    report = diagnose(table, ds.items if ds is not None else None,
+                      seed=int(manifest.get("seed", 0)))
+    if ds is not None and ds.n_items == table.n_items:
+        report["behaviour_agreement"] = behaviour_agreement(semantic_codes(table), ds)
     name = table_dir or "sid"
     png = plot_usage(table, directory / f"{name}_code_usage.png")
     write_json(directory / f"{name}_diagnostics.json", report)
@@ -119,3 +122,9 @@ def _print(report: dict) -> None:
     for key, c in report.get("coherence", {}).items():
         console.print(f"coherence ({key}): P(share | same first code) {c['p_same_code']:.3f} / "
                       f"P(share | random) {c['p_random']:.3f} = ratio {c['ratio']:.2f}")
+    agree = report.get("behaviour_agreement")
+    if agree:
+        console.print("behaviour agreement (share on a shared 1- / 2-level prefix): training "
+                      f"co-click graph weight {'/'.join(f'{v:.3f}' for v in agree['train_graph'])}"
+                      f", validation next-item pairs "
+                      f"{'/'.join(f'{v:.3f}' for v in agree['valid_next'])}", markup=False)

@@ -172,8 +172,8 @@ def calibrate_level(residual: np.ndarray, centroids: np.ndarray, code: np.ndarra
         movers = movers[rng.random(movers.size) < 0.5] if movers.size > 1 else movers
         code[rows[movers]] = cand[movers]
         rounds_run += 1
-    sums = np.zeros((k, residual.shape[1]))
-    np.add.at(sums, code, residual.astype(np.float64))
+    members = sparse.csr_matrix((np.ones(n), (code, np.arange(n))), shape=(k, n))
+    sums = np.asarray(members @ residual.astype(np.float64))
     counts = np.bincount(code, minlength=k)[:, None]
     new = np.where(counts > 0, sums / np.maximum(counts, 1), centroids).astype(np.float32)
     return code, new, {"moved": int((code != start).sum()), "rounds_run": rounds_run,

@@ -186,3 +186,25 @@ def test_a_model_reporting_its_loop_time_is_credited_with_it(tmp_path, monkeypat
     knn = models["itemknn"]  # no loop time reported: the wall time of fit
     assert knn["train_seconds"]["per_seed"][0] == pytest.approx(
         knn["training"]["0"]["fit_seconds"], abs=1e-3)
+
+
+def test_compare_pairs_are_tested_head_to_head(tmp_path):
+    import numpy as np
+
+    from onefeed.evaluation.significance import paired_ttest
+
+    cfg = load_suite(QUICK)
+    cfg.compare = [["itemknn", "pop"], ["pop", "bm25"]]  # the second shares no task: skipped
+    run_suite(cfg, tmp_path, models=["pop", "itemknn", "bm25"], seeds=[0])
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["compare"] == cfg.compare
+    [row] = doc["comparisons"]
+    assert (row["a"], row["b"], row["task"], row["metric"]) == ("itemknn", "pop", "metrics",
+                                                                "ndcg@10")
+    assert row["mean_a"] == doc["models"]["itemknn"]["metrics"]["ndcg@10"]["mean"]
+    pc = pl.read_parquet(tmp_path / "per_case.parquet").filter(pl.col("task") == "rec")
+    a = pc.filter(pl.col("model") == "itemknn").sort("user")["ndcg@10"].to_numpy()
+    b = pc.filter(pl.col("model") == "pop").sort("user")["ndcg@10"].to_numpy()
+    assert row["n"] == len(a) and row["ttest_p"] == pytest.approx(paired_ttest(a, b))
+    assert row["mean_a"] - row["mean_b"] == pytest.approx(float(np.mean(a - b)), abs=1e-6)
+    assert "### Head to head" in (tmp_path / "report.md").read_text()

@@ -83,6 +83,8 @@ class SuiteConfig:
     protocol: Protocol = field(default_factory=Protocol)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     headline: list[str] = field(default_factory=lambda: ["onefeed", "tiger", "sasrec"])
+    # head-to-head pairs [a, b]: paired over users on every task both rows are scored on
+    compare: list[list[str]] = field(default_factory=list)
     threads: int = 1  # torch threads (the machine is shared)
     models: dict[str, Any] = field(default_factory=dict)  # name -> ModelSpec table
     references: list[Any] = field(default_factory=list)  # Reference tables
@@ -427,6 +429,7 @@ def run_suite(cfg: SuiteConfig, out_dir: str | Path | None = None, quick: bool =
         "machine": machine_info(),
         "seeds": sorted({s for m in results.values() for s in m["seeds"]}),
         "headline": cfg.headline,
+        "compare": cfg.compare,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "models": results,
         "references": [dataclasses.asdict(r) for r in cfg.reference_rows()],

@@ -124,6 +124,42 @@ def add_significance(doc: dict[str, Any], per_case: pl.DataFrame | None) -> None
             doc["models"][name].setdefault("significance", {})[key] = sig
 
 
+def add_comparisons(doc: dict[str, Any], per_case: pl.DataFrame | None) -> None:
+    """``doc["comparisons"]``: each ``doc["compare"]`` pair [a, b], on every task both rows
+    have, on the task's key metric: means, the users paired, and a's p-values vs b."""
+    out = []
+    for a, b in doc.get("compare", []):
+        ma, mb = doc["models"].get(a), doc["models"].get(b)
+        if ma is None or mb is None or per_case is None:
+            continue
+        for key, (_, metric, _) in TABLES.items():
+            if metric not in ma.get(key, {}) or metric not in mb.get(key, {}):
+                continue
+            sig = significance(per_case, TASK_OF[key], metric, [a], b).get(a)
+            if sig is not None:
+                out.append({"a": a, "b": b, "task": key, "metric": metric,
+                            "mean_a": ma[key][metric]["mean"], "mean_b": mb[key][metric]["mean"],
+                            "seeds_a": len(ma["seeds"]), "seeds_b": len(mb["seeds"]),
+                            "n": sig["n"], "ttest_p": sig["ttest_p"],
+                            "bootstrap_p": sig["bootstrap_p"]})
+    doc["comparisons"] = out
+
+
+def comparisons_table(doc: dict[str, Any]) -> str:
+    rows = doc.get("comparisons", [])
+    if not rows:
+        return ""
+    lines = ["### Head to head (paired over users; per-user values averaged over each row's "
+             "seeds)", "", "| a | b | task | metric | a | b | a − b | p (t-test) | p (bootstrap) |",
+             "|---" * 9 + "|"]
+    for r in rows:
+        lines.append(f"| `{r['a']}` ({r['seeds_a']} seeds) | `{r['b']}` ({r['seeds_b']} seeds) | "
+                     f"{TASK_OF[r['task']]} | {r['metric']} | {r['mean_a']:.4f} | "
+                     f"{r['mean_b']:.4f} | {r['mean_a'] - r['mean_b']:+.4f} | "
+                     f"{_p(r['ttest_p'])} | {_p(r['bootstrap_p'])} |")
+    return "\n".join(lines)
+
+
 def k_ticks(ks: list[int], n: int) -> list[int]:
     """x ticks of a Recall@K curve over K = 1..n: 1, the protocol's Ks up to n, and n."""
     return sorted({1, n, *(int(k) for k in ks if 1 <= int(k) <= n)})
@@ -234,6 +270,9 @@ def render(doc: dict[str, Any], plots: list[str]) -> str:
         t = table(doc, key)
         if t:
             parts += [t, ""]
+    head = comparisons_table(doc)
+    if head:
+        parts += [head, ""]
     ref = references_table(doc)
     if ref:
         parts += [ref, ""]
@@ -274,6 +313,7 @@ def write_report(doc: dict[str, Any], out_dir: str | Path) -> Path:
     per_case_path = out_dir / "per_case.parquet"
     per_case = pl.read_parquet(per_case_path) if per_case_path.exists() else None
     add_significance(doc, per_case)
+    add_comparisons(doc, per_case)
     plots = []
     if plot_recall_curves(doc, out_dir / "recall_at_k.png"):
         plots.append("recall_at_k.png")

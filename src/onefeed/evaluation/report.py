@@ -145,6 +145,10 @@ def add_comparisons(doc: dict[str, Any], per_case: pl.DataFrame | None) -> None:
     doc["comparisons"] = out
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed" + ("" if n == 1 else "s")
+
+
 def comparisons_table(doc: dict[str, Any]) -> str:
     rows = doc.get("comparisons", [])
     if not rows:
@@ -153,7 +157,7 @@ def comparisons_table(doc: dict[str, Any]) -> str:
              "seeds)", "", "| a | b | task | metric | a | b | a − b | p (t-test) | p (bootstrap) |",
              "|---" * 9 + "|"]
     for r in rows:
-        lines.append(f"| `{r['a']}` ({r['seeds_a']} seeds) | `{r['b']}` ({r['seeds_b']} seeds) | "
+        lines.append(f"| `{r['a']}` ({_seeds(r['seeds_a'])}) | `{r['b']}` ({_seeds(r['seeds_b'])}) | "
                      f"{TASK_OF[r['task']]} | {r['metric']} | {r['mean_a']:.4f} | "
                      f"{r['mean_b']:.4f} | {r['mean_a'] - r['mean_b']:+.4f} | "
                      f"{_p(r['ttest_p'])} | {_p(r['bootstrap_p'])} |")

@@ -36,12 +36,12 @@ def test_behaviour_agreement_counts_co_clicked_and_next_item_pairs_sharing_a_pre
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from conftest import make_tiny_dataset
-    from onefeed.sid.diagnostics import behaviour_agreement
+    from onefeed.sid.diagnostics import behaviour_agreement, behaviour_pairs
 
     # train [0, 1, 2] + valid 3 (user 0); train [0, 2, 4] + valid 6 (user 1)
     ds = make_tiny_dataset([[0, 1, 2, 3, 9], [0, 2, 4, 6, 9]], n_items=10)
     codes = np.array([[i % 2, i // 4] for i in range(10)])  # level 0 = parity
-    out = behaviour_agreement(codes, ds)
+    out = behaviour_agreement(codes, behaviour_pairs(ds))
     # valid next pairs: (2, 3) differ at level 0; (4, 6) share parity and i // 4 == 1
     assert out["valid_next"] == [0.5, 0.5]
     # co-click graph (window 3, weight 1/d): user 0: 0-1 (1), 1-2 (1), 0-2 (.5); user 1: 0-2 (1),

@@ -84,7 +84,8 @@ def inspect(
     from onefeed.artifacts import write_json
     from onefeed.cli.model import manifest_json
     from onefeed.data.schemas import Dataset
-    from onefeed.sid.diagnostics import behaviour_agreement, diagnose, plot_usage, semantic_codes
+    from onefeed.sid.diagnostics import (behaviour_agreement, behaviour_pairs, diagnose,
+                                         plot_usage, semantic_codes)
     from onefeed.sid.table import SidTable
 
     table = SidTable.load(directory / table_dir if table_dir else directory)
@@ -96,7 +97,8 @@ def inspect(
     report = diagnose(table, ds.items if ds is not None else None,
                       seed=int(manifest.get("seed", 0)))
     if ds is not None and ds.n_items == table.n_items:
-        report["behaviour_agreement"] = behaviour_agreement(semantic_codes(table), ds)
+        report["behaviour_agreement"] = behaviour_agreement(semantic_codes(table),
+                                                           behaviour_pairs(ds))
     name = table_dir or "sid"
     png = plot_usage(table, directory / f"{name}_code_usage.png")
     write_json(directory / f"{name}_diagnostics.json", report)

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -92,20 +92,36 @@ def prefix_examples(codes: np.ndarray, titles: list[str], depth: int, n_groups: 
     return out
 
 
-def behaviour_agreement(codes: np.ndarray, ds, max_history: int = 20) -> dict[str, list[float]]:
+class BehaviourPairs(NamedTuple):
+    """What ``behaviour_agreement`` scores codes against (one dataset, any number of tables)."""
+
+    graph: Any  # scipy.sparse (n_items, n_items): training co-click + co-search weights
+    last: np.ndarray  # (m,) last history item of each validation case with a history
+    target: np.ndarray  # (m,) its validation target
+
+
+def behaviour_pairs(ds, max_history: int = 20) -> BehaviourPairs:
+    """The training behaviour graph (default ``CalibrationConfig``) and the validation
+    next-item pairs of ``ds``; build once, score many tables."""
+    from onefeed.data.views import rec_cases
+    from onefeed.sid.build import graph_events
+    from onefeed.sid.calibrate import CalibrationConfig, behaviour_graph
+
+    cases = rec_cases(ds, "valid", max_history)
+    ok = cases.history[:, -1] >= 0
+    return BehaviourPairs(behaviour_graph(graph_events(ds), ds.n_items, CalibrationConfig()),
+                          cases.history[ok, -1], cases.targets[ok])
+
+
+def behaviour_agreement(codes: np.ndarray, pairs: BehaviourPairs) -> dict[str, list[float]]:
     """{"train_graph": [depth 1, depth 2], "valid_next": [depth 1, depth 2]} (see module doc);
     codes: (n_items, levels) without the disambiguation level."""
-    from onefeed.data.views import rec_cases
-    from onefeed.sid.calibrate import CalibrationConfig, behaviour_graph, prefix_agreement
-    from onefeed.sid.build import graph_events
+    from onefeed.sid.calibrate import prefix_agreement
 
     depths = [d for d in (1, 2) if d <= codes.shape[1]]
-    graph = behaviour_graph(graph_events(ds), ds.n_items, CalibrationConfig())
-    cases = rec_cases(ds, "valid", max_history)
-    last, ok = cases.history[:, -1], cases.history[:, -1] >= 0
-    nxt = [float((codes[last[ok], :d] == codes[cases.targets[ok], :d]).all(1).mean())
-           if ok.any() else float("nan") for d in depths]
-    return {"train_graph": [round(prefix_agreement(codes, graph, d), 4) for d in depths],
+    nxt = [float((codes[pairs.last, :d] == codes[pairs.target, :d]).all(1).mean())
+           if pairs.last.size else float("nan") for d in depths]
+    return {"train_graph": [round(prefix_agreement(codes, pairs.graph, d), 4) for d in depths],
             "valid_next": [round(v, 4) for v in nxt]}
 
 

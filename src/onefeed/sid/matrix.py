@@ -31,7 +31,8 @@ import numpy as np
 from onefeed import config
 from onefeed.data.schemas import Dataset
 from onefeed.sid.build import SidConfig, build, reencode
-from onefeed.sid.diagnostics import behaviour_agreement, diagnose, semantic_codes
+from onefeed.sid.diagnostics import (BehaviourPairs, behaviour_agreement, behaviour_pairs,
+                                     diagnose, semantic_codes)
 from onefeed.sid.table import SidTable
 
 SINGLE = ["content", "collaborative", "search", "multitask", "fused_concat", "fused_svd",
@@ -162,9 +163,10 @@ def rebuild_check(ds: Dataset, cfg: SidConfig, directory: Path, scratch: Path,
         shutil.rmtree(other, ignore_errors=True)
 
 
-def measure(directory: Path, items, seed: int = 0, ds: Dataset | None = None) -> dict[str, Any]:
+def measure(directory: Path, items, seed: int = 0,
+            pairs: BehaviourPairs | None = None) -> dict[str, Any]:
     """Diagnostics of every table of one build (see module doc), without the checks; with
-    ``ds``, also each table's behaviour agreement (``diagnostics.behaviour_agreement``)."""
+    ``pairs``, also each table's behaviour agreement (``diagnostics.behaviour_agreement``)."""
     manifest = json.loads((directory / "manifest.json").read_text())
     row: dict[str, Any] = {"build_s": manifest["timings_s"]["total"],
                            "timings_s": manifest["timings_s"]}
@@ -177,8 +179,8 @@ def measure(directory: Path, items, seed: int = 0, ds: Dataset | None = None) ->
             "utilisation": report["utilisation"], "perplexity": report["perplexity"],
             "coherence_same_path": coherence.get("same_category_path", {}).get("ratio"),
             "coherence_any_category": coherence.get("share_any_category", {}).get("ratio")}
-        if ds is not None:
-            row[key]["behaviour_agreement"] = behaviour_agreement(semantic_codes(table), ds)
+        if pairs is not None:
+            row[key]["behaviour_agreement"] = behaviour_agreement(semantic_codes(table), pairs)
     fine_tune = {k: v["fine_tune"] for k, v in manifest.get("embeddings", {}).items()
                  if isinstance(v, dict) and "fine_tune" in v}
     if fine_tune:
@@ -193,6 +195,7 @@ def run_matrix(ds: Dataset, data_dir: Path, sid_root: Path, specs: list[TableSpe
     already ran for the same config hash be reused. ``rebuild=False`` keeps only the cheap
     save->load check. ``on_row(name, row)`` after each."""
     rows: dict[str, Any] = {}
+    pairs = behaviour_pairs(ds)  # one graph for every table
     for spec in specs:
         cfg = resolve(spec, base)
         directory = sid_root / spec.name
@@ -201,7 +204,7 @@ def run_matrix(ds: Dataset, data_dir: Path, sid_root: Path, specs: list[TableSpe
         row = {"config_hash": config_hash(cfg), "overrides": list(spec.overrides),
                "dir": str(directory), "built_now": built,
                "wall_s": round(time.perf_counter() - started, 3),
-               **measure(directory, ds.items, cfg.seed, ds)}
+               **measure(directory, ds.items, cfg.seed, pairs)}
         old = previous.get(spec.name, {})
         old_checks = old.get("checks", {})
         if old.get("config_hash") == row["config_hash"] and not built and (
